@@ -1,0 +1,72 @@
+"""assign: stamp points from course.toml into source/ and generate release/ with nbgrader."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from .config import REPO_ROOT, SOURCE_DIR, Exercise, load_course
+
+
+class ReleaseError(RuntimeError):
+    pass
+
+
+def graded_cells(nb) -> dict[str, nbformat.NotebookNode]:
+    return {
+        c.metadata["nbgrader"]["grade_id"]: c
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    }
+
+
+def sync_points(exercise: Exercise, source_dir: Path = SOURCE_DIR) -> bool:
+    """Make the source notebook's nbgrader points equal course.toml. True if it changed."""
+    path = source_dir / exercise.id / exercise.notebook
+    nb = nbformat.read(path, as_version=4)
+    cells = graded_cells(nb)
+    configured = {c.grade_id for c in exercise.cells}
+    if set(cells) != configured:
+        raise ReleaseError(
+            f"{path}: graded cells {sorted(cells)} do not match course.toml {sorted(configured)}"
+        )
+    changed = False
+    for cell in exercise.cells:
+        meta = cells[cell.grade_id].metadata["nbgrader"]
+        if meta.get("points") != cell.points:
+            meta["points"] = cell.points
+            changed = True
+    if changed:
+        nbformat.write(nb, path)
+    return changed
+
+
+def generate_assignment(exercise_id: str, course_root: Path, release_dir: Path, db_path: Path) -> None:
+    """`nbgrader generate_assignment` with an explicit, private gradebook."""
+    cmd = [
+        sys.executable, "-m", "nbgrader", "generate_assignment", exercise_id, "--force",
+        f"--CourseDirectory.root={course_root}",
+        f"--CourseDirectory.release_directory={release_dir}",
+        f"--CourseDirectory.db_url=sqlite:///{db_path}",
+    ]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ReleaseError(f"nbgrader generate_assignment {exercise_id} failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+def release(exercise_ids=None, release_dir: Path | None = None) -> list[Path]:
+    """Regenerate release/<ex>/ for each exercise whose source exists."""
+    course = load_course()
+    ids = exercise_ids or [e for e in course.exercises if (SOURCE_DIR / e).is_dir()]
+    release_dir = Path(release_dir or REPO_ROOT / "release")
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for ex_id in ids:
+            exercise = course.exercises[ex_id]
+            sync_points(exercise)
+            generate_assignment(ex_id, REPO_ROOT, release_dir, Path(tmp) / "gradebook.db")
+            written.append(release_dir / ex_id / exercise.notebook)
+    return written
