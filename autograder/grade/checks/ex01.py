@@ -1,0 +1,81 @@
+"""ex01 Chat Completion: checks on the request log."""
+from __future__ import annotations
+
+from ..evidence import Evidence, Verdict, fail, ok, same_messages
+from . import check
+
+EX = "ex01"
+
+
+@check(EX)
+def uses_sdk_client(ev: Evidence) -> Verdict:
+    if not ev.served(lambda x: x.authorized):
+        return fail("Foundation Model API への認証済みリクエストが記録されていません。"
+                    "WorkspaceClient().serving_endpoints.get_open_ai_client() で作成した client を使ってください。")
+    return ok()
+
+
+@check(EX)
+def qa_request(ev: Evidence) -> Verdict:
+    hits = ev.served(lambda x: same_messages(x.messages, [("user", ev.inputs["QA_QUESTION"])]))
+    if not hits:
+        return fail("QA_QUESTION だけを user メッセージとして送ったリクエストが見つかりません。")
+    if any(x.request.get("model") != ev.chat_model for x in hits):
+        return fail(f"model には MODEL_NAME（{ev.chat_model}）を指定してください。")
+    return ok()
+
+
+@check(EX)
+def system_prompt_request(ev: Evidence) -> Verdict:
+    question = ev.inputs["SYSTEM_QUESTION"]
+    with_system = ev.served(lambda x: same_messages(x.messages, [("system", ev.inputs["SYSTEM_PROMPT"]), ("user", question)]))
+    without = ev.served(lambda x: same_messages(x.messages, [("user", question)]))
+    if not with_system:
+        return fail("先頭に SYSTEM_PROMPT の system メッセージを置いたリクエストが見つかりません。")
+    if not without:
+        return fail("比較用の、システムプロンプトなしのリクエストが見つかりません。")
+    return ok()
+
+
+@check(EX)
+def temperature_requests(ev: Evidence) -> Verdict:
+    trials = ev.inputs["TEMPERATURE_TRIALS"]
+    for label in ("LOW_TEMPERATURE", "HIGH_TEMPERATURE"):
+        value = float(ev.inputs[label])
+        n = len(ev.served(lambda x: same_messages(x.messages, [("user", ev.inputs["TEMPERATURE_PROMPT"])])
+                          and x.request.get("temperature") is not None
+                          and float(x.request["temperature"]) == value))
+        if n < trials:
+            return fail(f"temperature={value} のリクエストが {n} 回しか記録されていません（{trials} 回必要）。")
+    return ok()
+
+
+@check(EX)
+def multi_turn_history(ev: Evidence) -> Verdict:
+    history = [("system", ev.inputs["CHAT_SYSTEM_PROMPT"])]
+    for turn, message in enumerate(ev.inputs["CONVERSATION"], start=1):
+        expected = history + [("user", message)]
+        hits = ev.served(lambda x: same_messages(x.messages, expected))
+        if not hits:
+            return fail(f"{turn} ターン目のリクエストに、それまでの会話履歴（system と過去の user / assistant）が含まれていません。")
+        reply = hits[0].reply.get("content") or ""
+        history = expected + [("assistant", reply)]
+    return ok()
+
+
+@check(EX)
+def usage_total(ev: Evidence) -> Verdict:
+    questions = ev.inputs["USAGE_QUESTIONS"]
+    served = ev.served(lambda x: any(same_messages(x.messages, [("user", q)]) for q in questions))
+    if len(served) < len(questions):
+        return fail("USAGE_QUESTIONS の各質問を送ったリクエストが揃っていません。")
+    expected = {"calls": len(served)}
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        expected[key] = sum(int(x.response["usage"][key]) for x in served)
+    try:
+        claimed = ev.claim("ex01_usage_report", "usage_summary")
+    except KeyError:
+        return fail("usage_summary が記録されていません（1.6 のセルを実行してください）。")
+    if not isinstance(claimed, dict) or any(claimed.get(k) != v for k, v in expected.items()):
+        return fail(f"usage_summary がサーバーの記録と一致しません。期待値: {expected}")
+    return ok()

@@ -1,0 +1,159 @@
+"""ex02 Structured Outputs: checks on the schemas sent and the values reported."""
+from __future__ import annotations
+
+import json
+
+from ..evidence import Evidence, Verdict, fail, ok
+from . import check
+
+EX = "ex02"
+SENTIMENTS = {"positive", "negative", "neutral"}
+CATEGORIES = {"electronics", "home", "fashion", "food", "other"}
+
+
+def _strict_requests(ev: Evidence, name: str):
+    return ev.served(lambda x: x.schema_name == name
+                     and (x.request["response_format"].get("json_schema") or {}).get("strict") is True)
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    ref = node.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return schema.get("$defs", {}).get(ref.split("/")[-1], {})
+    return node
+
+
+def _props(schema: dict, node: dict) -> dict:
+    return {k: _resolve(schema, v) for k, v in (_resolve(schema, node).get("properties") or {}).items()}
+
+
+def _schema_of(x) -> dict:
+    return x.request["response_format"]["json_schema"]["schema"]
+
+
+@check(EX)
+def strict_schema_sent(ev: Evidence) -> Verdict:
+    sent = _strict_requests(ev, "review_analysis")
+    if not sent:
+        return fail("スキーマ名 review_analysis・strict: true のリクエストが成功していません。")
+    schema = _schema_of(sent[0])
+    props = _props(schema, schema)
+    if props.get("rating", {}).get("type") != "integer":
+        return fail("送信したスキーマの rating が integer ではありません。")
+    if props.get("product_name", {}).get("type") != "string":
+        return fail("送信したスキーマの product_name が string ではありません。")
+    if set(props.get("sentiment", {}).get("enum") or ()) != SENTIMENTS:
+        return fail("送信したスキーマの sentiment が positive / negative / neutral の enum ではありません。")
+    if not {"product_name", "rating", "sentiment"} <= set(schema.get("required") or ()):
+        return fail("送信したスキーマで3つのフィールドが required になっていません。")
+    return ok()
+
+
+@check(EX)
+def detailed_schema_sent(ev: Evidence) -> Verdict:
+    sent = _strict_requests(ev, "detailed_review")
+    if not sent:
+        return fail("スキーマ名 detailed_review・strict: true のリクエストが成功していません。")
+    schema = _schema_of(sent[0])
+    props = _props(schema, schema)
+    features = props.get("features", {})
+    feature_props = _props(schema, features.get("items") or {}) if features.get("type") == "array" else {}
+    problems = []
+    if set(feature_props.get("opinion", {}).get("enum") or ()) != SENTIMENTS or "name" not in feature_props:
+        problems.append("features は name と opinion を持つオブジェクトのリスト")
+    if props.get("would_recommend", {}).get("type") != "boolean":
+        problems.append("would_recommend は boolean")
+    if set(props.get("category", {}).get("enum") or ()) != CATEGORIES:
+        problems.append("category は5値の enum")
+    for key in ("pros", "cons"):
+        if props.get(key, {}).get("type") != "array":
+            problems.append(f"{key} は文字列のリスト")
+    if problems:
+        return fail("送信した detailed_review スキーマが仕様と違います: " + "、".join(problems))
+    return ok()
+
+
+def _batch_replies(ev: Evidence) -> list[dict] | None:
+    replies = []
+    for review in ev.inputs["REVIEWS"]:
+        hits = [x for x in _strict_requests(ev, "detailed_review")
+                if x.messages and x.messages[-1].get("content") == review]
+        if not hits:
+            return None
+        replies.append(json.loads(hits[-1].reply.get("content") or "{}"))
+    return replies
+
+
+@check(EX)
+def batch_requests(ev: Evidence) -> Verdict:
+    if _batch_replies(ev) is None:
+        return fail("REVIEWS のすべてのレビューについて detailed_review のリクエストが成功していません。")
+    return ok()
+
+
+@check(EX)
+def dataframe_summary(ev: Evidence) -> Verdict:
+    replies = _batch_replies(ev)
+    if replies is None:
+        return fail("集計の元になる一括分析のリクエストが揃っていません。")
+    sentiments: dict[str, int] = {}
+    for r in replies:
+        sentiments[r["sentiment"]] = sentiments.get(r["sentiment"], 0) + 1
+    expected = {
+        "count": len(replies),
+        "avg_rating": round(sum(r["rating"] for r in replies) / len(replies), 2),
+        "recommend_rate": round(sum(bool(r["would_recommend"]) for r in replies) / len(replies), 2),
+        "sentiment_counts": sentiments,
+        "low_rated_products": [r["product_name"] for r in replies if r["rating"] <= 2],
+    }
+    try:
+        claimed = ev.claim("ex02_dataframe_report", "review_summary")
+    except KeyError:
+        return fail("review_summary が記録されていません。")
+    if not isinstance(claimed, dict) or any(claimed.get(k) != v for k, v in expected.items()):
+        return fail(f"review_summary が API の応答から計算した値と一致しません。期待値: {expected}")
+    return ok()
+
+
+def reference_issues(review: dict) -> list[str]:
+    """The business rules of 2.6, written independently of the solution."""
+    rating, sentiment = review["rating"], review["sentiment"]
+    issues = []
+    if rating < 1 or rating > 5:
+        issues.append("rating_out_of_range")
+    if (sentiment == "positive" and rating <= 2) or (sentiment == "negative" and rating >= 4):
+        issues.append("sentiment_rating_mismatch")
+    if review["would_recommend"] and sentiment == "negative":
+        issues.append("recommend_mismatch")
+    if not review["features"]:
+        issues.append("no_features")
+    return issues
+
+
+VALIDATION_BASE = dict(rating=3, sentiment="neutral", features=[{"name": "品質", "opinion": "neutral"}], would_recommend=False)
+
+
+@check(EX)
+def validation_rules(ev: Evidence) -> Verdict:
+    cases = ev.source_literals["ex02_validation"]["HIDDEN_VALIDATION_CASES"]
+    expected = [reference_issues({**VALIDATION_BASE, **case}) for case in cases]
+    try:
+        claimed = ev.claim("ex02_validation", "validation_hidden")
+    except KeyError:
+        return fail("validate_review の結果が記録されていません。")
+    if claimed != expected:
+        wrong = sum(1 for a, b in zip(claimed or [], expected) if a != b) if isinstance(claimed, list) else len(expected)
+        return fail(f"validate_review の結果が {len(expected)} 件中 {wrong} 件でルールと一致しません。")
+    return ok()
+
+
+@check(EX)
+def strict_safe_schema(ev: Evidence) -> Verdict:
+    sent = _strict_requests(ev, "rated_review")
+    if not sent:
+        return fail("スキーマ名 rated_review・strict: true のリクエストが成功していません。")
+    schema = _schema_of(sent[0])
+    description = _props(schema, schema).get("rating", {}).get("description", "")
+    if "minimum=1" not in description or "maximum=5" not in description:
+        return fail("rating の description に、取り除いた制約（minimum=1, maximum=5）が書かれていません。")
+    return ok()

@@ -1,0 +1,42 @@
+"""Problems with a submission, each named in Japanese and English (one place for the wording)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message_ja: str
+    message_en: str
+    fatal: bool  # True: the exercise could not be graded (score 0)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+_TEXT = {
+    "notebook_missing": (True, "ノートブック {path} が見つかりません。ファイル名と場所を変えずに提出してください。",
+                         "Notebook {path} is missing. Submit it under its original name and folder."),
+    "notebook_malformed": (True, "ノートブック {path} を読み込めません（壊れた .ipynb です）: {detail}",
+                           "Notebook {path} could not be read (malformed .ipynb): {detail}"),
+    "cell_restored": (False, "削除されていた保護セル {cells} を元に戻して採点しました。",
+                      "Deleted protected cells {cells} were restored before grading."),
+    "cell_edited": (False, "編集されていた保護セル {cells} を元の内容に戻して採点しました（編集による得点はありません）。",
+                    "Edited protected cells {cells} were reset to their original content before grading."),
+    "cell_timeout": (False, "セル {cells} が制限時間（{seconds} 秒）内に終わらなかったため中断しました。無限ループがないか確認してください。",
+                     "Cells {cells} did not finish within {seconds} s and were interrupted. Look for an infinite loop."),
+    "kernel_died": (False, "実行中にカーネルが停止しました（セル {cell}）。それ以降のセルは実行されず 0 点です。",
+                    "The kernel died while running cell {cell}; the cells after it did not run and score 0."),
+    "grading_timeout": (True, "この演習の採点が制限時間（{seconds} 秒）を超えたため打ち切りました。",
+                        "Grading this exercise exceeded {seconds} s and was stopped."),
+    "autograde_failed": (True, "採点ツール（nbgrader）がこのノートブックを採点できませんでした: {detail}",
+                         "nbgrader could not autograde this notebook: {detail}"),
+    "grader_error": (True, "採点システム内部のエラーです。TA に連絡してください: {detail}",
+                     "Internal grader error; please contact a TA: {detail}"),
+}
+
+
+def problem(code: str, **fields) -> Problem:
+    fatal, ja, en = _TEXT[code]
+    return Problem(code, ja.format(**fields), en.format(**fields), fatal)

@@ -1,0 +1,130 @@
+"""Sample submissions, built on demand from source/ and release/ and a catalog of edits.
+
+fixtures/submissions/catalog.toml describes each sample as a base (the release,
+or the release with the source solutions filled in) plus edits, and the checks
+it is expected to fail. Building them keeps solution text out of fixtures/.
+"""
+from __future__ import annotations
+
+import copy
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .config import RELEASE_DIR, SOURCE_DIR, SUBMISSIONS_DIR, load_course
+from .grade.submission import nbgrader_meta
+
+CATALOG = SUBMISSIONS_DIR / "catalog.toml"
+
+
+class SampleError(ValueError):
+    pass
+
+
+@dataclass
+class Sample:
+    name: str
+    description: str
+    base: str
+    exercises: list[str]
+    edits: list[dict] = field(default_factory=list)
+    expect_failed: list[str] | str = field(default_factory=list)
+    expect_problems: dict[str, list[str]] = field(default_factory=dict)
+    cell_timeout_s: int | None = None
+
+    def expected_failed(self, exercise_id: str) -> set[str]:
+        cells = {c.grade_id for c in load_course().exercises[exercise_id].cells}
+        if self.expect_failed == "all":
+            return cells
+        return cells & set(self.expect_failed)
+
+
+def load_catalog(path: Path = CATALOG) -> dict[str, Sample]:
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    course = load_course()
+    samples = {}
+    for name, spec in data.items():
+        samples[name] = Sample(
+            name=name,
+            description=spec["description"],
+            base=spec.get("base", "solution"),
+            exercises=spec.get("exercises", [e for e in course.exercises if (SOURCE_DIR / e).is_dir()]),
+            edits=spec.get("edits", []),
+            expect_failed=spec.get("expect_failed", []),
+            expect_problems=spec.get("expect_problems", {}),
+            cell_timeout_s=spec.get("cell_timeout_s"),
+        )
+    return samples
+
+
+def solution_notebook(exercise_id: str) -> nbformat.NotebookNode:
+    """The release notebook with each solution cell taken from source (as a student would fill it)."""
+    nb_name = load_course().exercises[exercise_id].notebook
+    release = nbformat.read(RELEASE_DIR / exercise_id / nb_name, as_version=4)
+    source = nbformat.read(SOURCE_DIR / exercise_id / nb_name, as_version=4)
+    solutions = {nbgrader_meta(c).get("grade_id"): c.source for c in source.cells if nbgrader_meta(c).get("solution")}
+    nb = copy.deepcopy(release)
+    for cell in nb.cells:
+        if nbgrader_meta(cell).get("solution"):
+            cell.source = solutions[nbgrader_meta(cell)["grade_id"]]
+    return nb
+
+
+def _cell(nb, grade_id: str):
+    for cell in nb.cells:
+        if nbgrader_meta(cell).get("grade_id") == grade_id:
+            return cell
+    raise SampleError(f"no cell {grade_id}")
+
+
+def _apply(edit: dict, nbs: dict, dest: Path) -> None:
+    ex = edit["exercise"]
+    if "corrupt" in edit:  # write the notebook as broken text
+        nbs[ex] = edit["corrupt"]
+    elif "delete_notebook" in edit:
+        nbs[ex] = None
+    elif "delete_cell" in edit:
+        nbs[ex].cells.remove(_cell(nbs[ex], edit["delete_cell"]))
+    elif "set_source" in edit:
+        _cell(nbs[ex], edit["cell"]).source = edit["set_source"]
+    elif "insert_before" in edit:
+        cell = nbformat.v4.new_code_cell(edit["code"])
+        nbs[ex].cells.insert(nbs[ex].cells.index(_cell(nbs[ex], edit["insert_before"])), cell)
+    else:
+        cell = _cell(nbs[ex], edit["cell"])
+        old, new = edit["replace"]
+        if old not in cell.source:
+            raise SampleError(f"{ex}/{edit['cell']}: text to replace not found: {old[:60]!r}")
+        cell.source = cell.source.replace(old, new)
+
+
+def build_sample(sample: Sample, dest: Path) -> Path:
+    """Write the sample as a student repository (<dest>/<ex>/<ex>.ipynb)."""
+    course = load_course()
+    if dest.exists():
+        shutil.rmtree(dest)
+    nbs = {}
+    for ex in sample.exercises:
+        nb_name = course.exercises[ex].notebook
+        nbs[ex] = solution_notebook(ex) if sample.base == "solution" else nbformat.read(RELEASE_DIR / ex / nb_name, as_version=4)
+    for edit in sample.edits:
+        _apply(edit, nbs, dest)
+    for ex, nb in nbs.items():
+        if nb is None:
+            continue
+        path = dest / ex / course.exercises[ex].notebook
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(nb, str):
+            path.write_text(nb, encoding="utf-8")
+        else:
+            nbformat.write(nb, path)
+    return dest
+
+
+def build_all(dest_root: Path, names=None) -> dict[str, Path]:
+    catalog = load_catalog()
+    return {n: build_sample(catalog[n], Path(dest_root) / n) for n in (names or catalog)}
