@@ -99,7 +99,7 @@ def _apply(edit: dict, nbs: dict, dest: Path) -> None:
         old, new = edit["replace"]
         if old not in cell.source:
             raise SampleError(f"{ex}/{edit['cell']}: text to replace not found: {old[:60]!r}")
-        cell.source = cell.source.replace(old, new)
+        cell.source = cell.source.replace(old, new, 1)
 
 
 def build_sample(sample: Sample, dest: Path) -> Path:

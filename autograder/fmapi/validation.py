@@ -1,23 +1,13 @@
 """What the real service rejects, emulated so students meet the same errors offline."""
 from __future__ import annotations
 
-# Keywords that Databricks strict mode rejects (as of the course's recording).
-UNSUPPORTED_STRICT_KEYWORDS = {
-    "minimum": "integer/number types do not support minimum",
-    "maximum": "integer/number types do not support maximum",
-    "exclusiveMinimum": "integer/number types do not support exclusiveMinimum",
-    "exclusiveMaximum": "integer/number types do not support exclusiveMaximum",
-    "multipleOf": "integer/number types do not support multipleOf",
-    "minLength": "string types do not support minLength",
-    "maxLength": "string types do not support maxLength",
-    "pattern": "string types do not support pattern",
-    "minItems": "array types do not support minItems",
-    "maxItems": "array types do not support maxItems",
-    "uniqueItems": "array types do not support uniqueItems",
-    "minProperties": "object types do not support minProperties",
-    "maxProperties": "object types do not support maxProperties",
-    "patternProperties": "object types do not support patternProperties",
-}
+# Keywords that Databricks strict mode rejects, in the order errors name them.
+UNSUPPORTED_STRICT_KEYWORDS = (
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    "minLength", "maxLength", "pattern",
+    "minItems", "maxItems", "uniqueItems",
+    "minProperties", "maxProperties", "patternProperties",
+)
 
 
 class RequestRejected(Exception):
@@ -29,13 +19,13 @@ class RequestRejected(Exception):
         self.code = code
 
 
-def unsupported_keywords(schema, path: str = "$") -> list[tuple[str, str]]:
-    """(json path, keyword) for every keyword strict mode rejects."""
+def unsupported_keywords(schema, path: str = "$") -> list[tuple[str, str, str]]:
+    """(json path, keyword, the node's type) for every keyword strict mode rejects."""
     found = []
     if isinstance(schema, dict):
+        node_type = schema.get("type", "schema")
+        found.extend((path, k, str(node_type)) for k in UNSUPPORTED_STRICT_KEYWORDS if k in schema)
         for key, value in schema.items():
-            if key in UNSUPPORTED_STRICT_KEYWORDS:
-                found.append((path, key))
             if key in ("properties", "$defs", "definitions", "patternProperties") and isinstance(value, dict):
                 for name, sub in value.items():
                     found.extend(unsupported_keywords(sub, f"{path}.{key}.{name}"))
@@ -59,9 +49,9 @@ def check_response_format(body: dict) -> None:
     if spec.get("strict"):
         bad = unsupported_keywords(spec["schema"])
         if bad:
-            path, keyword = bad[0]
+            path, keyword, node_type = bad[0]
             raise RequestRejected(
-                f"Invalid JSON schema - {UNSUPPORTED_STRICT_KEYWORDS[keyword]} (at {path}). "
+                f"Invalid JSON schema - {node_type} types do not support {keyword} (at {path}). "
                 "Strict mode does not support this keyword; describe the constraint in "
                 "'description' and validate it in your code instead."
             )

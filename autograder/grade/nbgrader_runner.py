@@ -58,6 +58,20 @@ class AutogradeResult:
     notebook: nbformat.NotebookNode
     feedback_html: Path | None
 
+    def errors_before(self, grade_id: str) -> list[tuple[str, str, str]]:
+        """(cell, ename, evalue) of errors in the cells between the previous test cell and this one."""
+        found = []
+        for cell in self.notebook.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("grade_id") == grade_id:
+                return found
+            if meta.get("grade"):
+                found = []
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "error":
+                    found.append((meta.get("grade_id") or "(your cell)", o.get("ename", ""), str(o.get("evalue", ""))))
+        return []
+
 
 class CourseSandbox:
     """One exercise's temporary nbgrader course: source, gradebook, submission."""

@@ -58,6 +58,7 @@ class ExerciseRun:
     source_nb: nbformat.NotebookNode
     release_nb: nbformat.NotebookNode
     cassettes: list
+    cell_timeout_s: int
     student_nb: nbformat.NotebookNode | None = None
     problems: list[Problem] = field(default_factory=list)
     autograded: AutogradeResult | None = None
@@ -90,7 +91,7 @@ def restore_cells(run: ExerciseRun) -> None:
 
 def autograde(run: ExerciseRun) -> None:
     course = load_course()
-    sandbox = CourseSandbox(run.work_dir / "course", run.exercise, run.source_nb, course.cell_timeout_s)
+    sandbox = CourseSandbox(run.work_dir / "course", run.exercise, run.source_nb, run.cell_timeout_s)
     home = run.work_dir / "home"
     home.mkdir()
     with FixtureServer(cassettes=run.cassettes) as server:
@@ -115,7 +116,7 @@ def note_execution(run: ExerciseRun) -> None:
         if KERNEL_DIED in enames:
             died.append(gid)
     if timed_out:
-        run.problems.append(problem("cell_timeout", cells=", ".join(timed_out), seconds=load_course().cell_timeout_s))
+        run.problems.append(problem("cell_timeout", cells=", ".join(timed_out), seconds=run.cell_timeout_s))
     if died:
         run.problems.append(problem("kernel_died", cell=died[0]))
 
@@ -142,6 +143,9 @@ def verify_evidence(run: ExerciseRun) -> None:
 
 def score(run: ExerciseRun) -> None:
     run.checks = [_score_cell(run, cell) for cell in run.exercise.cells]
+    unconfirmed = [c.id for c in run.checks if c.test["passed"] and not c.passed]
+    if unconfirmed:
+        run.problems.append(problem("tests_unconfirmed", cells=", ".join(unconfirmed)))
 
 
 STEPS = (load_submission, restore_cells, autograde, note_execution, verify_evidence, score)
@@ -160,6 +164,11 @@ def _test_message(errors: list[tuple[str, str]]) -> str:
     return f"テストが失敗しました: {ename}: {evalue}".strip().rstrip(":")
 
 
+def _first_line(text: str, limit: int = 400) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "…"
+
+
 def _score_cell(run: ExerciseRun, cell) -> CheckResult:
     result = run.autograded.cells.get(cell.grade_id) if run.autograded else None
     evidence = [{"id": n, "passed": run.verdicts[n].passed, "message": run.verdicts[n].message}
@@ -170,6 +179,10 @@ def _score_cell(run: ExerciseRun, cell) -> CheckResult:
         message = "このセルは採点されませんでした。"
     elif not result.passed:
         message = _test_message(result.errors or [("AssertionError", "")])
+        cause = run.autograded.errors_before(cell.grade_id)
+        if cause and cause[0][1] not in (KERNEL_DIED, NOT_RUN):
+            where, ename, evalue = cause[0]
+            message = f"実装セル {where} でエラーが発生しました: {ename}: {_first_line(evalue)}"
     elif not all(e["passed"] for e in evidence):
         message = next(e["message"] for e in evidence if not e["passed"])
     else:
@@ -194,7 +207,8 @@ class SubmissionGrade:
         return sum(r.exercise.max_score for r in self.runs)
 
 
-def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes) -> ExerciseRun:
+def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes,
+                   cell_timeout_s: int | None = None) -> ExerciseRun:
     run = ExerciseRun(
         exercise=exercise,
         submission_dir=Path(submission_dir),
@@ -202,6 +216,7 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
         source_nb=nbformat.read(SOURCE_DIR / exercise.id / exercise.notebook, as_version=4),
         release_nb=nbformat.read(RELEASE_DIR / exercise.id / exercise.notebook, as_version=4),
         cassettes=cassettes,
+        cell_timeout_s=cell_timeout_s or load_course().cell_timeout_s,
     )
     for step in STEPS:
         if run.stopped:
@@ -231,7 +246,8 @@ def gradable_exercises(requested=None) -> list[Exercise]:
 
 
 def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None = None,
-                     keep_work: bool = False) -> SubmissionGrade:
+                     keep_work: bool = False, cell_timeout_s: int | None = None) -> SubmissionGrade:
+    """Grade every requested exercise of one student's repository; never raises for bad input."""
     from .report import write_reports
 
     cassettes = load_cassettes(CASSETTE_DIR)  # loaded once, before any student code runs
@@ -239,7 +255,7 @@ def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None 
     for exercise in gradable_exercises(exercises):
         work = Path(tempfile.mkdtemp(prefix=f"grade-{exercise.id}-"))
         try:
-            runs.append(grade_exercise(exercise, submission_dir, work, _fresh(cassettes)))
+            runs.append(grade_exercise(exercise, submission_dir, work, _fresh(cassettes), cell_timeout_s))
             if out_dir:
                 write_exercise_artifacts(runs[-1], Path(out_dir))
         finally:

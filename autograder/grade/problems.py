@@ -28,6 +28,8 @@ _TEXT = {
                      "Cells {cells} did not finish within {seconds} s and were interrupted. Look for an infinite loop."),
     "kernel_died": (False, "実行中にカーネルが停止しました（セル {cell}）。それ以降のセルは実行されず 0 点です。",
                     "The kernel died while running cell {cell}; the cells after it did not run and score 0."),
+    "tests_unconfirmed": (False, "カーネル内のテストは通りましたが、API の記録などで裏付けられなかったため得点にならないセルがあります: {cells}",
+                          "Tests passed inside the kernel but were not confirmed from outside it, so they score 0: {cells}"),
     "grading_timeout": (True, "この演習の採点が制限時間（{seconds} 秒）を超えたため打ち切りました。",
                         "Grading this exercise exceeded {seconds} s and was stopped."),
     "autograde_failed": (True, "採点ツール（nbgrader）がこのノートブックを採点できませんでした: {detail}",

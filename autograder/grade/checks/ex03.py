@@ -102,13 +102,15 @@ def tool_definitions(ev: Evidence) -> Verdict:
 @check(EX)
 def tool_results_correct(ev: Evidence) -> Verdict:
     checked = 0
-    for x in ev.served():
-        calls = {}
+    for x in ev.exchanges:  # a rejected request still shows what the local functions returned
+        calls, pending = {}, []
         for m in x.messages:
-            for c in m.get("tool_calls") or []:
-                calls[c.get("id")] = c.get("function") or {}
-            if m.get("role") == "tool" and m.get("tool_call_id") in calls:
-                fn = calls[m["tool_call_id"]]
+            if m.get("tool_calls"):
+                pending = [c.get("function") or {} for c in m["tool_calls"]]
+                calls = {c.get("id"): c.get("function") or {} for c in m["tool_calls"]}
+            if m.get("role") == "tool" and pending:
+                fn = calls.get(m.get("tool_call_id")) or pending[0]  # without an id: by position
+                pending = [p for p in pending if p is not fn]
                 expected = reference_tool_result(fn.get("name"), json.loads(fn.get("arguments") or "{}"), ev.inputs)
                 try:
                     actual = json.loads(m.get("content") or "")

@@ -1,0 +1,169 @@
+"""Command line: a thin layer over the library (assign, record, grade, demo, bench)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import CASSETTE_DIR, load_course
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def cmd_release(args) -> int:
+    from .assign import release
+
+    for path in release(args.exercise):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from .grade import grade_submission
+
+    grade = grade_submission(Path(args.submission), args.exercise, Path(args.out) if args.out else None,
+                             cell_timeout_s=args.cell_timeout)
+    rows = [["exercise", "score", "problems"]]
+    rows += [[r.exercise.id, f"{r.score:g}/{r.exercise.max_score:g}", ",".join(p.code for p in r.problems) or "-"]
+             for r in grade.runs]
+    rows.append(["total", f"{grade.score:g}/{grade.max_score:g}", ""])
+    print(_table(rows))
+    for run in grade.runs:
+        for p in run.problems:
+            print(f"[{run.exercise.id}] {p.message_ja} / {p.message_en}")
+    if args.out:
+        print(f"reports written to {args.out}/grade.json, grade.md")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .fmapi import FixtureServer
+    from .fmapi.server import Upstream
+
+    upstream = None
+    if args.record:
+        host, token = os.environ.get("DATABRICKS_HOST"), os.environ.get("DATABRICKS_TOKEN")
+        if not host or not token:
+            print("record mode needs DATABRICKS_HOST and DATABRICKS_TOKEN for the real workspace", file=sys.stderr)
+            return 2
+        upstream = Upstream(host, token)
+    server = FixtureServer(Path(args.cassettes), token=args.token, port=args.port, log_path=args.log,
+                           upstream=upstream, record_to=args.record)
+    with server:
+        print(f"fixture server on {server.url} ({'record' if upstream else 'replay'} mode)")
+        print(f"  export DATABRICKS_HOST={server.url} DATABRICKS_TOKEN={server.token}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_record(args) -> int:
+    from .fmapi.server import Upstream
+    from .record import record_exercise
+
+    host, token = os.environ.get("DATABRICKS_HOST"), os.environ.get("DATABRICKS_TOKEN")
+    scripted = None
+    if args.scripted:
+        sys.path.insert(0, str(CASSETTE_DIR))
+        import scripted_upstream
+
+        scripted = scripted_upstream.start()
+        host, token = f"http://127.0.0.1:{scripted.server_address[1]}", "dapi-scripted"
+    if not host or not token:
+        print("set DATABRICKS_HOST and DATABRICKS_TOKEN (a real workspace), or pass --scripted", file=sys.stderr)
+        return 2
+    try:
+        for ex in args.exercise or [e for e in load_course().exercises if (CASSETTE_DIR.parent.parent / "source" / e).is_dir()]:
+            print(f"recorded {record_exercise(ex, Upstream(host, token))}")
+    finally:
+        if scripted:
+            scripted.shutdown()
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .grade import grade_submission
+    from .grade.pipeline import gradable_exercises
+    from .samples import build_sample, load_catalog
+
+    out = Path(args.out)
+    catalog = load_catalog()
+    ex_ids = [e.id for e in gradable_exercises()]
+    rows = [["sample", *ex_ids, "total"]]
+    for name in args.sample or list(catalog):
+        sample = catalog[name]
+        path = build_sample(sample, out / "submissions" / name)
+        grade = grade_submission(path, sample.exercises, out / "reports" / name, cell_timeout_s=sample.cell_timeout_s)
+        by_id = {r.exercise.id: r for r in grade.runs}
+        cells = [f"{by_id[e].score:g}/{by_id[e].exercise.max_score:g}" + ("!" if by_id[e].problems else "")
+                 if e in by_id else "-" for e in ex_ids]
+        rows.append([name, *cells, f"{grade.score:g}/{grade.max_score:g}"])
+        print(f"graded {name}: {grade.score:g}/{grade.max_score:g}", flush=True)
+    print("\n" + _table(rows))
+    print(f"\nreports: {out / 'reports'}/<sample>/grade.json, grade.md, <ex>/feedback.html"
+          "  ('!' = the report names a problem; '-' = not part of that sample)")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    run_bench(args.exercise, Path(args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("release", help="stamp points from course.toml and regenerate release/ (nbgrader generate_assignment)")
+    s.add_argument("--exercise", action="append")
+    s.set_defaults(func=cmd_release)
+
+    s = sub.add_parser("grade", help="grade one student's repository")
+    s.add_argument("submission")
+    s.add_argument("--exercise", action="append", help="exNN; repeat for several (default: all)")
+    s.add_argument("--out", help="write grade.json, grade.md and feedback here")
+    s.add_argument("--cell-timeout", type=int, help="seconds per cell (default: course.toml)")
+    s.set_defaults(func=cmd_grade)
+
+    s = sub.add_parser("serve-fixtures", help="run the Foundation Model API fixture server")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--token", help="bearer token clients must send (default: random)")
+    s.add_argument("--cassettes", default=str(CASSETTE_DIR))
+    s.add_argument("--log", help="append every request as JSONL here")
+    s.add_argument("--record", help="record mode: proxy to DATABRICKS_HOST and write this cassette")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("record", help="re-record cassettes by running the source notebooks through record mode")
+    s.add_argument("--exercise", action="append")
+    s.add_argument("--scripted", action="store_true", help="use fixtures/fmapi/scripted_upstream.py instead of a workspace")
+    s.set_defaults(func=cmd_record)
+
+    s = sub.add_parser("demo", help="build the sample submissions and grade them")
+    s.add_argument("--sample", action="append", help="only this sample (repeatable)")
+    s.add_argument("--out", default="out/demo")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("bench", help="time grading vs plain execution of the solution notebooks")
+    s.add_argument("--exercise", action="append")
+    s.add_argument("--out", default="out/bench")
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:  # bad arguments (e.g. an unknown exercise), not a grader failure
+        parser.error(str(err))

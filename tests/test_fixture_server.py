@@ -1,0 +1,120 @@
+"""The fixture server, driven through the real clients students use."""
+import json
+import warnings
+
+import openai
+import pytest
+import requests
+import responses
+
+from autograder.fmapi import FixtureServer
+from autograder.fmapi.cassette import Cassette, Interaction
+
+MODEL = "databricks-meta-llama-3-3-70b-instruct"
+
+
+def reply(content, n=0):
+    return {"status": 200, "body": {
+        "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 1764000000, "model": MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}}
+
+
+def cassette():
+    ask = lambda q, **kw: {"endpoint": "chat/completions", "body": {"model": MODEL, "messages": [{"role": "user", "content": q}], **kw}}
+    return Cassette("test", [
+        Interaction("test-001", ask("機械学習とは？"), [reply("データから学ぶ技術です。")], title="機械学習とは？"),
+        Interaction("test-002", ask("名前を考えて", temperature=1.2), [reply("A", 1), reply("B", 2)], title="名前を考えて"),
+    ])
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    with FixtureServer(cassettes=[cassette()], log_path=tmp_path / "log.jsonl") as s:
+        for k, v in s.env().items():
+            monkeypatch.setenv(k, v)
+        yield s
+
+
+@pytest.fixture
+def client(server):
+    from databricks.sdk import WorkspaceClient
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return WorkspaceClient().serving_endpoints.get_open_ai_client()
+
+
+def test_openai_client_from_the_sdk_replays_a_fixture(client, server):
+    r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": " 機械学習とは？ "}])
+    assert r.choices[0].message.content == "データから学ぶ技術です。"
+    assert r.usage.total_tokens == 15
+    paths = [e["path"] for e in server.log.snapshot()]
+    assert "/.well-known/databricks-config" in paths and "/serving-endpoints/chat/completions" in paths
+
+
+def test_repeated_requests_cycle_through_recorded_responses(client):
+    answers = [client.chat.completions.create(model=MODEL, temperature=1.2, messages=[{"role": "user", "content": "名前を考えて"}])
+               .choices[0].message.content for _ in range(3)]
+    assert answers == ["A", "B", "A"]
+
+
+def test_unmatched_request_gets_an_error_naming_the_closest_fixture(client):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "機械学習とは何？"}])
+    text = str(err.value)
+    assert "No recorded fixture matches" in text and "test-001" in text and "記録済み" in text
+
+
+def test_strict_mode_violation_is_a_400_with_the_services_message(client):
+    rf = {"type": "json_schema", "json_schema": {"name": "r", "strict": True, "schema": {
+        "type": "object", "properties": {"rating": {"type": "integer", "minimum": 1}}}}}
+    with pytest.raises(openai.BadRequestError, match="integer types do not support minimum"):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "機械学習とは？"}], response_format=rf)
+
+
+def test_sdk_query_uses_the_invocations_endpoint(server):
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.serving import ChatMessage, ChatMessageRole
+
+    r = WorkspaceClient().serving_endpoints.query(name=MODEL, messages=[ChatMessage(role=ChatMessageRole.USER, content="機械学習とは？")])
+    assert r.choices[0].message.content == "データから学ぶ技術です。"
+    assert server.log.snapshot()[-1]["path"] == f"/serving-endpoints/{MODEL}/invocations"
+
+
+def test_wrong_token_is_401_and_unknown_path_is_404(server):
+    url = server.url + "/serving-endpoints/chat/completions"
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "機械学習とは？"}]}
+    assert requests.post(url, json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert requests.post(server.url + "/api/2.0/nothing", json={}, headers={"Authorization": f"Bearer {server.token}"}).status_code == 404
+
+
+def test_malformed_body_is_a_400_not_a_crash(server):
+    r = requests.post(server.url + "/serving-endpoints/chat/completions", data=b"{not json",
+                      headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error_code"] == "MALFORMED_REQUEST"
+
+
+def test_every_request_is_logged_as_jsonl(client, server, tmp_path):
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "機械学習とは？"}])
+    lines = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    chat = [l for l in lines if l["path"] == "/serving-endpoints/chat/completions"]
+    assert chat[-1]["fixture_id"] == "test-001" and chat[-1]["status"] == 200 and chat[-1]["authorized"] is True
+    assert chat[-1]["request"]["messages"][0]["content"] == "機械学習とは？"
+    assert [l["seq"] for l in lines] == list(range(len(lines)))
+
+
+@responses.activate
+def test_sdk_requests_path_reaches_the_invocations_url(monkeypatch):
+    """The SDK's `requests` transport, intercepted with `responses` (no server)."""
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.serving import ChatMessage, ChatMessageRole
+
+    host = "https://example.cloud.databricks.com"
+    monkeypatch.setenv("DATABRICKS_HOST", host)
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-test")
+    responses.get(f"{host}/.well-known/databricks-config", json={"oidc_endpoint": f"{host}/oidc"})
+    call = responses.post(f"{host}/serving-endpoints/{MODEL}/invocations", json=reply("ok")["body"])
+    r = WorkspaceClient().serving_endpoints.query(name=MODEL, messages=[ChatMessage(role=ChatMessageRole.USER, content="q")])
+    assert r.choices[0].message.content == "ok"
+    assert call.calls[0].request.headers["Authorization"] == "Bearer dapi-test"

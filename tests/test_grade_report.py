@@ -1,0 +1,57 @@
+"""grade.json, grade.md and feedback as the Classroom reporter and TAs read them."""
+import json
+import subprocess
+import sys
+
+from autograder.config import REPO_ROOT
+from autograder.grade.report import to_json
+
+from test_release import secret_lines
+
+
+def test_grade_json_schema(graded):
+    _, grade, out = graded("solution")
+    data = json.loads((out / "grade.json").read_text())
+    assert data["schema_version"] == 1
+    assert data["score"] == data["max_score"] == grade.max_score
+    for ex_id, ex in data["exercises"].items():
+        assert {"title", "score", "max_score", "status", "problems", "checks"} <= set(ex)
+        assert ex["score"] == sum(c["score"] for c in ex["checks"])
+        for c in ex["checks"]:
+            assert {"id", "score", "max_score", "passed", "message"} <= set(c)
+            assert c["id"].startswith(ex_id)
+    assert "| ex01" in (out / "grade.md").read_text()
+
+
+def test_feedback_html_hides_hidden_tests(graded):
+    for name in ("solution", "blank"):
+        _, grade, out = graded(name)
+        for run in grade.runs:
+            html = (out / run.exercise.id / "feedback.html").read_text()
+            assert "BEGIN HIDDEN TESTS" not in html
+            for line in secret_lines(run.exercise.id):
+                if line.startswith("assert"):
+                    assert line.replace('"', "&quot;") not in html and line not in html, line
+
+
+def test_problems_are_in_both_languages_in_markdown(graded):
+    _, _, out = graded("malformed_notebook")
+    md = (out / "grade.md").read_text()
+    assert "壊れた .ipynb" in md and "malformed .ipynb" in md
+
+
+def test_grading_is_deterministic(graded, tmp_path):
+    from autograder.grade import grade_submission
+
+    sample, first, _ = graded("ex01_drops_history")
+    again = grade_submission(first.submission, sample.exercises)
+    assert to_json(again) == to_json(first)
+
+
+def test_cli_exit_codes(tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "autograder", *a], cwd=REPO_ROOT, capture_output=True, text=True)
+    missing = run("grade", str(tmp_path / "nobody"), "--exercise", "ex01", "--out", str(tmp_path / "out"))
+    assert missing.returncode == 0, missing.stderr  # grading completed, with a problem in the report
+    assert json.loads((tmp_path / "out" / "grade.json").read_text())["exercises"]["ex01"]["problems"][0]["code"] == "notebook_missing"
+    bad = run("grade", str(tmp_path), "--exercise", "ex99")
+    assert bad.returncode == 2 and "ex99" in bad.stderr

@@ -1,0 +1,80 @@
+"""release/ is generated from source/ and holds no solution or hidden test."""
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.assign import graded_cells, release
+from autograder.config import RELEASE_DIR, SOURCE_DIR, load_course
+
+EXERCISES = [e for e in load_course().exercises if (SOURCE_DIR / e).is_dir()]
+REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
+
+
+def secret_lines(exercise_id: str) -> set[str]:
+    """Meaningful lines found only inside solution or hidden-test regions of the source
+    (a line the task statement itself shows, such as `qa_answer = ask(QA_QUESTION)`, is public)."""
+    nb = nbformat.read(SOURCE_DIR / exercise_id / f"{exercise_id}.ipynb", as_version=4)
+    lines, public = set(), ""
+    for cell in nb.cells:
+        for _, body in REGION.findall(cell.source):
+            lines |= {l.strip() for l in body.splitlines() if len(l.strip()) > 12 and not l.strip().startswith("#")}
+        public += REGION.sub("", cell.source) + "\n"
+    return {l for l in lines if l not in public}
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("release")
+    release(EXERCISES, release_dir=out)
+    return out
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_release_is_not_stale(regenerated, exercise_id):
+    name = f"{exercise_id}/{exercise_id}.ipynb"
+    assert (RELEASE_DIR / name).read_text() == (regenerated / name).read_text(), (
+        f"release/{name} is stale: run `python -m autograder release` and commit")
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_release_holds_no_solution_or_hidden_test(exercise_id):
+    secrets = secret_lines(exercise_id)
+    assert secrets, "the source must have solution / hidden-test regions"
+    for path in RELEASE_DIR.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="ignore")
+            assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text, path
+            for line in secrets:
+                assert line not in text.replace("\\n", "\n").replace('\\"', '"'), f"{path} leaks {line!r}"
+
+
+def test_the_leak_check_can_fail(tmp_path):
+    """A release that carries a solution line is caught by the same scan."""
+    line = sorted(secret_lines("ex01"))[0]
+    assert line in (SOURCE_DIR / "ex01" / "ex01.ipynb").read_text().replace("\\n", "\n").replace('\\"', '"')
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_points_in_source_match_course_toml(exercise_id):
+    exercise = load_course().exercises[exercise_id]
+    nb = nbformat.read(SOURCE_DIR / exercise_id / exercise.notebook, as_version=4)
+    points = {gid: c.metadata["nbgrader"]["points"] for gid, c in graded_cells(nb).items()}
+    assert points == {c.grade_id: c.points for c in exercise.cells}
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_one_model_constant_per_notebook(exercise_id):
+    text = (SOURCE_DIR / exercise_id / f"{exercise_id}.ipynb").read_text()
+    assert text.count("databricks-meta-llama-3-3-70b-instruct") == 1
+    assert load_course().chat_model == "databricks-meta-llama-3-3-70b-instruct"
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_databricks_only_cells_are_guarded(exercise_id):
+    nb = nbformat.read(RELEASE_DIR / exercise_id / f"{exercise_id}.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and ("dbutils" in cell.source or "pip" in cell.source):
+            assert 'if "DATABRICKS_RUNTIME_VERSION" in os.environ:' in cell.source
+            assert not re.search(r"^\s*%pip", cell.source, re.M), "a bare %pip runs outside Databricks too"

@@ -1,0 +1,53 @@
+"""Each sample submission scores exactly what the catalog says: the solution full
+marks, the blank release 0, every mistake exactly its points, bad input a named problem."""
+import pytest
+
+from autograder.samples import load_catalog
+
+CATALOG = load_catalog()
+
+
+@pytest.mark.parametrize("name", list(CATALOG))
+def test_sample_loses_exactly_its_points(graded, name):
+    sample, grade, _ = graded(name)
+    assert [r.exercise.id for r in grade.runs] == sample.exercises
+    for run in grade.runs:
+        failed = {c.id for c in run.checks if not c.passed}
+        assert failed == sample.expected_failed(run.exercise.id), run.checks
+        lost = sum(run.exercise.cell(gid).points for gid in failed)
+        assert run.score == run.exercise.max_score - lost
+        assert all(c.score in (0, c.max_score) and c.message for c in run.checks)
+        assert {p.code for p in run.problems} == set(sample.expect_problems.get(run.exercise.id, []))
+        for p in run.problems:
+            assert p.message_ja and p.message_en and p.message_ja != p.message_en
+
+
+def test_solution_is_full_marks_and_blank_is_zero(graded):
+    _, solution, _ = graded("solution")
+    _, blank, _ = graded("blank")
+    assert solution.score == solution.max_score > 0
+    assert blank.score == 0 and blank.max_score == solution.max_score
+
+
+def test_catalog_covers_the_required_cases():
+    assert {"solution", "blank", "malformed_notebook", "missing_notebook", "deleted_test_cell",
+            "edited_test_cell", "infinite_loop", "kernel_dies", "forged_kernel"} <= set(CATALOG)
+    partial = [s for s in CATALOG.values() if s.base == "solution" and s.expect_failed and not s.expect_problems]
+    assert len(partial) >= 3
+
+
+def test_forged_kernel_passes_nbgrader_but_scores_zero(graded):
+    """The adversary fools every in-kernel test; the evidence from outside gives nothing."""
+    _, grade, _ = graded("forged_kernel")
+    checks = grade.runs[0].checks
+    assert all(c.test["passed"] for c in checks)
+    assert grade.score == 0
+
+
+def test_mistakes_explain_the_cause(graded):
+    _, grade, _ = graded("ex01_drops_history")
+    check = next(c for c in grade.runs[0].checks if c.id == "ex01_multi_turn")
+    assert "ex01_multi_turn_impl" in check.message and "messages" in check.message
+    _, grade, _ = graded("ex02_ge_constraint")
+    check = next(c for c in grade.runs[0].checks if c.id == "ex02_detailed")
+    assert "do not support" in check.message
