@@ -82,6 +82,23 @@ class Evidence:
         return cell[name]
 
 
+def claim_matches(ev: "Evidence", grade_id: str, name: str, expected, mismatch: str | None = None) -> Verdict:
+    """Compare a value the kernel reported with one computed from trusted data.
+
+    For a dict, only the expected keys are compared (extra keys are allowed)."""
+    try:
+        claimed = ev.claim(grade_id, name)
+    except KeyError:
+        return fail(f"{name} が記録されていません（セル {grade_id} まで実行されたか確認してください）。")
+    if isinstance(expected, dict):
+        same = isinstance(claimed, dict) and all(claimed.get(k) == v for k, v in expected.items())
+    else:
+        same = claimed == expected
+    if not same:
+        return fail(mismatch or f"{name} が API の記録から計算した値と一致しません。期待値: {expected}")
+    return ok()
+
+
 def same_messages(actual: list[dict], expected: list[tuple[str, str]]) -> bool:
     """Role and normalised text equality for plain (non-tool) messages."""
     if len(actual) != len(expected):

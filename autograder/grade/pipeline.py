@@ -182,7 +182,8 @@ def _score_cell(run: ExerciseRun, cell) -> CheckResult:
         cause = run.autograded.errors_before(cell.grade_id)
         if cause and cause[0][1] not in (KERNEL_DIED, NOT_RUN):
             where, ename, evalue = cause[0]
-            message = f"実装セル {where} でエラーが発生しました: {ename}: {_first_line(evalue)}"
+            message = (f"実装セル {where} がまだ実装されていません（NotImplementedError）。" if ename == "NotImplementedError"
+                       else f"実装セル {where} でエラーが発生しました: {ename}: {_first_line(evalue)}")
     elif not all(e["passed"] for e in evidence):
         message = next(e["message"] for e in evidence if not e["passed"])
     else:

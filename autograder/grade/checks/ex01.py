@@ -1,7 +1,7 @@
 """ex01 Chat Completion: checks on the request log."""
 from __future__ import annotations
 
-from ..evidence import Evidence, Verdict, fail, ok, same_messages
+from ..evidence import Evidence, Verdict, claim_matches, fail, ok, same_messages
 from . import check
 
 EX = "ex01"
@@ -72,10 +72,4 @@ def usage_total(ev: Evidence) -> Verdict:
     expected = {"calls": len(served)}
     for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
         expected[key] = sum(int(x.response["usage"][key]) for x in served)
-    try:
-        claimed = ev.claim("ex01_usage_report", "usage_summary")
-    except KeyError:
-        return fail("usage_summary が記録されていません（1.6 のセルを実行してください）。")
-    if not isinstance(claimed, dict) or any(claimed.get(k) != v for k, v in expected.items()):
-        return fail(f"usage_summary がサーバーの記録と一致しません。期待値: {expected}")
-    return ok()
+    return claim_matches(ev, "ex01_usage_report", "usage_summary", expected)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..evidence import Evidence, Verdict, fail, ok
+from ..evidence import Evidence, Verdict, claim_matches, fail, ok
 from . import check
 
 EX = "ex02"
@@ -27,16 +27,21 @@ def _props(schema: dict, node: dict) -> dict:
     return {k: _resolve(schema, v) for k, v in (_resolve(schema, node).get("properties") or {}).items()}
 
 
-def _schema_of(x) -> dict:
-    return x.request["response_format"]["json_schema"]["schema"]
+def _sent_schema(ev: Evidence, name: str) -> dict | None:
+    """The schema of the first successful strict request named `name`."""
+    sent = _strict_requests(ev, name)
+    return sent[0].request["response_format"]["json_schema"]["schema"] if sent else None
+
+
+def _not_sent(name: str) -> Verdict:
+    return fail(f"スキーマ名 {name}・strict: true のリクエストが成功していません。")
 
 
 @check(EX)
 def strict_schema_sent(ev: Evidence) -> Verdict:
-    sent = _strict_requests(ev, "review_analysis")
-    if not sent:
-        return fail("スキーマ名 review_analysis・strict: true のリクエストが成功していません。")
-    schema = _schema_of(sent[0])
+    schema = _sent_schema(ev, "review_analysis")
+    if schema is None:
+        return _not_sent("review_analysis")
     props = _props(schema, schema)
     if props.get("rating", {}).get("type") != "integer":
         return fail("送信したスキーマの rating が integer ではありません。")
@@ -51,10 +56,9 @@ def strict_schema_sent(ev: Evidence) -> Verdict:
 
 @check(EX)
 def detailed_schema_sent(ev: Evidence) -> Verdict:
-    sent = _strict_requests(ev, "detailed_review")
-    if not sent:
-        return fail("スキーマ名 detailed_review・strict: true のリクエストが成功していません。")
-    schema = _schema_of(sent[0])
+    schema = _sent_schema(ev, "detailed_review")
+    if schema is None:
+        return _not_sent("detailed_review")
     props = _props(schema, schema)
     features = props.get("features", {})
     feature_props = _props(schema, features.get("items") or {}) if features.get("type") == "array" else {}
@@ -106,13 +110,7 @@ def dataframe_summary(ev: Evidence) -> Verdict:
         "sentiment_counts": sentiments,
         "low_rated_products": [r["product_name"] for r in replies if r["rating"] <= 2],
     }
-    try:
-        claimed = ev.claim("ex02_dataframe_report", "review_summary")
-    except KeyError:
-        return fail("review_summary が記録されていません。")
-    if not isinstance(claimed, dict) or any(claimed.get(k) != v for k, v in expected.items()):
-        return fail(f"review_summary が API の応答から計算した値と一致しません。期待値: {expected}")
-    return ok()
+    return claim_matches(ev, "ex02_dataframe_report", "review_summary", expected)
 
 
 def reference_issues(review: dict) -> list[str]:
@@ -137,22 +135,16 @@ VALIDATION_BASE = dict(rating=3, sentiment="neutral", features=[{"name": "品質
 def validation_rules(ev: Evidence) -> Verdict:
     cases = ev.source_literals["ex02_validation"]["HIDDEN_VALIDATION_CASES"]
     expected = [reference_issues({**VALIDATION_BASE, **case}) for case in cases]
-    try:
-        claimed = ev.claim("ex02_validation", "validation_hidden")
-    except KeyError:
-        return fail("validate_review の結果が記録されていません。")
-    if claimed != expected:
-        wrong = sum(1 for a, b in zip(claimed or [], expected) if a != b) if isinstance(claimed, list) else len(expected)
-        return fail(f"validate_review の結果が {len(expected)} 件中 {wrong} 件でルールと一致しません。")
-    return ok()
+    # The message gives no expected values: they would reveal the hidden cases.
+    return claim_matches(ev, "ex02_validation", "validation_hidden", expected,
+                         mismatch=f"validate_review の結果が、隠しテストの {len(expected)} 件のルール判定と一致しません。")
 
 
 @check(EX)
 def strict_safe_schema(ev: Evidence) -> Verdict:
-    sent = _strict_requests(ev, "rated_review")
-    if not sent:
-        return fail("スキーマ名 rated_review・strict: true のリクエストが成功していません。")
-    schema = _schema_of(sent[0])
+    schema = _sent_schema(ev, "rated_review")
+    if schema is None:
+        return _not_sent("rated_review")
     description = _props(schema, schema).get("rating", {}).get("description", "")
     if "minimum=1" not in description or "maximum=5" not in description:
         return fail("rating の description に、取り除いた制約（minimum=1, maximum=5）が書かれていません。")

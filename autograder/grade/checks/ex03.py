@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 
-from ..evidence import Evidence, Exchange, Verdict, fail, ok, same_messages
+from ..evidence import Evidence, Exchange, Verdict, claim_matches, fail, ok, same_messages
 from . import check
 
 EX = "ex03"
@@ -153,10 +153,4 @@ def tool_choice_modes(ev: Evidence) -> Verdict:
         if not hits:
             return fail(f"tool_choice={json.dumps(choice, ensure_ascii=False)} のリクエストが成功していません。")
         served[key] = [c["function"]["name"] for c in hits[0].reply.get("tool_calls") or []]
-    try:
-        claimed = ev.claim("ex03_tool_choice_report", "tool_choice_results")
-    except KeyError:
-        return fail("tool_choice_results が記録されていません。")
-    if claimed != served:
-        return fail(f"tool_choice_results が API の応答と一致しません。期待値: {served}")
-    return ok()
+    return claim_matches(ev, "ex03_tool_choice_report", "tool_choice_results", served)
