@@ -51,3 +51,9 @@ def test_mistakes_explain_the_cause(graded):
     _, grade, _ = graded("ex02_ge_constraint")
     check = next(c for c in grade.runs[0].checks if c.id == "ex02_detailed")
     assert "do not support" in check.message
+
+
+def test_blank_points_at_the_unimplemented_cell(graded):
+    _, grade, _ = graded("blank")
+    qa = next(c for c in grade.runs[0].checks if c.id == "ex01_qa")
+    assert "ex01_qa_impl" in qa.message and "NotImplementedError" in qa.message

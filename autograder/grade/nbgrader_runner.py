@@ -65,8 +65,9 @@ class AutogradeResult:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             if meta.get("grade_id") == grade_id:
                 return found
-            if meta.get("grade"):
+            if meta.get("grade"):  # only the implementation cells since the previous test count
                 found = []
+                continue
             for o in cell.get("outputs", []):
                 if o.get("output_type") == "error":
                     found.append((meta.get("grade_id") or "(your cell)", o.get("ename", ""), str(o.get("evalue", ""))))
