@@ -16,19 +16,17 @@ from ..config import REPO_ROOT, Exercise
 
 STUDENT = "student"
 GRADING_CONFIG = """
-from autograder.grade.resilient_execute import ResilientExecute
-from nbgrader.preprocessors import (IgnorePattern, LimitOutput, SaveAutoGrades,
-                                    AssignLatePenalties, CheckCellMetadata)
-from nbconvert.preprocessors import ClearMetadataPreprocessor
-
-c.Execute.timeout = {cell_timeout}
-c.ResilientExecute.timeout = {cell_timeout}
-from nbgrader.preprocessors import GetGrades
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+# Added by the grader: our Execute, a per-cell timeout, and feedback without hidden tests.
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern,
+                                    LimitOutput, SaveAutoGrades)
 from autograder.grade.feedback_filters import RedactHiddenTests
-c.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, CSSHTMLHeaderPreprocessor]
+from autograder.grade.resilient_execute import ResilientExecute
+
+c.ResilientExecute.timeout = {cell_timeout}
 c.Autograde.autograde_preprocessors = [ResilientExecute, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+c.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, CSSHTMLHeaderPreprocessor]
 """
 
 
@@ -86,38 +84,28 @@ class CourseSandbox:
         with open(self.root / "nbgrader_config.py", "a", encoding="utf-8") as fh:
             fh.write(GRADING_CONFIG.format(cell_timeout=cell_timeout_s))
 
-    def _nbgrader(self, args: list[str], env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess:
-        env = {**env, "PYTHONPATH": str(REPO_ROOT)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nbgrader", *args], cwd=self.root, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )
-        try:
-            out, _ = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise AutogradeTimeout(timeout_s)
-        finally:
-            _kill_group(proc)  # nothing the student started may outlive its grading
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
-
     def autograde(self, submitted_nb: nbformat.NotebookNode, env: dict[str, str], timeout_s: float) -> AutogradeResult:
         ex = self.exercise.id
-        gen = self._nbgrader(["generate_assignment", ex, "--force"], env, 120)
-        if gen.returncode != 0:
-            raise AutogradeFailed(f"generate_assignment: {gen.stdout[-2000:]}")
         dest = self.root / "submitted" / STUDENT / ex
         dest.mkdir(parents=True)
         nbformat.write(submitted_nb, dest / self.exercise.notebook)
-        run = self._nbgrader(["autograde", ex, "--student", STUDENT, "--create", "--force"], env, timeout_s)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autograder.grade.nbgrader_job", str(self.root), ex, STUDENT],
+            cwd=self.root, env={**env, "PYTHONPATH": str(REPO_ROOT)},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        try:
+            output, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AutogradeTimeout(timeout_s)
+        finally:
+            _kill_group(proc)  # nothing the student started may outlive its grading
         graded_path = self.root / "autograded" / STUDENT / ex / self.exercise.notebook
-        if run.returncode != 0 or not graded_path.exists():
-            raise AutogradeFailed(_last_error_line(run.stdout))
+        if proc.returncode != 0 or not graded_path.exists():
+            raise AutogradeFailed(_last_error_line(output))
         graded = nbformat.read(graded_path, as_version=4)
-        cells = self._read_gradebook(graded)
-        fb = self._nbgrader(["generate_feedback", ex, "--student", STUDENT, "--force"], env, 120)
         html = self.root / "feedback" / STUDENT / ex / self.exercise.notebook.replace(".ipynb", ".html")
-        return AutogradeResult(cells, graded, html if fb.returncode == 0 and html.exists() else None)
+        return AutogradeResult(self._read_gradebook(graded), graded, html if html.exists() else None)
 
     def _read_gradebook(self, graded_nb) -> dict[str, CellResult]:
         errors: dict[str, list[tuple[str, str]]] = {}
