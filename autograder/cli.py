@@ -55,7 +55,7 @@ def cmd_serve(args) -> int:
     server = FixtureServer(Path(args.cassettes), token=args.token, port=args.port, log_path=args.log,
                            upstream=upstream, record_to=args.record)
     with server:
-        print(f"fixture server on {server.url} ({'record' if upstream else 'replay'} mode)")
+        print(f"fixture server on {server.url} ({'record' if upstream else 'replay'} mode)", flush=True)
         print(f"  export DATABRICKS_HOST={server.url} DATABRICKS_TOKEN={server.token}", flush=True)
         try:
             while True:
@@ -67,6 +67,7 @@ def cmd_serve(args) -> int:
 
 def cmd_record(args) -> int:
     from .fmapi.server import Upstream
+    from .grade.pipeline import gradable_exercises
     from .record import record_exercise
 
     host, token = os.environ.get("DATABRICKS_HOST"), os.environ.get("DATABRICKS_TOKEN")
@@ -81,8 +82,8 @@ def cmd_record(args) -> int:
         print("set DATABRICKS_HOST and DATABRICKS_TOKEN (a real workspace), or pass --scripted", file=sys.stderr)
         return 2
     try:
-        for ex in args.exercise or [e for e in load_course().exercises if (CASSETTE_DIR.parent.parent / "source" / e).is_dir()]:
-            print(f"recorded {record_exercise(ex, Upstream(host, token))}")
+        for exercise in gradable_exercises(args.exercise):
+            print(f"recorded {record_exercise(exercise.id, Upstream(host, token), Path(args.dest))}")
     finally:
         if scripted:
             scripted.shutdown()
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("record", help="re-record cassettes by running the source notebooks through record mode")
     s.add_argument("--exercise", action="append")
     s.add_argument("--scripted", action="store_true", help="use fixtures/fmapi/scripted_upstream.py instead of a workspace")
+    s.add_argument("--dest", default=str(CASSETTE_DIR), help="folder for the cassettes")
     s.set_defaults(func=cmd_record)
 
     s = sub.add_parser("demo", help="build the sample submissions and grade them")

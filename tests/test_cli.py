@@ -1,0 +1,42 @@
+"""The fixture server and record mode as a user starts them from the shell."""
+import json
+import subprocess
+import sys
+
+import requests
+
+from autograder.config import CASSETTE_DIR, REPO_ROOT
+
+
+def test_serve_fixtures_cli_replays_and_logs(tmp_path):
+    log = tmp_path / "requests.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "autograder", "serve-fixtures", "--port", "0", "--token", "dapi-cli",
+                             "--log", str(log)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split()[3]
+        body = {"model": "databricks-meta-llama-3-3-70b-instruct", "max_tokens": 256, "temperature": 0.0,
+                "messages": [{"role": "user", "content": "LLMは何の略ですか？"}]}
+        r = requests.post(f"{url}/serving-endpoints/chat/completions", json=body,
+                          headers={"Authorization": "Bearer dapi-cli"}, timeout=10)
+        assert r.status_code == 200 and "Large Language Model" in r.json()["choices"][0]["message"]["content"]
+        assert json.loads(log.read_text().splitlines()[-1])["status"] == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_record_cli_reproduces_the_committed_cassette(tmp_path):
+    """Re-recording ex01 against the scripted workspace gives the cassette we ship."""
+    run = subprocess.run([sys.executable, "-m", "autograder", "record", "--scripted", "--exercise", "ex01",
+                          "--dest", str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    name = "ex01_chat_completion.json"
+    fresh = json.loads((tmp_path / name).read_text())
+    committed = json.loads((CASSETTE_DIR / name).read_text())
+    assert fresh["interactions"] == committed["interactions"]
+
+
+def test_record_cli_needs_a_workspace(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "autograder", "record", "--exercise", "ex01", "--dest", str(tmp_path)],
+                         cwd=REPO_ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert run.returncode == 2 and "DATABRICKS_HOST" in run.stderr
