@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from .config import SOURCE_DIR, load_course
-from .execute import kernel_env, run_notebook
+from .execute import course_kernel_env, run_notebook
 from .fmapi import FixtureServer
 from .grade import grade_submission
 from .grade.pipeline import gradable_exercises
@@ -18,7 +18,7 @@ def plain_execution_s(exercise_id: str) -> float:
     exercise = load_course().exercises[exercise_id]
     with FixtureServer() as server, tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        run_notebook(SOURCE_DIR / exercise_id / exercise.notebook, cwd=Path(tmp), env=kernel_env(server.env(), Path(tmp)))
+        run_notebook(SOURCE_DIR / exercise_id / exercise.notebook, cwd=Path(tmp), env=course_kernel_env(server.env(), Path(tmp)))
         return time.perf_counter() - start
 
 

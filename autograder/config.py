@@ -27,8 +27,9 @@ class GradedCell:
 class Exercise:
     id: str
     title: str
-    cassette: str
+    cassette: str  # "" when the exercise makes no Foundation Model API calls
     cells: tuple[GradedCell, ...]
+    cell_timeout_s: int | None = None  # overrides [grading] cell_timeout_s
 
     @property
     def notebook(self) -> str:
@@ -43,6 +44,36 @@ class Exercise:
 
 
 @dataclass(frozen=True)
+class Profile:
+    name: str
+    model_id: str
+    dataset: str
+    max_steps: int
+    learning_rate: float
+    max_new_tokens: int
+    min_gozaru_rate: float
+    min_gozaru_lift: float
+
+    def resolve(self, value: str) -> str:
+        """Repository-relative paths become absolute; hub IDs stay as they are."""
+        path = REPO_ROOT / value
+        return str(path) if path.exists() else value
+
+    def kernel_env(self, names: dict[str, str]) -> dict[str, str]:
+        env = {
+            names["profile"]: self.name,
+            names["model_id"]: self.resolve(self.model_id),
+            names["dataset"]: self.resolve(self.dataset),
+            names["max_steps"]: str(self.max_steps),
+            names["learning_rate"]: str(self.learning_rate),
+            names["max_new_tokens"]: str(self.max_new_tokens),
+        }
+        if self.name != "gpu":  # offline: never reach for the Hub
+            env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        return env
+
+
+@dataclass(frozen=True)
 class Course:
     title: str
     chat_model: str
@@ -52,6 +83,12 @@ class Course:
     redacted_host: str
     workspace_id: str
     exercises: dict[str, Exercise] = field(default_factory=dict)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    default_profile: str = "cpu"
+    profile_env: dict[str, str] = field(default_factory=dict)
+
+    def profile(self, name: str | None = None) -> Profile:
+        return self.profiles[name or self.default_profile]
 
 
 def _parse(data: dict) -> Course:
@@ -61,7 +98,7 @@ def _parse(data: dict) -> Course:
             GradedCell(gid, float(spec["points"]), tuple(spec.get("evidence", ())))
             for gid, spec in ex["cells"].items()
         )
-        exercises[ex_id] = Exercise(ex_id, ex["title"], ex["cassette"], cells)
+        exercises[ex_id] = Exercise(ex_id, ex["title"], ex.get("cassette", ""), cells, ex.get("cell_timeout_s"))
     return Course(
         title=data["course"]["title"],
         chat_model=data["course"]["chat_model"],
@@ -71,6 +108,12 @@ def _parse(data: dict) -> Course:
         redacted_host=data["fixture_server"]["redacted_host"],
         workspace_id=str(data["fixture_server"]["workspace_id"]),
         exercises=exercises,
+        profiles={
+            name: Profile(name=name, **{k: spec[k] for k in Profile.__dataclass_fields__ if k != "name"})
+            for name, spec in data["profiles"].items() if isinstance(spec, dict)
+        },
+        default_profile=data["profiles"]["default"],
+        profile_env=dict(data["profile_env"]),
     )
 
 

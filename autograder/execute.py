@@ -23,10 +23,18 @@ def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
         PYTHONHASHSEED="0",
         PYTHONDONTWRITEBYTECODE="1",
         MPLBACKEND="Agg",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        TRANSFORMERS_VERBOSITY="error",
         DATABRICKS_SDK_UPSTREAM="llm-course-autograder",
     )
     env.update(extra)
     return env
+
+
+def course_kernel_env(server_env: dict[str, str], home: Path, profile: str | None = None) -> dict[str, str]:
+    """The kernel environment for a course notebook: fixture server plus model profile."""
+    course = load_course()
+    return kernel_env({**server_env, **course.profile(profile).kernel_env(course.profile_env)}, home)
 
 
 def run_notebook(nb, *, cwd: Path, env: dict[str, str], cell_timeout_s: int | None = None, allow_errors=False):

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .config import CASSETTE_DIR, SOURCE_DIR, load_course
-from .execute import kernel_env, run_notebook
+from .execute import course_kernel_env, run_notebook
 from .fmapi import FixtureServer
 from .fmapi.server import Upstream
 
@@ -23,6 +23,6 @@ def record_exercise(exercise_id: str, upstream: Upstream, dest_dir: Path = CASSE
         run_notebook(
             SOURCE_DIR / exercise_id / exercise.notebook,
             cwd=Path(tmp),
-            env=kernel_env(server.env(), Path(tmp)),
+            env=course_kernel_env(server.env(), Path(tmp)),
         )
     return dest

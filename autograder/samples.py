@@ -33,6 +33,7 @@ class Sample:
     edits: list[dict] = field(default_factory=list)
     expect_failed: list[str] | str = field(default_factory=list)
     expect_problems: dict[str, list[str]] = field(default_factory=dict)
+    optional_problems: list[str] = field(default_factory=list)  # may or may not appear (timing-dependent)
     cell_timeout_s: int | None = None
 
     def expected_failed(self, exercise_id: str) -> set[str]:
@@ -56,6 +57,7 @@ def load_catalog(path: Path = CATALOG) -> dict[str, Sample]:
             edits=spec.get("edits", []),
             expect_failed=spec.get("expect_failed", []),
             expect_problems=spec.get("expect_problems", {}),
+            optional_problems=spec.get("optional_problems", []),
             cell_timeout_s=spec.get("cell_timeout_s"),
         )
     return samples

@@ -2,7 +2,7 @@
 import pytest
 
 from autograder.config import SOURCE_DIR, load_course
-from autograder.execute import kernel_env, run_notebook
+from autograder.execute import course_kernel_env, run_notebook
 from autograder.fmapi import FixtureServer
 
 EXERCISES = [e for e in load_course().exercises if (SOURCE_DIR / e).is_dir()]
@@ -12,7 +12,7 @@ EXERCISES = [e for e in load_course().exercises if (SOURCE_DIR / e).is_dir()]
 def test_source_notebook_passes_its_own_tests(exercise_id, tmp_path):
     with FixtureServer() as server:
         nb = run_notebook(SOURCE_DIR / exercise_id / f"{exercise_id}.ipynb", cwd=tmp_path,
-                          env=kernel_env(server.env(), tmp_path))  # raises on the first failing cell
+                          env=course_kernel_env(server.env(), tmp_path))  # raises on the first failing cell
         log = server.log.snapshot()
     assert not [e for e in log if e.get("status", 200) >= 400], "every API call must match a fixture"
     graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]

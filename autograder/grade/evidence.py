@@ -9,7 +9,11 @@ from __future__ import annotations
 import ast
 import json
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ..config import Profile
 
 from ..fmapi.matchers import normalize_text
 from ..fmapi.server import CHAT_PATH, INVOCATIONS_PATH
@@ -21,6 +25,7 @@ CLAIM_MIMETYPE = "application/vnd.llmcourse.result+json"
 class Verdict:
     passed: bool
     message: str  # Japanese, shown to the student
+    problem: str | None = None  # a problem code (problems.py) when the cause is bad input
 
 
 def ok(message: str = "OK") -> Verdict:
@@ -61,6 +66,9 @@ class Evidence:
     source_literals: dict[str, dict]  # grade_id -> {name: literal}
     claims: dict[str, dict] = field(default_factory=dict)  # grade_id -> {name: value}
     chat_model: str = ""
+    profile: "Profile | None" = None
+    work_dir: Path | None = None  # where the student's notebook ran (its saved artifacts)
+    errors: dict[str, list] = field(default_factory=dict)  # grade_id -> [(ename, evalue)]: for messages only
 
     @property
     def exchanges(self) -> list[Exchange]:

@@ -55,6 +55,17 @@ class AutogradeResult:
     cells: dict[str, CellResult]
     notebook: nbformat.NotebookNode
     feedback_html: Path | None
+    work_dir: Path  # the folder the notebook ran in, with whatever it saved
+
+    def errors_by_cell(self) -> dict[str, list[tuple[str, str]]]:
+        found = {}
+        for cell in self.notebook.cells:
+            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            errors = [(o.get("ename", ""), str(o.get("evalue", ""))) for o in cell.get("outputs", [])
+                      if o.get("output_type") == "error"]
+            if gid and errors:
+                found[gid] = errors
+        return found
 
     def errors_before(self, grade_id: str) -> list[tuple[str, str, str]]:
         """(cell, ename, evalue) of errors in the cells between the previous test cell and this one."""
@@ -105,7 +116,7 @@ class CourseSandbox:
             raise AutogradeFailed(_last_error_line(output))
         graded = nbformat.read(graded_path, as_version=4)
         html = self.root / "feedback" / STUDENT / ex / self.exercise.notebook.replace(".ipynb", ".html")
-        return AutogradeResult(self._read_gradebook(graded), graded, html if html.exists() else None)
+        return AutogradeResult(self._read_gradebook(graded), graded, html if html.exists() else None, graded_path.parent)
 
     def _read_gradebook(self, graded_nb) -> dict[str, CellResult]:
         errors: dict[str, list[tuple[str, str]]] = {}

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import nbformat
 
-from ..config import CASSETTE_DIR, RELEASE_DIR, SOURCE_DIR, Exercise, load_course
-from ..execute import kernel_env
+from ..config import CASSETTE_DIR, RELEASE_DIR, SOURCE_DIR, Exercise, Profile, load_course
+from ..execute import course_kernel_env
 from ..fmapi import FixtureServer
 from ..fmapi.persister import load_cassettes
 from . import checks
@@ -59,6 +59,7 @@ class ExerciseRun:
     release_nb: nbformat.NotebookNode
     cassettes: list
     cell_timeout_s: int
+    profile: Profile
     student_nb: nbformat.NotebookNode | None = None
     problems: list[Problem] = field(default_factory=list)
     autograded: AutogradeResult | None = None
@@ -95,7 +96,7 @@ def autograde(run: ExerciseRun) -> None:
     home = run.work_dir / "home"
     home.mkdir()
     with FixtureServer(cassettes=run.cassettes) as server:
-        env = kernel_env(server.env(), home)
+        env = course_kernel_env(server.env(), home, run.profile.name)
         try:
             run.autograded = sandbox.autograde(run.student_nb, env, course.exercise_timeout_s)
         except AutogradeTimeout:
@@ -133,12 +134,17 @@ def verify_evidence(run: ExerciseRun) -> None:
         source_literals=source_literals,
         claims=claims_in(run.autograded.notebook),
         chat_model=load_course().chat_model,
+        profile=run.profile,
+        work_dir=run.autograded.work_dir,
+        errors=run.autograded.errors_by_cell(),
     )
     for name in sorted({n for cell in run.exercise.cells for n in cell.evidence}):
         try:
             run.verdicts[name] = checks.get_check(run.exercise.id, name)(evidence)
         except Exception as err:  # noqa: BLE001 - malformed evidence fails the check, never the grader
             run.verdicts[name] = Verdict(False, f"記録を検証できませんでした（{type(err).__name__}: {err}）")
+    for code in dict.fromkeys(v.problem for v in run.verdicts.values() if v.problem):
+        run.problems.append(problem(code))
 
 
 def score(run: ExerciseRun) -> None:
@@ -209,7 +215,7 @@ class SubmissionGrade:
 
 
 def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes,
-                   cell_timeout_s: int | None = None) -> ExerciseRun:
+                   cell_timeout_s: int | None = None, profile: str | None = None) -> ExerciseRun:
     run = ExerciseRun(
         exercise=exercise,
         submission_dir=Path(submission_dir),
@@ -217,7 +223,8 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
         source_nb=nbformat.read(SOURCE_DIR / exercise.id / exercise.notebook, as_version=4),
         release_nb=nbformat.read(RELEASE_DIR / exercise.id / exercise.notebook, as_version=4),
         cassettes=cassettes,
-        cell_timeout_s=cell_timeout_s or load_course().cell_timeout_s,
+        cell_timeout_s=cell_timeout_s or exercise.cell_timeout_s or load_course().cell_timeout_s,
+        profile=load_course().profile(profile),
     )
     for step in STEPS:
         if run.stopped:
@@ -247,7 +254,8 @@ def gradable_exercises(requested=None) -> list[Exercise]:
 
 
 def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None = None,
-                     keep_work: bool = False, cell_timeout_s: int | None = None) -> SubmissionGrade:
+                     keep_work: bool = False, cell_timeout_s: int | None = None,
+                     profile: str | None = None) -> SubmissionGrade:
     """Grade every requested exercise of one student's repository; never raises for bad input."""
     from .report import write_reports
 
@@ -256,7 +264,7 @@ def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None 
     for exercise in gradable_exercises(exercises):
         work = Path(tempfile.mkdtemp(prefix=f"grade-{exercise.id}-"))
         try:
-            runs.append(grade_exercise(exercise, submission_dir, work, _fresh(cassettes), cell_timeout_s))
+            runs.append(grade_exercise(exercise, submission_dir, work, _fresh(cassettes), cell_timeout_s, profile))
             if out_dir:
                 write_exercise_artifacts(runs[-1], Path(out_dir))
         finally:
