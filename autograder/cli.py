@@ -27,7 +27,7 @@ def cmd_grade(args) -> int:
     from .grade import grade_submission
 
     grade = grade_submission(Path(args.submission), args.exercise, Path(args.out) if args.out else None,
-                             cell_timeout_s=args.cell_timeout)
+                             cell_timeout_s=args.cell_timeout, profile=args.profile)
     rows = [["exercise", "score", "problems"]]
     rows += [[r.exercise.id, f"{r.score:g}/{r.exercise.max_score:g}", ",".join(p.code for p in r.problems) or "-"]
              for r in grade.runs]
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exercise", action="append", help="exNN; repeat for several (default: all)")
     s.add_argument("--out", help="write grade.json, grade.md and feedback here")
     s.add_argument("--cell-timeout", type=int, help="seconds per cell (default: course.toml)")
+    s.add_argument("--profile", choices=sorted(load_course().profiles), help="model profile for ex04/ex05 (default: cpu)")
     s.set_defaults(func=cmd_grade)
 
     s = sub.add_parser("serve-fixtures", help="run the Foundation Model API fixture server")

@@ -6,6 +6,11 @@ from functools import lru_cache
 import torch
 
 
+# The notebooks' rule, so the grader generates exactly as the student's kernel did.
+USE_CUDA = torch.cuda.is_available()
+DTYPE = torch.bfloat16 if USE_CUDA else torch.float32
+
+
 @lru_cache(maxsize=4)
 def load(model_id: str, adapter: str | None = None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -14,7 +19,7 @@ def load(model_id: str, adapter: str | None = None):
     logging.disable_progress_bar()
 
     tokenizer = AutoTokenizer.from_pretrained(model_id)
-    model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_id, dtype=DTYPE, device_map="auto" if USE_CUDA else None)
     if adapter:
         from peft import PeftModel
 
@@ -32,7 +37,7 @@ class ReferenceLM:
     def generate(self, messages, max_new_tokens: int) -> tuple[str, int]:
         """(answer without the prompt, number of new tokens), greedy."""
         inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
-                                                    return_tensors="pt")
+                                                    return_tensors="pt").to(self.model.device)
         torch.manual_seed(0)
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
