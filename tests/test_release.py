@@ -80,3 +80,14 @@ def test_databricks_only_cells_are_guarded(exercise_id):
         if cell.cell_type == "code" and re.search(r"dbutils|%pip|magic\(\"pip\"", cell.source):
             assert 'if "DATABRICKS_RUNTIME_VERSION" in os.environ:' in cell.source
             assert not re.search(r"^\s*%pip", cell.source, re.M), "a bare %pip runs outside Databricks too"
+
+
+def test_heldout_prompts_never_reach_the_release():
+    import json
+
+    from autograder.config import FIXTURES_DIR
+
+    prompts = json.loads((FIXTURES_DIR / "data" / "heldout_prompts.json").read_text())
+    text = "".join(p.read_text(errors="ignore") for p in RELEASE_DIR.rglob("*") if p.is_file())
+    text = text.replace("\\n", "\n").replace('\\"', '"')
+    assert prompts and not [p for p in prompts if p in text]
