@@ -114,6 +114,28 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .export.report import write_report
+
+    out = Path(args.out or Path(args.graded_dir) / "_report")
+    summary = write_report(Path(args.graded_dir), out)
+    print(f"{summary['students']} students, {summary['late']} late -> {out}/index.html, {out}/gradebook.csv")
+    for name in summary["skipped"]:
+        print(f"skipped (unreadable grade.json): {name}")
+    return 0
+
+
+def cmd_classroom(args) -> int:
+    import json
+
+    from .export.classroom import github_output_line
+
+    grade = json.loads(Path(args.grade_json).read_text(encoding="utf-8"))
+    for ex in args.exercise or list(grade["exercises"]):
+        print(github_output_line(grade, ex))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
@@ -155,6 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sample", action="append", help="only this sample (repeatable)")
     s.add_argument("--out", default="out/demo")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("report", help="class gradebook CSV and HTML dashboard from graded submissions")
+    s.add_argument("graded_dir", help="one folder per student (named by student id), each as `grade --out` writes it")
+    s.add_argument("--out", help="default: GRADED_DIR/_report")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("classroom", help="print `result=<base64>` for the Classroom grading reporter")
+    s.add_argument("grade_json")
+    s.add_argument("--exercise", action="append", help="default: every exercise in grade.json")
+    s.set_defaults(func=cmd_classroom)
 
     s = sub.add_parser("bench", help="time grading vs plain execution of the solution notebooks")
     s.add_argument("--exercise", action="append")

@@ -86,6 +86,9 @@ class Course:
     profiles: dict[str, Profile] = field(default_factory=dict)
     default_profile: str = "cpu"
     profile_env: dict[str, str] = field(default_factory=dict)
+    deadline: str = ""
+    late_penalty_per_day: float = 0.0
+    late_penalty_max: float = 0.0
 
     def profile(self, name: str | None = None) -> Profile:
         return self.profiles[name or self.default_profile]
@@ -114,6 +117,9 @@ def _parse(data: dict) -> Course:
         },
         default_profile=data["profiles"]["default"],
         profile_env=dict(data["profile_env"]),
+        deadline=data["course"]["deadline"],
+        late_penalty_per_day=float(data["course"]["late_penalty_per_day"]),
+        late_penalty_max=float(data["course"]["late_penalty_max"]),
     )
 
 

@@ -1,0 +1,136 @@
+"""Classroom payloads and the TA report, from real graded samples."""
+import base64
+import csv
+import datetime as dt
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+from autograder.config import REPO_ROOT, load_course
+from autograder.export.classroom import encode, payload
+from autograder.export.report import write_report
+
+CLASS_SAMPLES = ["solution", "blank", "ex01_drops_history", "ex02_ge_constraint", "malformed_notebook", "kernel_dies"]
+
+
+def test_classroom_payload_keeps_partial_credit(graded):
+    _, grade, out = graded("ex01_drops_history")
+    data = json.loads((out / "grade.json").read_text())
+    p = payload(data, "ex01")
+    assert p["version"] == 1 and p["status"] == "fail" and p["max_score"] == 10
+    assert sum(t["score"] for t in p["tests"]) == 8
+    assert {t["status"] for t in p["tests"]} == {"pass", "fail"}
+    assert json.loads(base64.b64decode(encode(p))) == p
+
+
+def test_classroom_status_pass_and_error(graded):
+    solution = json.loads((graded("solution")[2] / "grade.json").read_text())
+    assert payload(solution, "ex03")["status"] == "pass"
+    broken = json.loads((graded("malformed_notebook")[2] / "grade.json").read_text())
+    assert payload(broken, "ex02")["status"] == "error" and payload(broken, "ex01")["status"] == "pass"
+
+
+def test_classroom_cli_prints_github_output_lines(graded):
+    out = graded("solution")[2]
+    run = subprocess.run([sys.executable, "-m", "autograder", "classroom", str(out / "grade.json"), "--exercise", "ex01"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    assert run.returncode == 0, run.stderr
+    line = run.stdout.strip()
+    assert line.startswith("result=") and json.loads(base64.b64decode(line[7:]))["max_score"] == 10
+
+
+@pytest.fixture(scope="module")
+def class_report(graded, tmp_path_factory):
+    """300 students built from the graded samples; every tenth committed two days late."""
+    root = tmp_path_factory.mktemp("class")
+    graded_dir, deadline = root / "graded", dt.datetime.fromisoformat(load_course().deadline)
+    for i in range(300):
+        sid = f"s{i:03d}"
+        shutil.copytree(graded(CLASS_SAMPLES[i % len(CLASS_SAMPLES)])[2], graded_dir / sid)
+        late = i % 10 == 0
+        at = deadline + (dt.timedelta(days=1, hours=3) if late else -dt.timedelta(hours=1))
+        (graded_dir / sid / "submission.json").write_text(json.dumps({"committed_at": at.isoformat(), "commit": "abc"}))
+    (graded_dir / "broken").mkdir()
+    (graded_dir / "broken" / "grade.json").write_text("{not json")
+    summary = write_report(graded_dir, root / "report")
+    return root / "report", summary
+
+
+def test_gradebook_csv(class_report):
+    out, summary = class_report
+    assert summary == {"students": 300, "skipped": ["broken: JSONDecodeError"], "late": 30}
+    rows = list(csv.DictReader(open(out / "gradebook.csv", encoding="utf-8")))
+    assert len(rows) == 300
+    assert {"assignment", "duedate", "timestamp", "student_id", "raw_score", "late_submission_penalty", "score",
+            "max_score", "ex01", "ex05", "ex01_multi_turn", "ex05_gozaru"} <= set(rows[0])
+    first = rows[0]  # s000: the solution, two started days late -> 20 %
+    assert first["student_id"] == "s000" and float(first["raw_score"]) == float(first["max_score"])
+    assert float(first["late_submission_penalty"]) == pytest.approx(0.2 * float(first["raw_score"]))
+    drops = rows[2]  # s002: ex01_drops_history, on time
+    assert drops["ex01_multi_turn"] == "0.0" and drops["ex01"] == "8.0" and drops["late_submission_penalty"] == "0.0"
+
+
+def test_dashboard_pages(class_report):
+    out, _ = class_report
+    index = (out / "index.html").read_text()
+    assert index.split('id="students"')[1].count('<tr><td><a href="students/') == 300
+    assert index.split("遅延提出")[1].split("学生一覧")[0].count("<tr><td>") == 30
+    assert "ex01_multi_turn" in index and "遅延提出" in index and "<svg" in index
+    student = (out / "students" / "s002.html").read_text()
+    assert "ex01_multi_turn" in student and "ex01_multi_turn_impl" in student  # why the point was lost
+    assert (out / "students" / "s002" / "ex01" / "feedback.html").exists()
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("Debian's chromium is needed for the dashboard test (.ci/run installs it)")
+    return path
+
+
+def run_chromium(*args, tmp) -> subprocess.CompletedProcess:
+    return subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp}", *args], capture_output=True, text=True, timeout=120)
+
+
+def png_pixels(path: Path) -> tuple[int, int, bytes]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    idat, pos = b"", 8
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    return width, height, zlib.decompress(idat)
+
+
+def test_dashboard_renders_in_chromium(class_report, tmp_path):
+    out, _ = class_report
+    shot = tmp_path / "dashboard.png"
+    run = run_chromium(f"--screenshot={shot}", "--window-size=1400,1600", "--hide-scrollbars",
+                       (out / "index.html").as_uri(), tmp=tmp_path / "profile")
+    assert shot.exists(), run.stderr[-2000:]
+    width, height, raw = png_pixels(shot)
+    assert (width, height) == (1400, 1600)
+    # not a blank page: many distinct byte values, and dark (text) as well as light pixels
+    assert len(set(raw[::7])) > 50 and min(raw) < 60 and max(raw) > 200
+
+
+def test_dashboard_sorts_in_chromium(class_report, tmp_path):
+    out, _ = class_report
+    total_column = 1 + 5 + 1  # student, ex01..ex05, penalty, then total
+    run = run_chromium("--dump-dom", "--virtual-time-budget=3000", (out / "index.html").as_uri() + f"#sort={total_column}",
+                       tmp=tmp_path / "profile")
+    table = run.stdout.split('id="students"')[1]
+    totals = [float(v) for v in re.findall(r'data-value="([\d.]+)"', table)]
+    assert len(totals) == 300 and totals == sorted(totals) and totals[0] < totals[-1]
