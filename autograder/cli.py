@@ -114,6 +114,26 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    import datetime as dt
+
+    from .collect import collect
+
+    deadline = dt.datetime.fromisoformat(args.deadline or load_course().deadline)
+    for c in collect(Path(args.roster), deadline, Path(args.dest), args.grace_days):
+        print(f"{c.student_id}: {c.status} {c.commit or ''} {c.committed_at or ''}".rstrip())
+    return 0
+
+
+def cmd_grade_all(args) -> int:
+    from .grade.batch import grade_all
+
+    codes = grade_all(Path(args.submissions), Path(args.out), args.jobs, args.exercise, args.profile)
+    failed = [s for s, code in codes.items() if code != 0]
+    print(f"graded {len(codes)} submissions into {args.out}" + (f"; grader failed for {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
 def cmd_report(args) -> int:
     from .export.report import write_report
 
@@ -177,6 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sample", action="append", help="only this sample (repeatable)")
     s.add_argument("--out", default="out/demo")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("collect", help="clone every roster repository at its last commit before the deadline")
+    s.add_argument("--roster", required=True, help="CSV: student_id, github_username, repository")
+    s.add_argument("--deadline", help="ISO time (default: course.toml)")
+    s.add_argument("--grace-days", type=float, default=0.0, help="also take commits this long after the deadline (charged as late)")
+    s.add_argument("--dest", default="submissions")
+    s.set_defaults(func=cmd_collect)
+
+    s = sub.add_parser("grade-all", help="grade every collected submission in parallel")
+    s.add_argument("submissions")
+    s.add_argument("--out", default="graded")
+    s.add_argument("--jobs", type=int, default=2)
+    s.add_argument("--exercise", action="append")
+    s.add_argument("--profile", choices=sorted(load_course().profiles))
+    s.set_defaults(func=cmd_grade_all)
 
     s = sub.add_parser("report", help="class gradebook CSV and HTML dashboard from graded submissions")
     s.add_argument("graded_dir", help="one folder per student (named by student id), each as `grade --out` writes it")

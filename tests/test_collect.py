@@ -1,0 +1,97 @@
+"""collect and grade-all against local bare git repositories standing in for GitHub."""
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from autograder.collect import _auth_header, collect
+from autograder.config import REPO_ROOT, load_course
+from autograder.export.report import write_report
+from autograder.grade.batch import grade_all
+from autograder.samples import build_sample, load_catalog
+
+DEADLINE = dt.datetime.fromisoformat(load_course().deadline)
+
+
+def commit(work, bare, sample_dir, when: dt.datetime, message: str):
+    subprocess.run(["rm", "-rf", *[str(p) for p in work.iterdir() if p.name != ".git"]], check=True)
+    subprocess.run(["cp", "-r", f"{sample_dir}/.", str(work)], check=True)
+    env = {**os.environ, "GIT_AUTHOR_DATE": when.isoformat(), "GIT_COMMITTER_DATE": when.isoformat(),
+           "GIT_AUTHOR_NAME": "s", "GIT_AUTHOR_EMAIL": "s@example.com", "GIT_COMMITTER_NAME": "s",
+           "GIT_COMMITTER_EMAIL": "s@example.com"}
+    for cmd in (["add", "-A"], ["commit", "-q", "-m", message], ["push", "-q", str(bare), "HEAD:main"]):
+        subprocess.run(["git", *cmd], cwd=work, env=env, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def classroom(tmp_path_factory):
+    root = tmp_path_factory.mktemp("classroom")
+    catalog = load_catalog()
+    samples = {n: build_sample(catalog[n], root / "samples" / n) for n in ("solution", "blank", "ex01_drops_history")}
+    plan = {  # student -> [(sample, commit time)]
+        "alice": [("ex01_drops_history", DEADLINE - dt.timedelta(days=2)), ("solution", DEADLINE - dt.timedelta(hours=1)),
+                  ("blank", DEADLINE + dt.timedelta(hours=1))],
+        "bob": [("solution", DEADLINE + dt.timedelta(hours=20))],
+        "carol": [("ex01_drops_history", DEADLINE - dt.timedelta(days=1))],
+    }
+    rows = ["student_id,github_username,repository"]
+    for student, commits in plan.items():
+        bare, work = root / "remote" / f"{student}.git", root / "work" / student
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+        subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+        for sample, when in commits:
+            commit(work, bare, samples[sample], when, sample)
+        rows.append(f"{student},{student}-gh,{bare}")
+    rows.append(f"dave,dave-gh,{root / 'remote' / 'missing.git'}")
+    (root / "roster.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_collect_takes_the_last_commit_before_the_deadline(classroom):
+    collected = {c.student_id: c for c in collect(classroom / "roster.csv", DEADLINE, classroom / "subs")}
+    assert collected["alice"].status == "ok"
+    assert dt.datetime.fromisoformat(collected["alice"].committed_at) == DEADLINE - dt.timedelta(hours=1)
+    assert collected["bob"].status == "no_commit_before_deadline"
+    assert collected["carol"].status == "ok" and collected["dave"].status == "clone_failed"
+    assert not (classroom / "subs" / "alice" / ".git").exists()
+    assert json.loads((classroom / "subs" / "bob" / "submission.json").read_text())["status"] == "no_commit_before_deadline"
+
+
+def test_grace_period_collects_late_work(classroom):
+    collected = {c.student_id: c for c in collect(classroom / "roster.csv", DEADLINE, classroom / "late", grace_days=2)}
+    assert collected["bob"].status == "ok"
+    assert dt.datetime.fromisoformat(collected["bob"].committed_at) > DEADLINE
+    # alice's blank commit after the deadline is now the last one inside the grace period
+    assert dt.datetime.fromisoformat(collected["alice"].committed_at) == DEADLINE + dt.timedelta(hours=1)
+
+
+def test_grade_all_in_parallel_is_idempotent_and_feeds_the_report(classroom):
+    subs, graded = classroom / "subs2", classroom / "graded"
+    collect(classroom / "roster.csv", DEADLINE, subs, grace_days=2)
+    codes = grade_all(subs, graded, jobs=2, exercises=["ex01"])
+    assert codes == {"alice": 0, "bob": 0, "carol": 0, "dave": 0}
+    scores = {s: json.loads((graded / s / "grade.json").read_text())["score"] for s in codes}
+    assert scores == {"alice": 0.0, "bob": 10.0, "carol": 8.0, "dave": 0.0}
+    before = sorted(p.relative_to(graded) for p in graded.rglob("*") if p.name != "grader.log")
+    grade_all(subs, graded, jobs=2, exercises=["ex01"])  # regrade: replaces, never duplicates
+    assert sorted(p.relative_to(graded) for p in graded.rglob("*") if p.name != "grader.log") == before
+    summary = write_report(graded, classroom / "report")
+    assert summary["students"] == 4 and summary["late"] == 2  # alice (blank, 1 h late) and bob (20 h late)
+
+
+def test_token_is_only_a_clone_header(monkeypatch, classroom):
+    monkeypatch.setenv("COLLECT_TOKEN", "ghp_secret123")
+    assert any("Authorization: Basic" in a for a in _auth_header("https://github.com/org/repo"))
+    assert _auth_header(str(classroom / "remote" / "alice.git")) == []
+    collect(classroom / "roster.csv", DEADLINE, classroom / "subs3")
+    assert not [p for p in (classroom / "subs3").rglob("*") if p.is_file() and "ghp_secret123" in p.read_text(errors="ignore")]
+
+
+def test_collect_cli_rejects_a_bad_roster(tmp_path):
+    (tmp_path / "roster.csv").write_text("name,repo\nx,y\n")
+    run = subprocess.run([sys.executable, "-m", "autograder", "collect", "--roster", str(tmp_path / "roster.csv"),
+                          "--dest", str(tmp_path / "d")], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and "student_id" in run.stderr
