@@ -91,23 +91,34 @@ def cmd_record(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .grade import grade_submission
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .grade.batch import grade_one
     from .grade.pipeline import gradable_exercises
     from .samples import build_sample, load_catalog
 
     out = Path(args.out)
     catalog = load_catalog()
+    names = args.sample or list(catalog)
     ex_ids = [e.id for e in gradable_exercises()]
-    rows = [["sample", *ex_ids, "total"]]
-    for name in args.sample or list(catalog):
+
+    def run(name):
         sample = catalog[name]
         path = build_sample(sample, out / "submissions" / name)
-        grade = grade_submission(path, sample.exercises, out / "reports" / name, cell_timeout_s=sample.cell_timeout_s)
-        by_id = {r.exercise.id: r for r in grade.runs}
-        cells = [f"{by_id[e].score:g}/{by_id[e].exercise.max_score:g}" + ("!" if by_id[e].problems else "")
-                 if e in by_id else "-" for e in ex_ids]
-        rows.append([name, *cells, f"{grade.score:g}/{grade.max_score:g}"])
-        print(f"graded {name}: {grade.score:g}/{grade.max_score:g}", flush=True)
+        grade_one(path, out / "reports" / name, sample.exercises, cell_timeout_s=sample.cell_timeout_s)
+        grade = json.loads((out / "reports" / name / "grade.json").read_text(encoding="utf-8"))
+        print(f"graded {name}: {grade['score']:g}/{grade['max_score']:g}", flush=True)
+        return name, grade
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        grades = dict(pool.map(run, names))
+    rows = [["sample", *ex_ids, "total"]]
+    for name in names:
+        exs = grades[name]["exercises"]
+        cells = [f"{exs[e]['score']:g}/{exs[e]['max_score']:g}" + ("!" if exs[e]["problems"] else "") if e in exs else "-"
+                 for e in ex_ids]
+        rows.append([name, *cells, f"{grades[name]['score']:g}/{grades[name]['max_score']:g}"])
     print("\n" + _table(rows))
     print(f"\nreports: {out / 'reports'}/<sample>/grade.json, grade.md, <ex>/feedback.html"
           "  ('!' = the report names a problem; '-' = not part of that sample)")
@@ -196,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="build the sample submissions and grade them")
     s.add_argument("--sample", action="append", help="only this sample (repeatable)")
     s.add_argument("--out", default="out/demo")
+    s.add_argument("--jobs", type=int, default=2, help="samples graded at a time")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("collect", help="clone every roster repository at its last commit before the deadline")

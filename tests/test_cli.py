@@ -40,3 +40,14 @@ def test_record_cli_needs_a_workspace(tmp_path):
     run = subprocess.run([sys.executable, "-m", "autograder", "record", "--exercise", "ex01", "--dest", str(tmp_path)],
                          cwd=REPO_ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert run.returncode == 2 and "DATABRICKS_HOST" in run.stderr
+
+
+def test_demo_cli_grades_samples_in_parallel(tmp_path):
+    """The README's main job, on two small samples."""
+    run = subprocess.run([sys.executable, "-m", "autograder", "demo", "--sample", "ex01_drops_history",
+                          "--sample", "deleted_test_cell", "--jobs", "2", "--out", str(tmp_path)],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    table = run.stdout.split("sample ")[1]
+    assert "ex01_drops_history  8/10" in table and "deleted_test_cell   10/10!" in table
+    assert json.loads((tmp_path / "reports" / "deleted_test_cell" / "grade.json").read_text())["score"] == 10

@@ -14,13 +14,16 @@ from pathlib import Path
 from ..config import REPO_ROOT
 
 
-def grade_one(submission: Path, out: Path, exercises=None, profile: str | None = None) -> tuple[str, int]:
+def grade_one(submission: Path, out: Path, exercises=None, profile: str | None = None,
+              cell_timeout_s: int | None = None) -> tuple[str, int]:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "autograder", "grade", str(submission), "--out", str(out)]
     for ex in exercises or []:
         cmd += ["--exercise", ex]
     if profile:
         cmd += ["--profile", profile]
+    if cell_timeout_s:
+        cmd += ["--cell-timeout", str(cell_timeout_s)]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
     if (submission / "submission.json").exists():
         out.mkdir(parents=True, exist_ok=True)
