@@ -1,6 +1,5 @@
 """Record mode against a second local server standing in for a real workspace."""
 import json
-import warnings
 
 from autograder.fmapi import FixtureServer
 from autograder.fmapi.persister import load_cassette

@@ -1,6 +1,5 @@
 """release/ is generated from source/ and holds no solution or hidden test."""
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
