@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -70,8 +71,9 @@ class Evidence:
     work_dir: Path | None = None  # where the student's notebook ran (its saved artifacts)
     errors: dict[str, list] = field(default_factory=dict)  # grade_id -> [(ename, evalue)]: for messages only
 
-    @property
+    @cached_property
     def exchanges(self) -> list[Exchange]:
+        """The served chat requests, parsed from the log once."""
         out = []
         for e in self.log:
             path = e.get("path", "")

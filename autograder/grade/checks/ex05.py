@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from pathlib import Path
 
 from ...metrics.gozaru import gozaru_rate
@@ -132,13 +133,21 @@ def adapter_valid(ev: Evidence) -> Verdict:
     return ok()
 
 
+def _heldout_prompts() -> list[str]:
+    return json.loads(HELDOUT_PROMPTS.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=4)
+def base_heldout_rate(model_id: str, max_new_tokens: int) -> float:
+    """The base model's rate: the same for every student, so computed once per process."""
+    lm = ReferenceLM(model_id)
+    return gozaru_rate(lm.answer([{"role": "user", "content": p}], max_new_tokens) for p in _heldout_prompts())
+
+
 def heldout_rates(ev: Evidence, lm: ReferenceLM) -> tuple[float, float]:
-    prompts = json.loads(HELDOUT_PROMPTS.read_text(encoding="utf-8"))
     n = ev.profile.max_new_tokens
-    tuned = [lm.answer([{"role": "user", "content": p}], n) for p in prompts]
-    base_lm = ReferenceLM(_model_id(ev))
-    base = [base_lm.answer([{"role": "user", "content": p}], n) for p in prompts]
-    return gozaru_rate(tuned), gozaru_rate(base)
+    tuned = [lm.answer([{"role": "user", "content": p}], n) for p in _heldout_prompts()]
+    return gozaru_rate(tuned), base_heldout_rate(_model_id(ev), n)
 
 
 @check(EX)
