@@ -25,7 +25,6 @@ def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
         MPLBACKEND="Agg",
         HF_HUB_DISABLE_PROGRESS_BARS="1",
         TRANSFORMERS_VERBOSITY="error",
-        DATABRICKS_SDK_UPSTREAM="llm-course-autograder",
     )
     env.update(extra)
     return env

@@ -83,7 +83,7 @@ def _cell(nb, grade_id: str):
     raise SampleError(f"no cell {grade_id}")
 
 
-def _apply(edit: dict, nbs: dict, dest: Path) -> None:
+def _apply(edit: dict, nbs: dict) -> None:
     ex = edit["exercise"]
     if "corrupt" in edit:  # write the notebook as broken text
         nbs[ex] = edit["corrupt"]
@@ -114,7 +114,7 @@ def build_sample(sample: Sample, dest: Path) -> Path:
         nb_name = course.exercises[ex].notebook
         nbs[ex] = solution_notebook(ex) if sample.base == "solution" else nbformat.read(RELEASE_DIR / ex / nb_name, as_version=4)
     for edit in sample.edits:
-        _apply(edit, nbs, dest)
+        _apply(edit, nbs)
     for ex, nb in nbs.items():
         if nb is None:
             continue
