@@ -1,4 +1,4 @@
-"""assign: stamp points from course.toml into source/ and generate release/ with nbgrader."""
+"""assign: stamp points from course.toml into source/, generate release/ with nbgrader, and the template repository."""
 from __future__ import annotations
 
 import subprocess
@@ -58,7 +58,9 @@ def generate_assignment(exercise_id: str, course_root: Path, release_dir: Path, 
 
 
 def release(exercise_ids=None, release_dir: Path | None = None) -> list[Path]:
-    """Regenerate release/<ex>/ for each exercise whose source exists."""
+    """Regenerate release/<ex>/ for each exercise whose source exists, then the template repository around them."""
+    from .template_repo import write_template_repository
+
     course = load_course()
     ids = exercise_ids or [e for e in course.exercises if (SOURCE_DIR / e).is_dir()]
     release_dir = Path(release_dir or REPO_ROOT / "release")
@@ -69,4 +71,5 @@ def release(exercise_ids=None, release_dir: Path | None = None) -> list[Path]:
             sync_points(exercise)
             generate_assignment(ex_id, REPO_ROOT, release_dir, Path(tmp) / "gradebook.db")
             written.append(release_dir / ex_id / exercise.notebook)
-    return written
+    all_ids = [e for e in course.exercises if (release_dir / e / course.exercises[e].notebook).is_file()]
+    return written + write_template_repository(release_dir, all_ids)

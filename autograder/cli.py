@@ -1,4 +1,4 @@
-"""Command line: a thin layer over the library (assign, record, grade, demo, bench)."""
+"""Command line: a thin layer over the library (assign, check, grade, export, collect, record, bench)."""
 from __future__ import annotations
 
 import argparse
@@ -23,11 +23,31 @@ def cmd_release(args) -> int:
     return 0
 
 
+def resolve_profile(name: str | None) -> str | None:
+    """`auto`: the gpu profile where CUDA is there, else the course default (cpu)."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else load_course().default_profile
+
+
 def cmd_grade(args) -> int:
     from .grade import grade_submission
 
     grade = grade_submission(Path(args.submission), args.exercise, Path(args.out) if args.out else None,
-                             cell_timeout_s=args.cell_timeout, profile=args.profile)
+                             cell_timeout_s=args.cell_timeout, profile=resolve_profile(args.profile))
+    return _print_grade(grade, args.out)
+
+
+def cmd_check(args) -> int:
+    from .grade import grade_submission
+
+    grade = grade_submission(Path(args.submission), args.exercise, Path(args.out), tier="feedback")
+    return _print_grade(grade, args.out)
+
+
+def _print_grade(grade, out) -> int:
     rows = [["exercise", "score", "problems"]]
     rows += [[r.exercise.id, f"{r.score:g}/{r.exercise.max_score:g}", ",".join(p.code for p in r.problems) or "-"]
              for r in grade.runs]
@@ -36,8 +56,8 @@ def cmd_grade(args) -> int:
     for run in grade.runs:
         for p in run.problems:
             print(f"[{run.exercise.id}] {p.message_ja} / {p.message_en}")
-    if args.out:
-        print(f"reports written to {args.out}/grade.json, grade.md")
+    if out:
+        print(f"reports written to {out}/grade.json, grade.md")
     return 0
 
 
@@ -139,10 +159,25 @@ def cmd_collect(args) -> int:
 def cmd_grade_all(args) -> int:
     from .grade.batch import grade_all
 
-    codes = grade_all(Path(args.submissions), Path(args.out), args.jobs, args.exercise, args.profile)
+    index, count = (int(x) for x in args.shard.split("/"))
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {args.shard}: expected K/N with 0 <= K < N")
+    codes = grade_all(Path(args.submissions), Path(args.out), args.jobs, args.exercise,
+                      resolve_profile(args.profile), shard=(index, count))
     failed = [s for s, code in codes.items() if code != 0]
     print(f"graded {len(codes)} submissions into {args.out}" + (f"; grader failed for {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def cmd_shards(args) -> int:
+    """The job matrix for grade-all --shard: [0, 1, ...], no more shards than students."""
+    import json
+
+    from .grade.batch import students_in
+
+    count = max(1, min(args.count, len(students_in(Path(args.submissions)))))
+    print(json.dumps(list(range(count))))
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -167,11 +202,33 @@ def cmd_classroom(args) -> int:
     return 0
 
 
+def cmd_prefetch(args) -> int:
+    """Download a profile's Hub model and dataset into HF_HOME (needs HF_TOKEN for gated Gemma)."""
+    from huggingface_hub import snapshot_download
+
+    profile = load_course().profile(resolve_profile(args.profile))
+    wanted = [(v, kind) for v, kind in ((profile.model_id, "model"), (profile.dataset, "dataset"))
+              if profile.resolve(v) == v]  # repository paths (the cpu profile) need nothing
+    for repo_id, kind in wanted:
+        try:
+            path = snapshot_download(repo_id, repo_type=kind)
+        except Exception as err:  # noqa: BLE001 - report and fail this step, with the cause
+            print(f"prefetch failed for {kind} {repo_id}: {type(err).__name__}: {err}", file=sys.stderr)
+            return 1
+        print(f"{kind} {repo_id} -> {path}")
+    if not wanted:
+        print(f"profile {profile.name}: model and dataset are in the repository; nothing to fetch")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
     run_bench(args.exercise, Path(args.out))
     return 0
+
+
+PROFILE_CHOICES = sorted(load_course().profiles) + ["auto"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,8 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exercise", action="append", help="exNN; repeat for several (default: all)")
     s.add_argument("--out", help="write grade.json, grade.md and feedback here")
     s.add_argument("--cell-timeout", type=int, help="seconds per cell (default: course.toml)")
-    s.add_argument("--profile", choices=sorted(load_course().profiles), help="model profile for ex04/ex05 (default: cpu)")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, help="model profile for ex04/ex05 (default: cpu; auto: gpu if CUDA)")
     s.set_defaults(func=cmd_grade)
+
+    s = sub.add_parser("check", help="feedback tier: visible tests only, cpu profile (the student's Classroom workflow)")
+    s.add_argument("submission", nargs="?", default=".", help="the student's repository (default: .)")
+    s.add_argument("--exercise", action="append")
+    s.add_argument("--out", default="feedback")
+    s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("serve-fixtures", help="run the Foundation Model API fixture server")
     s.add_argument("--port", type=int, default=8765)
@@ -222,8 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="graded")
     s.add_argument("--jobs", type=int, default=2)
     s.add_argument("--exercise", action="append")
-    s.add_argument("--profile", choices=sorted(load_course().profiles))
+    s.add_argument("--profile", choices=PROFILE_CHOICES)
+    s.add_argument("--shard", default="0/1", help="K/N: grade only every N-th student from the K-th (a job matrix)")
     s.set_defaults(func=cmd_grade_all)
+
+    s = sub.add_parser("shards", help="print the grading job matrix as JSON ([0, 1, ...]) for grade-all --shard")
+    s.add_argument("submissions")
+    s.add_argument("--count", type=int, default=10)
+    s.set_defaults(func=cmd_shards)
 
     s = sub.add_parser("report", help="class gradebook CSV and HTML dashboard from graded submissions")
     s.add_argument("graded_dir", help="one folder per student (named by student id), each as `grade --out` writes it")
@@ -234,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("grade_json")
     s.add_argument("--exercise", action="append", help="default: every exercise in grade.json")
     s.set_defaults(func=cmd_classroom)
+
+    s = sub.add_parser("prefetch", help="download a profile's Hub model and dataset into HF_HOME before grading offline")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, default="gpu")
+    s.set_defaults(func=cmd_prefetch)
 
     s = sub.add_parser("bench", help="time grading vs plain execution of the solution notebooks")
     s.add_argument("--exercise", action="append")

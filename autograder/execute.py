@@ -10,8 +10,9 @@ from nbclient import NotebookClient
 
 from .config import load_course
 
-# Only these variables of the grader's environment reach a student kernel.
-INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+# Only these variables of the grader's environment reach a student kernel (no tokens:
+# the official workflow prefetches the gpu profile's model into HF_HOME, then grades offline).
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "HF_HOME", "HF_HUB_OFFLINE")
 
 
 def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:

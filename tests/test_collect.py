@@ -2,6 +2,7 @@
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -95,3 +96,41 @@ def test_collect_cli_rejects_a_bad_roster(tmp_path):
     run = subprocess.run([sys.executable, "-m", "autograder", "collect", "--roster", str(tmp_path / "roster.csv"),
                           "--dest", str(tmp_path / "d")], cwd=REPO_ROOT, capture_output=True, text=True)
     assert run.returncode == 2 and "student_id" in run.stderr
+
+
+def _cli(*args, env=None):
+    run = subprocess.run([sys.executable, "-m", "autograder", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                         env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+def test_sharded_grading_merges_into_one_nbgrader_gradebook(classroom, tmp_path):
+    """The official workflow's commands: shards -> grade-all --shard K/N per job -> report on the merged folder."""
+    from nbgrader.api import Gradebook, Grade
+
+    subs = tmp_path / "subs"
+    collect(classroom / "roster.csv", DEADLINE, subs, grace_days=2)
+    shards = json.loads(_cli("shards", str(subs), "--count", "3"))
+    assert shards == [0, 1, 2]
+    assert json.loads(_cli("shards", str(subs), "--count", "50")) == [0, 1, 2, 3]  # never more jobs than students
+    for k in shards:  # each matrix job writes its own folder; download-artifact merges them
+        _cli("grade-all", str(subs), "--out", str(tmp_path / f"graded-{k}"), "--jobs", "1", "--profile", "auto",
+             "--exercise", "ex01", "--shard", f"{k}/{len(shards)}")
+    graded = tmp_path / "graded"
+    for k in shards:
+        shutil.copytree(tmp_path / f"graded-{k}", graded, dirs_exist_ok=True)
+    assert sorted(p.name for p in graded.iterdir()) == ["alice", "bob", "carol", "dave"]
+    _cli("report", str(graded), "--out", str(tmp_path / "report"))
+    _cli("report", str(graded), "--out", str(tmp_path / "report"))  # regrade/re-export: replaces, never duplicates
+    with Gradebook(f"sqlite:///{tmp_path / 'report' / 'gradebook.db'}") as gb:
+        scores = {s.id: gb.find_submission("ex01", s.id).score for s in gb.students}
+        assert scores == {"alice": 0.0, "bob": 10.0, "carol": 8.0, "dave": 0.0}
+        assert gb.db.query(Grade).count() == 4 * len(load_course().exercises["ex01"].cells)
+        assert gb.find_assignment("ex01").duedate is not None
+
+
+def test_grade_all_rejects_a_bad_shard(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade-all", str(tmp_path), "--shard", "3/2"],
+                         cwd=REPO_ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and "--shard 3/2" in run.stderr

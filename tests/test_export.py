@@ -43,7 +43,7 @@ def test_classroom_cli_prints_github_output_lines(graded):
                          cwd=REPO_ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
     assert run.returncode == 0, run.stderr
     line = run.stdout.strip()
-    assert line.startswith("result=") and json.loads(base64.b64decode(line[7:]))["max_score"] == 10
+    assert line.startswith("ex01=") and json.loads(base64.b64decode(line[5:]))["max_score"] == 10
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,30 @@ EXERCISES = [e for e in load_course().exercises if (SOURCE_DIR / e).is_dir()]
 REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
 
 
-def secret_lines(exercise_id: str) -> set[str]:
+def secret_lines(exercise_id: str, regions=("SOLUTION", "HIDDEN TESTS")) -> set[str]:
     """Meaningful lines found only inside solution or hidden-test regions of the source
-    (a line the task statement itself shows, such as `qa_answer = ask(QA_QUESTION)`, is public)."""
-    lines, public = set(), ""
+    (a line the task statement itself shows, such as `qa_answer = ask(QA_QUESTION)`, is public,
+    and so is what the model replies: every student sees it in their outputs)."""
+    lines, public = set(), _model_replies()
     for ex in EXERCISES:  # code one exercise asks for may be given code in a later one
         nb = nbformat.read(SOURCE_DIR / ex / f"{ex}.ipynb", as_version=4)
         for cell in nb.cells:
             if ex == exercise_id:
-                for _, body in REGION.findall(cell.source):
-                    lines |= {l.strip() for l in body.splitlines() if len(l.strip()) > 12 and not l.strip().startswith("#")}
-            public += REGION.sub("", cell.source) + "\n"
+                for kind, body in REGION.findall(cell.source):
+                    if kind in regions:
+                        lines |= {l.strip() for l in body.splitlines() if len(l.strip()) > 12 and not l.strip().startswith("#")}
+            public += REGION.sub(lambda m: "" if m.group(1) in regions else m.group(2), cell.source) + "\n"
     return {l for l in lines if l not in public}
+
+
+def _model_replies() -> str:
+    import json
+
+    from autograder.config import CASSETTE_DIR
+
+    replies = [r["body"] for p in sorted(CASSETTE_DIR.glob("*.json"))
+               for i in json.loads(p.read_text())["interactions"] for r in i["responses"]]
+    return json.dumps(replies, ensure_ascii=False, indent=2) + "\n"
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +49,13 @@ def test_release_is_not_stale(regenerated, exercise_id):
     name = f"{exercise_id}/{exercise_id}.ipynb"
     assert (RELEASE_DIR / name).read_text() == (regenerated / name).read_text(), (
         f"release/{name} is stale: run `python -m autograder release` and commit")
+
+
+def test_template_repository_is_not_stale(regenerated):
+    files = lambda root: {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    ours, fresh = files(RELEASE_DIR), files(regenerated)
+    assert sorted(ours) == sorted(fresh), "release/ is stale: run `python -m autograder release` and commit"
+    assert [name for name in ours if ours[name] != fresh[name]] == []
 
 
 @pytest.mark.parametrize("exercise_id", EXERCISES)

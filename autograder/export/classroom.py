@@ -39,5 +39,6 @@ def encode(data: dict) -> str:
 
 
 def github_output_line(grade: dict, exercise_id: str) -> str:
-    """`result=<base64>`, to append to $GITHUB_OUTPUT of a step whose id is the exercise id."""
-    return f"result={encode(payload(grade, exercise_id))}"
+    """`<exercise>=<base64>`, for $GITHUB_OUTPUT: the reporter reads `steps.<id>.outputs.<exercise>`
+    through the environment variable `<EXERCISE>_RESULTS`."""
+    return f"{exercise_id}={encode(payload(grade, exercise_id))}"

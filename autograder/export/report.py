@@ -2,7 +2,8 @@
 
 Input: GRADED_DIR/<student_id>/grade.json, as `grade --out` writes it, and optionally
 GRADED_DIR/<student_id>/submission.json ({"committed_at": ISO time, "commit": sha}).
-Output: gradebook.csv, index.html, students/<student_id>.html, feedback copies.
+Output: gradebook.csv, gradebook.db (nbgrader's SQLite gradebook), index.html,
+students/<student_id>.html, feedback copies.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from jinja2 import Environment
 
 from ..config import load_course
+from .gradebook import write_gradebook
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
                     "raw_score", "late_submission_penalty", "score", "max_score"]
@@ -186,6 +188,7 @@ def write_report(graded_dir: Path, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "students").mkdir(exist_ok=True)
     write_csv(results, out_dir / "gradebook.csv", deadline)
+    write_gradebook(results, out_dir / "gradebook.db", deadline)
     env = Environment(autoescape=True)
     page = env.from_string(PAGE)
 

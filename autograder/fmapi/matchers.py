@@ -70,6 +70,20 @@ def signature(body: dict) -> dict:
     }
 
 
+def signature_only(body: dict) -> dict:
+    """The smallest request body with the same signature: no schema or tool parameter bodies.
+    Cassettes shipped to students carry this, so they show no solution schema or tool spec."""
+    slim = {k: body[k] for k in ("model", "messages", "tool_choice", "temperature") if k in body}
+    rf = body.get("response_format")
+    if rf:
+        slim["response_format"] = ({"type": "json_schema", "json_schema": {"name": (rf.get("json_schema") or {}).get("name")}}
+                                   if rf.get("type") == "json_schema" else {"type": rf.get("type")})
+    if body.get("tools"):
+        slim["tools"] = [{"type": "function", "function": {"name": (t.get("function") or {}).get("name", "")}}
+                         for t in body["tools"]]
+    return slim
+
+
 @dataclass(frozen=True)
 class Matcher:
     name: str

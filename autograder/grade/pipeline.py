@@ -7,8 +7,12 @@ Problem; a stopped exercise scores 0 and the next exercise is still graded.
   restore_cells       put back deleted / edited protected cells
   autograde           nbgrader autograde (hidden tests restored) with the fixture server
   note_execution      report timeouts and kernel deaths seen in the outputs
-  verify_evidence     outside-the-kernel checks on the request log
+  verify_evidence     outside-the-kernel checks on the request log (official tier only)
   score               a cell's points count only if its test and its evidence pass
+
+Two tiers (see README): `official` grades against source/ (hidden tests) and
+verifies evidence; `feedback` runs in the student's repository with only the
+release notebooks (visible tests), so its points are a preview.
 """
 from __future__ import annotations
 
@@ -26,7 +30,6 @@ from ..config import CASSETTE_DIR, RELEASE_DIR, SOURCE_DIR, Exercise, Profile, l
 from ..execute import course_kernel_env
 from ..fmapi import FixtureServer
 from ..fmapi.persister import load_cassettes
-from . import checks
 from .evidence import Evidence, Verdict, claims_in, literals_in
 from .nbgrader_runner import AutogradeFailed, AutogradeResult, AutogradeTimeout, CourseSandbox
 from .problems import Problem, problem
@@ -60,6 +63,7 @@ class ExerciseRun:
     cassettes: list
     cell_timeout_s: int
     profile: Profile
+    tier: str = "official"
     student_nb: nbformat.NotebookNode | None = None
     problems: list[Problem] = field(default_factory=list)
     autograded: AutogradeResult | None = None
@@ -123,6 +127,10 @@ def note_execution(run: ExerciseRun) -> None:
 
 
 def verify_evidence(run: ExerciseRun) -> None:
+    if run.tier != "official":
+        return
+    from . import checks  # the official grader's checks; not shipped to students
+
     source_literals = {}
     for cell in run.source_nb.cells:
         gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
@@ -177,8 +185,9 @@ def _first_line(text: str, limit: int = 400) -> str:
 
 def _score_cell(run: ExerciseRun, cell) -> CheckResult:
     result = run.autograded.cells.get(cell.grade_id) if run.autograded else None
+    required = cell.evidence if run.tier == "official" else ()
     evidence = [{"id": n, "passed": run.verdicts[n].passed, "message": run.verdicts[n].message}
-                for n in cell.evidence if n in run.verdicts]
+                for n in required if n in run.verdicts]
     test = {"passed": bool(result and result.passed),
             "error": f"{result.errors[0][0]}: {result.errors[0][1]}" if result and result.errors else None}
     if result is None:
@@ -192,9 +201,11 @@ def _score_cell(run: ExerciseRun, cell) -> CheckResult:
                        else f"実装セル {where} でエラーが発生しました: {ename}: {_first_line(evalue)}")
     elif not all(e["passed"] for e in evidence):
         message = next(e["message"] for e in evidence if not e["passed"])
-    else:
+    elif run.tier == "official":
         message = "正解です。"
-    passed = test["passed"] and all(e["passed"] for e in evidence) and len(evidence) == len(cell.evidence)
+    else:
+        message = "公開テストに合格しました（正式な採点では非公開テストと記録の検証も行います）。"
+    passed = test["passed"] and all(e["passed"] for e in evidence) and len(evidence) == len(required)
     return CheckResult(cell.grade_id, cell.points if passed else 0.0, cell.points, passed, message, test, evidence)
 
 
@@ -204,6 +215,7 @@ def _score_cell(run: ExerciseRun, cell) -> CheckResult:
 class SubmissionGrade:
     submission: Path
     runs: list[ExerciseRun]
+    tier: str = "official"
 
     @property
     def score(self) -> float:
@@ -214,17 +226,22 @@ class SubmissionGrade:
         return sum(r.exercise.max_score for r in self.runs)
 
 
+TIERS = {"official": SOURCE_DIR, "feedback": RELEASE_DIR}  # tier -> where nbgrader's source notebooks are
+
+
 def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes,
-                   cell_timeout_s: int | None = None, profile: str | None = None) -> ExerciseRun:
+                   cell_timeout_s: int | None = None, profile: str | None = None,
+                   tier: str = "official") -> ExerciseRun:
     run = ExerciseRun(
         exercise=exercise,
         submission_dir=Path(submission_dir),
         work_dir=work_dir,
-        source_nb=nbformat.read(SOURCE_DIR / exercise.id / exercise.notebook, as_version=4),
+        source_nb=nbformat.read(TIERS[tier] / exercise.id / exercise.notebook, as_version=4),
         release_nb=nbformat.read(RELEASE_DIR / exercise.id / exercise.notebook, as_version=4),
         cassettes=cassettes,
         cell_timeout_s=cell_timeout_s or exercise.cell_timeout_s or load_course().cell_timeout_s,
         profile=load_course().profile(profile),
+        tier=tier,
     )
     for step in STEPS:
         if run.stopped:
@@ -244,9 +261,9 @@ def _unscored(cell, problems: list[Problem]) -> CheckResult:
     return CheckResult(cell.grade_id, 0.0, cell.points, False, reason, {"passed": False, "error": None}, [])
 
 
-def gradable_exercises(requested=None) -> list[Exercise]:
+def gradable_exercises(requested=None, tier: str = "official") -> list[Exercise]:
     course = load_course()
-    ids = requested or [e for e in course.exercises if (SOURCE_DIR / e).is_dir()]
+    ids = requested or [e for e in course.exercises if (TIERS[tier] / e).is_dir()]
     unknown = [e for e in ids if e not in course.exercises]
     if unknown:
         raise ValueError(f"unknown exercise(s): {', '.join(unknown)}")
@@ -255,22 +272,22 @@ def gradable_exercises(requested=None) -> list[Exercise]:
 
 def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None = None,
                      keep_work: bool = False, cell_timeout_s: int | None = None,
-                     profile: str | None = None) -> SubmissionGrade:
+                     profile: str | None = None, tier: str = "official") -> SubmissionGrade:
     """Grade every requested exercise of one student's repository; never raises for bad input."""
     from .report import write_reports
 
     cassettes = load_cassettes(CASSETTE_DIR)  # loaded once, before any student code runs
     runs = []
-    for exercise in gradable_exercises(exercises):
+    for exercise in gradable_exercises(exercises, tier):
         work = Path(tempfile.mkdtemp(prefix=f"grade-{exercise.id}-"))
         try:
-            runs.append(grade_exercise(exercise, submission_dir, work, _fresh(cassettes), cell_timeout_s, profile))
+            runs.append(grade_exercise(exercise, submission_dir, work, _fresh(cassettes), cell_timeout_s, profile, tier))
             if out_dir:
                 write_exercise_artifacts(runs[-1], Path(out_dir))
         finally:
             if not keep_work:
                 shutil.rmtree(work, ignore_errors=True)
-    result = SubmissionGrade(Path(submission_dir), runs)
+    result = SubmissionGrade(Path(submission_dir), runs, tier)
     if out_dir:
         write_reports(result, Path(out_dir))
     return result

@@ -14,7 +14,8 @@ def to_json(grade: SubmissionGrade) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "grader_version": __version__,
-        "submission": grade.submission.name,
+        "submission": grade.submission.resolve().name,
+        "tier": grade.tier,
         "score": grade.score,
         "max_score": grade.max_score,
         "exercises": {
@@ -37,6 +38,9 @@ def _fmt(x: float) -> str:
 
 def to_markdown(data: dict) -> str:
     lines = [f"# 採点結果 / Grade report: {_fmt(data['score'])} / {_fmt(data['max_score'])}", ""]
+    if data.get("tier") == "feedback":
+        lines += ["> ℹ️ これは公開テストだけによる途中経過です。成績は締め切り後の正式な採点（非公開テストと記録の検証）で決まります。  ",
+                  "> Preview from the visible tests only; the official grade (hidden tests, evidence checks) comes after the deadline.", ""]
     lines += ["| 演習 | 得点 | 状態 |", "|---|---:|---|"]
     for ex_id, ex in data["exercises"].items():
         status = "採点済み" if ex["status"] == "graded" else "採点不可 (error)"

@@ -1,0 +1,1 @@
+"""export: grade.json to what other tools read (GitHub Classroom, TA reports)."""

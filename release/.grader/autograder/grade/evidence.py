@@ -1,0 +1,152 @@
+"""What outside-the-kernel checks read.
+
+Trusted: the fixture server's request log (kept in the grader process) and the
+instructor's source notebook. Untrusted: claims, i.e. values the student's
+kernel reported; a check may use a claim only to compare it with trusted data.
+"""
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ..config import Profile
+
+from ..fmapi.matchers import normalize_text
+from ..fmapi.server import CHAT_PATH, INVOCATIONS_PATH
+
+CLAIM_MIMETYPE = "application/vnd.llmcourse.result+json"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    message: str  # Japanese, shown to the student
+    problem: str | None = None  # a problem code (problems.py) when the cause is bad input
+
+
+def ok(message: str = "OK") -> Verdict:
+    return Verdict(True, message)
+
+
+def fail(message: str) -> Verdict:
+    return Verdict(False, message)
+
+
+@dataclass
+class Exchange:
+    """One served chat request and its response."""
+    request: dict
+    response: dict
+    status: int
+    authorized: bool
+
+    @property
+    def messages(self) -> list[dict]:
+        return self.request.get("messages") or []
+
+    @property
+    def reply(self) -> dict:
+        choices = self.response.get("choices") or [{}]
+        return choices[0].get("message") or {}
+
+    @property
+    def schema_name(self) -> str | None:
+        rf = self.request.get("response_format") or {}
+        return (rf.get("json_schema") or {}).get("name")
+
+
+@dataclass
+class Evidence:
+    log: list[dict]
+    inputs: dict
+    source_literals: dict[str, dict]  # grade_id -> {name: literal}
+    claims: dict[str, dict] = field(default_factory=dict)  # grade_id -> {name: value}
+    chat_model: str = ""
+    profile: "Profile | None" = None
+    work_dir: Path | None = None  # where the student's notebook ran (its saved artifacts)
+    errors: dict[str, list] = field(default_factory=dict)  # grade_id -> [(ename, evalue)]: for messages only
+
+    @cached_property
+    def exchanges(self) -> list[Exchange]:
+        """The served chat requests, parsed from the log once."""
+        out = []
+        for e in self.log:
+            path = e.get("path", "")
+            if e.get("method") == "POST" and (path == CHAT_PATH or INVOCATIONS_PATH.match(path)) and e.get("request"):
+                out.append(Exchange(e["request"], e.get("response") or {}, e.get("status", 0), e.get("authorized", False)))
+        return out
+
+    def served(self, where: Callable[[Exchange], bool] = lambda x: True) -> list[Exchange]:
+        """Successful (HTTP 200) exchanges that satisfy `where`."""
+        return [x for x in self.exchanges if x.status == 200 and where(x)]
+
+    def claim(self, grade_id: str, name: str):
+        cell = self.claims.get(grade_id) or {}
+        if name not in cell:
+            raise KeyError(name)
+        return cell[name]
+
+
+def claim_matches(ev: "Evidence", grade_id: str, name: str, expected, mismatch: str | None = None) -> Verdict:
+    """Compare a value the kernel reported with one computed from trusted data.
+
+    For a dict, only the expected keys are compared (extra keys are allowed)."""
+    try:
+        claimed = ev.claim(grade_id, name)
+    except KeyError:
+        return fail(f"{name} が記録されていません（セル {grade_id} まで実行されたか確認してください）。")
+    if isinstance(expected, dict):
+        same = isinstance(claimed, dict) and all(claimed.get(k) == v for k, v in expected.items())
+    else:
+        same = claimed == expected
+    if not same:
+        return fail(mismatch or f"{name} が API の記録から計算した値と一致しません。期待値: {expected}")
+    return ok()
+
+
+def same_messages(actual: list[dict], expected: list[tuple[str, str]]) -> bool:
+    """Role and normalised text equality for plain (non-tool) messages."""
+    if len(actual) != len(expected):
+        return False
+    return all(m.get("role") == r and normalize_text(m.get("content")) == normalize_text(t)
+               for m, (r, t) in zip(actual, expected))
+
+
+def literals_in(source: str) -> dict:
+    """Module-level `NAME = <literal>` assignments of a cell, evaluated safely."""
+    found = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return found
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return found
+
+
+def claims_in(nb) -> dict[str, dict]:
+    """grade_id -> {name: value} reported by `report()` in that cell's outputs."""
+    claims: dict[str, dict] = {}
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if not grade_id or cell.get("cell_type") != "code":
+            continue
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}).get(CLAIM_MIMETYPE)
+            if isinstance(data, str):
+                try:
+                    data = json.loads(data)
+                except ValueError:
+                    continue
+            if isinstance(data, dict) and isinstance(data.get("name"), str):
+                claims.setdefault(grade_id, {})[data["name"]] = data.get("value")
+    return claims

@@ -1,0 +1,308 @@
+"""grade: one submission, exercise by exercise, as a pipeline of small steps.
+
+Each step does one job on an ExerciseRun and may stop the run with a fatal
+Problem; a stopped exercise scores 0 and the next exercise is still graded.
+
+  load_submission     read <submission>/<ex>/<ex>.ipynb
+  restore_cells       put back deleted / edited protected cells
+  autograde           nbgrader autograde (hidden tests restored) with the fixture server
+  note_execution      report timeouts and kernel deaths seen in the outputs
+  verify_evidence     outside-the-kernel checks on the request log (official tier only)
+  score               a cell's points count only if its test and its evidence pass
+
+Two tiers (see README): `official` grades against source/ (hidden tests) and
+verifies evidence; `feedback` runs in the student's repository with only the
+release notebooks (visible tests), so its points are a preview.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from ..config import CASSETTE_DIR, RELEASE_DIR, SOURCE_DIR, Exercise, Profile, load_course
+from ..execute import course_kernel_env
+from ..fmapi import FixtureServer
+from ..fmapi.persister import load_cassettes
+from .evidence import Evidence, Verdict, claims_in, literals_in
+from .nbgrader_runner import AutogradeFailed, AutogradeResult, AutogradeTimeout, CourseSandbox
+from .problems import Problem, problem
+from .resilient_execute import KERNEL_DIED, NOT_RUN
+from .submission import find_notebook, load_notebook, restore_protected_cells
+
+TIMEOUT_ENAME = "CellTimeoutError"
+
+
+@dataclass
+class CheckResult:
+    id: str
+    score: float
+    max_score: float
+    passed: bool
+    message: str
+    test: dict
+    evidence: list[dict]
+
+    def to_json(self) -> dict:
+        return self.__dict__.copy()
+
+
+@dataclass
+class ExerciseRun:
+    exercise: Exercise
+    submission_dir: Path
+    work_dir: Path
+    source_nb: nbformat.NotebookNode
+    release_nb: nbformat.NotebookNode
+    cassettes: list
+    cell_timeout_s: int
+    profile: Profile
+    tier: str = "official"
+    student_nb: nbformat.NotebookNode | None = None
+    problems: list[Problem] = field(default_factory=list)
+    autograded: AutogradeResult | None = None
+    log: list[dict] = field(default_factory=list)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def stopped(self) -> bool:
+        return any(p.fatal for p in self.problems)
+
+    @property
+    def score(self) -> float:
+        return sum(c.score for c in self.checks)
+
+
+# -- steps ---------------------------------------------------------------
+
+def load_submission(run: ExerciseRun) -> None:
+    path = find_notebook(run.submission_dir, run.exercise.id, run.exercise.notebook)
+    run.student_nb, found = load_notebook(path)
+    if found:
+        run.problems.append(found)
+
+
+def restore_cells(run: ExerciseRun) -> None:
+    run.student_nb, found = restore_protected_cells(run.student_nb, run.release_nb)
+    run.problems.extend(found)
+
+
+def autograde(run: ExerciseRun) -> None:
+    course = load_course()
+    sandbox = CourseSandbox(run.work_dir / "course", run.exercise, run.source_nb, run.cell_timeout_s)
+    home = run.work_dir / "home"
+    home.mkdir()
+    with FixtureServer(cassettes=run.cassettes) as server:
+        env = course_kernel_env(server.env(), home, run.profile.name)
+        try:
+            run.autograded = sandbox.autograde(run.student_nb, env, course.exercise_timeout_s)
+        except AutogradeTimeout:
+            run.problems.append(problem("grading_timeout", seconds=course.exercise_timeout_s))
+        except AutogradeFailed as err:
+            run.problems.append(problem("autograde_failed", detail=str(err)))
+        finally:
+            run.log = server.log.snapshot()
+
+
+def note_execution(run: ExerciseRun) -> None:
+    timed_out, died = [], []
+    for cell in run.autograded.notebook.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or cell.get("id", "?")
+        enames = {o.get("ename") for o in cell.get("outputs", []) if o.get("output_type") == "error"}
+        if TIMEOUT_ENAME in enames:
+            timed_out.append(gid)
+        if KERNEL_DIED in enames:
+            died.append(gid)
+    if timed_out:
+        run.problems.append(problem("cell_timeout", cells=", ".join(timed_out), seconds=run.cell_timeout_s))
+    if died:
+        run.problems.append(problem("kernel_died", cell=died[0]))
+
+
+def verify_evidence(run: ExerciseRun) -> None:
+    if run.tier != "official":
+        return
+    from . import checks  # the official grader's checks; not shipped to students
+
+    source_literals = {}
+    for cell in run.source_nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid and cell.cell_type == "code":
+            source_literals[gid] = literals_in(cell.source)
+    evidence = Evidence(
+        log=run.log,
+        inputs=source_literals.get(f"{run.exercise.id}_inputs", {}),
+        source_literals=source_literals,
+        claims=claims_in(run.autograded.notebook),
+        chat_model=load_course().chat_model,
+        profile=run.profile,
+        work_dir=run.autograded.work_dir,
+        errors=run.autograded.errors_by_cell(),
+    )
+    for name in sorted({n for cell in run.exercise.cells for n in cell.evidence}):
+        try:
+            run.verdicts[name] = checks.get_check(run.exercise.id, name)(evidence)
+        except Exception as err:  # noqa: BLE001 - malformed evidence fails the check, never the grader
+            run.verdicts[name] = Verdict(False, f"記録を検証できませんでした（{type(err).__name__}: {err}）")
+    for code in dict.fromkeys(v.problem for v in run.verdicts.values() if v.problem):
+        run.problems.append(problem(code))
+
+
+def score(run: ExerciseRun) -> None:
+    run.checks = [_score_cell(run, cell) for cell in run.exercise.cells]
+    unconfirmed = [c.id for c in run.checks if c.test["passed"] and not c.passed]
+    if unconfirmed:
+        run.problems.append(problem("tests_unconfirmed", cells=", ".join(unconfirmed)))
+
+
+STEPS = (load_submission, restore_cells, autograde, note_execution, verify_evidence, score)
+
+
+# -- scoring ---------------------------------------------------------------
+
+def _test_message(errors: list[tuple[str, str]]) -> str:
+    ename, evalue = errors[0]
+    if ename == TIMEOUT_ENAME:
+        return "テストセルが制限時間内に終わりませんでした。"
+    if ename in (KERNEL_DIED, NOT_RUN):
+        return "カーネルが停止したため、このテストは実行されませんでした。"
+    if ename == "NotImplementedError":
+        return "まだ実装されていません（NotImplementedError）。"
+    return f"テストが失敗しました: {ename}: {evalue}".strip().rstrip(":")
+
+
+def _first_line(text: str, limit: int = 400) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "…"
+
+
+def _score_cell(run: ExerciseRun, cell) -> CheckResult:
+    result = run.autograded.cells.get(cell.grade_id) if run.autograded else None
+    required = cell.evidence if run.tier == "official" else ()
+    evidence = [{"id": n, "passed": run.verdicts[n].passed, "message": run.verdicts[n].message}
+                for n in required if n in run.verdicts]
+    test = {"passed": bool(result and result.passed),
+            "error": f"{result.errors[0][0]}: {result.errors[0][1]}" if result and result.errors else None}
+    if result is None:
+        message = "このセルは採点されませんでした。"
+    elif not result.passed:
+        message = _test_message(result.errors or [("AssertionError", "")])
+        cause = run.autograded.errors_before(cell.grade_id)
+        if cause and cause[0][1] not in (KERNEL_DIED, NOT_RUN):
+            where, ename, evalue = cause[0]
+            message = (f"実装セル {where} がまだ実装されていません（NotImplementedError）。" if ename == "NotImplementedError"
+                       else f"実装セル {where} でエラーが発生しました: {ename}: {_first_line(evalue)}")
+    elif not all(e["passed"] for e in evidence):
+        message = next(e["message"] for e in evidence if not e["passed"])
+    elif run.tier == "official":
+        message = "正解です。"
+    else:
+        message = "公開テストに合格しました（正式な採点では非公開テストと記録の検証も行います）。"
+    passed = test["passed"] and all(e["passed"] for e in evidence) and len(evidence) == len(required)
+    return CheckResult(cell.grade_id, cell.points if passed else 0.0, cell.points, passed, message, test, evidence)
+
+
+# -- entry point -------------------------------------------------------------
+
+@dataclass
+class SubmissionGrade:
+    submission: Path
+    runs: list[ExerciseRun]
+    tier: str = "official"
+
+    @property
+    def score(self) -> float:
+        return sum(r.score for r in self.runs)
+
+    @property
+    def max_score(self) -> float:
+        return sum(r.exercise.max_score for r in self.runs)
+
+
+TIERS = {"official": SOURCE_DIR, "feedback": RELEASE_DIR}  # tier -> where nbgrader's source notebooks are
+
+
+def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes,
+                   cell_timeout_s: int | None = None, profile: str | None = None,
+                   tier: str = "official") -> ExerciseRun:
+    run = ExerciseRun(
+        exercise=exercise,
+        submission_dir=Path(submission_dir),
+        work_dir=work_dir,
+        source_nb=nbformat.read(TIERS[tier] / exercise.id / exercise.notebook, as_version=4),
+        release_nb=nbformat.read(RELEASE_DIR / exercise.id / exercise.notebook, as_version=4),
+        cassettes=cassettes,
+        cell_timeout_s=cell_timeout_s or exercise.cell_timeout_s or load_course().cell_timeout_s,
+        profile=load_course().profile(profile),
+        tier=tier,
+    )
+    for step in STEPS:
+        if run.stopped:
+            break
+        try:
+            step(run)
+        except Exception as err:  # noqa: BLE001 - one exercise's failure must not stop the others
+            run.problems.append(problem("grader_error", detail=f"{step.__name__}: {type(err).__name__}: {err}"))
+            traceback.print_exc()
+    if run.stopped:
+        run.checks = [_unscored(cell, run.problems) for cell in exercise.cells]
+    return run
+
+
+def _unscored(cell, problems: list[Problem]) -> CheckResult:
+    reason = next(p.message_ja for p in problems if p.fatal)
+    return CheckResult(cell.grade_id, 0.0, cell.points, False, reason, {"passed": False, "error": None}, [])
+
+
+def gradable_exercises(requested=None, tier: str = "official") -> list[Exercise]:
+    course = load_course()
+    ids = requested or [e for e in course.exercises if (TIERS[tier] / e).is_dir()]
+    unknown = [e for e in ids if e not in course.exercises]
+    if unknown:
+        raise ValueError(f"unknown exercise(s): {', '.join(unknown)}")
+    return [course.exercises[e] for e in ids]
+
+
+def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None = None,
+                     keep_work: bool = False, cell_timeout_s: int | None = None,
+                     profile: str | None = None, tier: str = "official") -> SubmissionGrade:
+    """Grade every requested exercise of one student's repository; never raises for bad input."""
+    from .report import write_reports
+
+    cassettes = load_cassettes(CASSETTE_DIR)  # loaded once, before any student code runs
+    runs = []
+    for exercise in gradable_exercises(exercises, tier):
+        work = Path(tempfile.mkdtemp(prefix=f"grade-{exercise.id}-"))
+        try:
+            runs.append(grade_exercise(exercise, submission_dir, work, _fresh(cassettes), cell_timeout_s, profile, tier))
+            if out_dir:
+                write_exercise_artifacts(runs[-1], Path(out_dir))
+        finally:
+            if not keep_work:
+                shutil.rmtree(work, ignore_errors=True)
+    result = SubmissionGrade(Path(submission_dir), runs, tier)
+    if out_dir:
+        write_reports(result, Path(out_dir))
+    return result
+
+
+def _fresh(cassettes):
+    return copy.deepcopy(cassettes)
+
+
+def write_exercise_artifacts(run: ExerciseRun, out_dir: Path) -> None:
+    """Feedback HTML and the request log, copied out before the work dir goes."""
+    ex_dir = out_dir / run.exercise.id
+    ex_dir.mkdir(parents=True, exist_ok=True)
+    if run.autograded and run.autograded.feedback_html:
+        shutil.copy(run.autograded.feedback_html, ex_dir / "feedback.html")
+    with open(ex_dir / "requests.jsonl", "w", encoding="utf-8") as fh:
+        for entry in run.log:
+            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")

@@ -1,0 +1,51 @@
+"""Problems with a submission, each named in Japanese and English (one place for the wording)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message_ja: str
+    message_en: str
+    fatal: bool  # True: the exercise could not be graded (score 0)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+_TEXT = {
+    "notebook_missing": (True, "ノートブック {path} が見つかりません。ファイル名と場所を変えずに提出してください。",
+                         "Notebook {path} is missing. Submit it under its original name and folder."),
+    "notebook_malformed": (True, "ノートブック {path} を読み込めません（壊れた .ipynb です）: {detail}",
+                           "Notebook {path} could not be read (malformed .ipynb): {detail}"),
+    "cell_restored": (False, "削除されていた保護セル {cells} を元に戻して採点しました。",
+                      "Deleted protected cells {cells} were restored before grading."),
+    "cell_edited": (False, "編集されていた保護セル {cells} を元の内容に戻して採点しました（編集による得点はありません）。",
+                    "Edited protected cells {cells} were reset to their original content before grading."),
+    "cell_timeout": (False, "セル {cells} が制限時間（{seconds} 秒）内に終わらなかったため中断しました。無限ループがないか確認してください。",
+                     "Cells {cells} did not finish within {seconds} s and were interrupted. Look for an infinite loop."),
+    "kernel_died": (False, "実行中にカーネルが停止しました（セル {cell}）。それ以降のセルは実行されず 0 点です。",
+                    "The kernel died while running cell {cell}; the cells after it did not run and score 0."),
+    "tests_unconfirmed": (False, "カーネル内のテストは通りましたが、API の記録などで裏付けられなかったため得点にならないセルがあります: {cells}",
+                          "Tests passed inside the kernel but were not confirmed from outside it, so they score 0: {cells}"),
+    "adapter_missing": (False, "LoRA アダプタが保存されていません。", "The LoRA adapter was not saved."),
+    "adapter_mismatch": (False, "保存された LoRA アダプタが別のベースモデル用です（形が合いません）。",
+                         "The saved LoRA adapter was trained on another base model (shape mismatch)."),
+    "adapter_invalid": (False, "保存された LoRA アダプタを読み込めません。", "The saved LoRA adapter cannot be loaded."),
+    "target_modules_missing": (False, "LoraConfig の target_modules にモデルに無い層が指定されています。",
+                               "LoraConfig.target_modules names layers the model does not have."),
+    "loss_nan": (False, "学習の損失が NaN / inf になりました。", "The training loss became NaN or inf."),
+    "grading_timeout": (True, "この演習の採点が制限時間（{seconds} 秒）を超えたため打ち切りました。",
+                        "Grading this exercise exceeded {seconds} s and was stopped."),
+    "autograde_failed": (True, "採点ツール（nbgrader）がこのノートブックを採点できませんでした: {detail}",
+                         "nbgrader could not autograde this notebook: {detail}"),
+    "grader_error": (True, "採点システム内部のエラーです。TA に連絡してください: {detail}",
+                     "Internal grader error; please contact a TA: {detail}"),
+}
+
+
+def problem(code: str, **fields) -> Problem:
+    fatal, ja, en = _TEXT[code]
+    return Problem(code, ja.format(**fields), en.format(**fields), fatal)

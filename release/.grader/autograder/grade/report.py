@@ -1,0 +1,66 @@
+"""grade.json (versioned, documented in README.md) and grade.md (a job summary)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import __version__
+from .pipeline import SubmissionGrade
+
+SCHEMA_VERSION = 1
+
+
+def to_json(grade: SubmissionGrade) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "grader_version": __version__,
+        "submission": grade.submission.resolve().name,
+        "tier": grade.tier,
+        "score": grade.score,
+        "max_score": grade.max_score,
+        "exercises": {
+            run.exercise.id: {
+                "title": run.exercise.title,
+                "score": run.score,
+                "max_score": run.exercise.max_score,
+                "status": "error" if run.stopped else "graded",
+                "problems": [p.to_json() for p in run.problems],
+                "checks": [c.to_json() for c in run.checks],
+            }
+            for run in grade.runs
+        },
+    }
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def to_markdown(data: dict) -> str:
+    lines = [f"# 採点結果 / Grade report: {_fmt(data['score'])} / {_fmt(data['max_score'])}", ""]
+    if data.get("tier") == "feedback":
+        lines += ["> ℹ️ これは公開テストだけによる途中経過です。成績は締め切り後の正式な採点（非公開テストと記録の検証）で決まります。  ",
+                  "> Preview from the visible tests only; the official grade (hidden tests, evidence checks) comes after the deadline.", ""]
+    lines += ["| 演習 | 得点 | 状態 |", "|---|---:|---|"]
+    for ex_id, ex in data["exercises"].items():
+        status = "採点済み" if ex["status"] == "graded" else "採点不可 (error)"
+        lines.append(f"| {ex_id} {ex['title']} | {_fmt(ex['score'])} / {_fmt(ex['max_score'])} | {status} |")
+    for ex_id, ex in data["exercises"].items():
+        lines += ["", f"## {ex_id} {ex['title']}", ""]
+        for p in ex["problems"]:
+            lines.append(f"> ⚠️ {p['message_ja']}  \n> {p['message_en']}")
+            lines.append("")
+        lines += ["| チェック | 得点 | 結果 | メッセージ |", "|---|---:|:---:|---|"]
+        for c in ex["checks"]:
+            mark = "✅" if c["passed"] else "❌"
+            message = c["message"].replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{c['id']}` | {_fmt(c['score'])} / {_fmt(c['max_score'])} | {mark} | {message} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(grade: SubmissionGrade, out_dir: Path) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = to_json(grade)
+    (out_dir / "grade.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "grade.md").write_text(to_markdown(data), encoding="utf-8")
+    return data

@@ -1,0 +1,115 @@
+"""The Classroom template repository (release/) and its feedback tier, run as GitHub Actions would."""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder.config import CASSETTE_DIR, RELEASE_DIR, SOURCE_DIR, load_course
+from autograder.fmapi.matchers import signature
+from autograder.fmapi.persister import load_cassettes
+from autograder.samples import build_sample, load_catalog
+from autograder.template_repo import FEEDBACK_MODULES, GRADER_DIR
+
+EXERCISES = [e for e in load_course().exercises if (SOURCE_DIR / e).is_dir()]
+BUNDLE = RELEASE_DIR / GRADER_DIR
+
+
+def test_template_repository_has_what_classroom_needs():
+    assert (RELEASE_DIR / "README.md").read_text().count("Databricks") >= 3
+    workflow = (RELEASE_DIR / ".github" / "workflows" / "classroom.yml").read_text()
+    assert f"runners: {','.join(EXERCISES)}" in workflow
+    for ex in EXERCISES:
+        assert f"{ex.upper()}_RESULTS: \"${{{{ steps.check.outputs.{ex} }}}}\"" in workflow
+        assert (RELEASE_DIR / ex / f"{ex}.ipynb").read_bytes() == (BUNDLE / "release" / ex / f"{ex}.ipynb").read_bytes()
+    assert (RELEASE_DIR / "requirements.txt").read_text() == (RELEASE_DIR.parent / "requirements.txt").read_text()
+
+
+def test_official_checks_and_hidden_data_stay_out_of_the_template():
+    shipped = {str(p.relative_to(BUNDLE / "autograder")) for p in (BUNDLE / "autograder").rglob("*") if p.is_file()}
+    assert shipped == set(FEEDBACK_MODULES)
+    assert not list(RELEASE_DIR.rglob("checks")) and not list(RELEASE_DIR.rglob("reference_lm.py"))
+    assert not list(RELEASE_DIR.rglob("heldout_prompts.json")) and not list(RELEASE_DIR.rglob("catalog.toml"))
+    assert not list(RELEASE_DIR.rglob("source"))
+
+
+def test_shipped_cassettes_match_the_same_requests_without_schemas_or_tool_specs():
+    ours = {c.name: c for c in load_cassettes(CASSETTE_DIR)}
+    shipped = load_cassettes(BUNDLE / "fixtures" / "fmapi")
+    assert sorted(c.name for c in shipped) == sorted(ours)
+    for cassette in shipped:
+        for mine, theirs in zip(ours[cassette.name].interactions, cassette.interactions):
+            assert signature(theirs.request["body"]) == signature(mine.request["body"])
+            assert theirs.responses == mine.responses
+            text = json.dumps(theirs.request["body"])
+            assert '"schema"' not in text and '"parameters"' not in text
+    assert any('"schema"' in json.dumps(i.request["body"]) for c in ours.values() for i in c.interactions)
+
+
+def student_repo(tmp_path: Path, sample: str | None) -> Path:
+    """A student's clone of the template, with a sample's notebooks committed over the blanks."""
+    repo = tmp_path / "repo"
+    shutil.copytree(RELEASE_DIR, repo)
+    if sample:
+        built = build_sample(load_catalog()[sample], tmp_path / "sample")
+        for ex in EXERCISES:
+            if (built / ex).is_dir():
+                shutil.copytree(built / ex, repo / ex, dirs_exist_ok=True)
+    return repo
+
+
+def run_workflow_commands(repo: Path, *check_args: str) -> tuple[dict, dict, str]:
+    """classroom.yml's commands, with only PATH and HOME set (as Classroom's graders run them)."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(repo.parent / "home")}
+    grader = repo / GRADER_DIR
+    check = subprocess.run([sys.executable, "-m", "autograder", "check", "..", "--out", "../feedback", *check_args],
+                           cwd=grader, env=env, capture_output=True, text=True, timeout=900)
+    assert check.returncode == 0, check.stdout + check.stderr
+    output = subprocess.run([sys.executable, "-m", "autograder", "classroom", "../feedback/grade.json"],
+                            cwd=grader, env=env, capture_output=True, text=True)
+    assert output.returncode == 0, output.stderr
+    payloads = {line.split("=", 1)[0]: json.loads(base64.b64decode(line.split("=", 1)[1]))
+                for line in output.stdout.splitlines()}
+    grade = json.loads((repo / "feedback" / "grade.json").read_text())
+    return grade, payloads, check.stdout + check.stderr
+
+
+def _hidden_test_lines() -> set[str]:
+    from test_release import secret_lines
+
+    return set().union(*(secret_lines(ex, regions=("HIDDEN TESTS",)) for ex in EXERCISES))
+
+
+def test_feedback_tier_gives_the_solution_every_visible_point(tmp_path):
+    repo = student_repo(tmp_path, "solution")
+    grade, payloads, log = run_workflow_commands(repo)
+    assert grade["tier"] == "feedback"
+    assert grade["score"] == grade["max_score"] == sum(load_course().exercises[e].max_score for e in EXERCISES)
+    assert sorted(payloads) == EXERCISES
+    for ex, p in payloads.items():
+        assert p["version"] == 1 and p["status"] == "pass" and sum(t["score"] for t in p["tests"]) == p["max_score"]
+    assert "途中経過" in (repo / "feedback" / "grade.md").read_text()
+    shown = log + "".join(p.read_text(errors="ignore") for p in (repo / "feedback").rglob("*") if p.is_file())
+    shown = shown.replace("\\n", "\n").replace('\\"', '"')
+    hidden = _hidden_test_lines()
+    assert hidden and not [line for line in hidden if line in shown]
+
+
+def test_feedback_tier_gives_the_blank_release_nothing(tmp_path):
+    repo = student_repo(tmp_path, None)
+    grade, payloads, _ = run_workflow_commands(repo, "--exercise", "ex01", "--exercise", "ex04")
+    assert grade["score"] == 0 and grade["max_score"] == 21
+    assert {p["status"] for p in payloads.values()} == {"fail"} and not any(t["score"] for p in payloads.values() for t in p["tests"])
+
+
+def test_feedback_tier_reports_a_broken_notebook_and_grades_the_rest(tmp_path):
+    repo = student_repo(tmp_path, "solution")
+    (repo / "ex02" / "ex02.ipynb").write_text("{ not json")
+    grade, payloads, _ = run_workflow_commands(repo, "--exercise", "ex01", "--exercise", "ex02")
+    assert payloads["ex02"]["status"] == "error" and grade["exercises"]["ex02"]["score"] == 0
+    assert grade["exercises"]["ex01"]["score"] == 10
+    assert grade["exercises"]["ex02"]["problems"][0]["code"] == "notebook_malformed"

@@ -1,0 +1,110 @@
+"""GitHub Actions workflows: actionlint, the commands they run, and where secrets may appear."""
+import datetime as dt
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autograder.cli import build_parser
+from autograder.config import RELEASE_DIR, REPO_ROOT, load_course
+
+WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml")) + [
+    RELEASE_DIR / ".github" / "workflows" / "classroom.yml"]
+ACTIONLINT = Path(sys.executable).parent / "actionlint"
+# Each command below is run by a test, with the workflow's own arguments:
+EXERCISED = {
+    "check": "test_template_repo.py::run_workflow_commands",
+    "classroom": "test_template_repo.py::run_workflow_commands",
+    "collect": "test_collect.py",
+    "shards": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
+    "grade-all": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
+    "report": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
+    "prefetch": "test_workflows.py::test_prefetch_reaches_for_the_hub_and_fails_clearly_offline",
+}
+
+
+def load(path):
+    return yaml.safe_load(path.read_text())
+
+
+def steps(path):
+    for job_id, job in load(path)["jobs"].items():
+        for step in job["steps"]:
+            yield job_id, step
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actionlint_passes(path):
+    run = subprocess.run([str(ACTIONLINT), "-no-color", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ steps.nope.outputs.x }}\n")
+    run = subprocess.run([str(ACTIONLINT), "-no-color", str(bad)], capture_output=True, text=True)
+    assert run.returncode != 0 and "nope" in run.stdout
+
+
+def autograder_commands():
+    for path in WORKFLOWS:
+        for _, step in steps(path):
+            for match in re.finditer(r"python -m autograder ([\w-]+)", step.get("run", "")):
+                yield path.name, match.group(1)
+
+
+def test_every_workflow_command_exists_and_is_exercised():
+    known = set(build_parser()._subparsers._group_actions[0].choices)
+    used = {cmd for _, cmd in autograder_commands()}
+    assert used <= known
+    assert used == set(EXERCISED)
+
+
+def test_secrets_reach_only_the_collect_and_prefetch_steps():
+    for path in WORKFLOWS:
+        for job_id, step in steps(path):
+            text = yaml.safe_dump(step)
+            if "secrets." in text:
+                assert path.name == "grade-submissions.yml"
+                assert set(re.findall(r"secrets\.(\w+)", text)) <= {"CLASSROOM_TOKEN", "HF_TOKEN"}
+                assert "autograder collect" in step["run"] or "autograder prefetch" in step["run"], step["name"]
+        assert "secrets." not in yaml.safe_dump(load(path).get("env", {}))
+    classroom = (RELEASE_DIR / ".github" / "workflows" / "classroom.yml").read_text()
+    assert not re.search(r"\bsecrets\.\w", classroom)
+
+
+def test_grading_jobs_leave_no_token_in_the_checkout():
+    for path in WORKFLOWS:
+        for job_id, step in steps(path):
+            if step.get("uses", "").startswith("actions/checkout") and path.name == "grade-submissions.yml":
+                assert step["with"]["persist-credentials"] is False, job_id
+
+
+def test_the_scheduled_run_follows_the_course_deadline():
+    cron = load(REPO_ROOT / ".github" / "workflows" / "grade-submissions.yml")[True]["schedule"][0]["cron"]
+    minute, hour, day, month, _ = cron.split()
+    due = dt.datetime.fromisoformat(load_course().deadline).astimezone(dt.timezone.utc) + dt.timedelta(minutes=30)
+    due = due.replace(second=0, microsecond=0) + dt.timedelta(minutes=1 if due.second else 0)
+    assert (int(month), int(day), int(hour), int(minute)) == (due.month, due.day, due.hour, due.minute)
+
+
+def test_grading_runs_on_a_configurable_runner_with_cpu_fallback():
+    grade = load(REPO_ROOT / ".github" / "workflows" / "grade-submissions.yml")["jobs"]["grade"]
+    assert "vars.GRADER_RUNNER" in grade["runs-on"] and "ubuntu-latest" in grade["runs-on"]
+    run = next(s["run"] for s in grade["steps"] if "grade-all" in s.get("run", ""))
+    args = shlex.split(run)
+    assert args[args.index("--profile") + 1] == "auto" and "--shard" in args
+
+
+def test_prefetch_reaches_for_the_hub_and_fails_clearly_offline(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "autograder", "prefetch", "--profile", "gpu"], cwd=REPO_ROOT,
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 1 and "prefetch failed for model google/gemma-3-270m-it" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "autograder", "prefetch", "--profile", "auto"], cwd=REPO_ROOT,
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "nothing to fetch" in run.stdout  # no CUDA here: auto is the cpu profile
