@@ -31,10 +31,17 @@ def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
     return env
 
 
-def course_kernel_env(server_env: dict[str, str], home: Path, profile: str | None = None) -> dict[str, str]:
-    """The kernel environment for a course notebook: fixture server plus model profile."""
+ADAPTER_ENV = "COURSE_ADAPTER_DIR"  # ex06: the LoRA adapter to evaluate
+
+
+def course_kernel_env(server_env: dict[str, str], home: Path, profile: str | None = None,
+                      adapter_dir: str | None = None) -> dict[str, str]:
+    """The kernel environment for a course notebook: fixture server, model profile, MLflow store."""
     course = load_course()
-    return kernel_env({**server_env, **course.profile(profile).kernel_env(course.profile_env)}, home)
+    chosen = course.profile(profile)
+    env = {**server_env, **chosen.kernel_env(course.profile_env), **course.mlflow_env()}
+    env[ADAPTER_ENV] = adapter_dir or chosen.resolve(chosen.reference_adapter)
+    return kernel_env(env, home)
 
 
 def run_notebook(nb, *, cwd: Path, env: dict[str, str], cell_timeout_s: int | None = None, allow_errors=False):

@@ -25,7 +25,7 @@ GRADER_DIR = ".grader"
 # The feedback tier's modules. Not shipped: grade/checks (the official evidence checks),
 # grade/reference_lm, samples, record, collect, bench, export/report.
 FEEDBACK_MODULES = (
-    "__init__.py", "__main__.py", "cli.py", "config.py", "course.toml", "execute.py",
+    "__init__.py", "__main__.py", "cli.py", "config.py", "course.toml", "execute.py", "mlflow_store.py",
     "fmapi/__init__.py", "fmapi/cassette.py", "fmapi/matchers.py", "fmapi/persister.py", "fmapi/server.py",
     "fmapi/validation.py",
     "grade/__init__.py", "grade/pipeline.py", "grade/nbgrader_runner.py", "grade/nbgrader_job.py",
@@ -35,8 +35,8 @@ FEEDBACK_MODULES = (
     "metrics/__init__.py", "metrics/gozaru.py",
 )
 # Local model and data for the cpu profile (held-out prompts stay with the official grader).
-FEEDBACK_FIXTURES = ("models/tiny-gemma3-ja", "data/gozaru_dataset.jsonl")
-MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+FEEDBACK_FIXTURES = ("models/tiny-gemma3-ja", "models/tiny-gemma3-ja-gozaru-lora", "data/gozaru_dataset.jsonl")
+MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "adapter_config.json", "adapter_model.safetensors",
                "tokenizer_config.json", "chat_template.jinja")
 
 
@@ -56,7 +56,7 @@ def write_template_repository(release_dir: Path, exercise_ids: list[str]) -> lis
         save_cassette(cassette, grader / "fixtures" / "fmapi" / f"{cassette.name}.json")
     for rel in FEEDBACK_FIXTURES:
         src = FIXTURES_DIR / rel
-        for f in ([src / n for n in MODEL_FILES] if src.is_dir() else [src]):
+        for f in ([src / n for n in MODEL_FILES if (src / n).exists()] if src.is_dir() else [src]):
             _copy(f, grader / "fixtures" / f.relative_to(FIXTURES_DIR))
     _copy(REPO_ROOT / "requirements.txt", release_dir / "requirements.txt")
     (release_dir / ".gitignore").write_text("feedback/\n__pycache__/\n.ipynb_checkpoints/\n", encoding="utf-8")

@@ -38,7 +38,8 @@ def test_the_courses_loose_check_would_count_the_base_models_politeness():
     assert loose("ありがとうございます。") and not is_gozaru("ありがとうございます。")
 
 
-def test_notebook_uses_the_graders_code_verbatim():
-    nb = nbformat.read(SOURCE_DIR / "ex05" / "ex05.ipynb", as_version=4)
-    cell = next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "ex05_gozaru_metric")
+@pytest.mark.parametrize("exercise_id", ["ex05", "ex06"])
+def test_notebook_uses_the_graders_code_verbatim(exercise_id):
+    nb = nbformat.read(SOURCE_DIR / exercise_id / f"{exercise_id}.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == f"{exercise_id}_gozaru_metric")
     assert cell.source.strip() == open(gozaru.__file__, encoding="utf-8").read().strip()

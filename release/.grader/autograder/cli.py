@@ -221,6 +221,22 @@ def cmd_prefetch(args) -> int:
     return 0
 
 
+def cmd_mlflow_ui(args) -> int:
+    """Open the MLflow UI on one graded student's ex06 store (localhost only)."""
+    import subprocess
+
+    from .mlflow_store import ui_command
+
+    try:
+        cmd = ui_command(Path(args.graded_student), args.port)
+    except FileNotFoundError as err:
+        print(err, file=sys.stderr)
+        return 1
+    cmd[0] = str(Path(sys.executable).parent / "mlflow")
+    print(f"MLflow UI: http://127.0.0.1:{args.port}  ({' '.join(cmd[1:])})", flush=True)
+    return subprocess.call(cmd)
+
+
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
@@ -307,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("prefetch", help="download a profile's Hub model and dataset into HF_HOME before grading offline")
     s.add_argument("--profile", choices=PROFILE_CHOICES, default="gpu")
     s.set_defaults(func=cmd_prefetch)
+
+    s = sub.add_parser("mlflow-ui", help="open the MLflow UI on a graded submission's ex06 store (127.0.0.1)")
+    s.add_argument("graded_student", help="a student's folder as `grade --out` writes it")
+    s.add_argument("--port", type=int, default=5000)
+    s.set_defaults(func=cmd_mlflow_ui)
 
     s = sub.add_parser("bench", help="time grading vs plain execution of the solution notebooks")
     s.add_argument("--exercise", action="append")

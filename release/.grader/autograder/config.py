@@ -53,11 +53,20 @@ class Profile:
     max_new_tokens: int
     min_gozaru_rate: float
     min_gozaru_lift: float
+    bertscore_model: str
+    bertscore_layers: int
+    reference_adapter: str
 
     def resolve(self, value: str) -> str:
-        """Repository-relative paths become absolute; hub IDs stay as they are."""
+        """Repository-relative paths and `pkg:package/subdir` become absolute; hub IDs stay as they are."""
+        if value.startswith("pkg:"):
+            import importlib.util
+
+            package, _, sub = value[4:].partition("/")
+            spec = importlib.util.find_spec(package)
+            return str(Path(spec.submodule_search_locations[0]) / sub) if spec else value
         path = REPO_ROOT / value
-        return str(path) if path.exists() else value
+        return str(path) if value and path.exists() else value
 
     def kernel_env(self, names: dict[str, str]) -> dict[str, str]:
         env = {
@@ -67,6 +76,8 @@ class Profile:
             names["max_steps"]: str(self.max_steps),
             names["learning_rate"]: str(self.learning_rate),
             names["max_new_tokens"]: str(self.max_new_tokens),
+            names["bertscore_model"]: self.resolve(self.bertscore_model),
+            names["bertscore_layers"]: str(self.bertscore_layers),
         }
         if self.name != "gpu":  # offline: never reach for the Hub
             env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -89,9 +100,15 @@ class Course:
     deadline: str = ""
     late_penalty_per_day: float = 0.0
     late_penalty_max: float = 0.0
+    mlflow: dict = field(default_factory=dict)
 
     def profile(self, name: str | None = None) -> Profile:
         return self.profiles[name or self.default_profile]
+
+    def mlflow_env(self) -> dict[str, str]:
+        """ex06's tracking store and names during grading (the notebook reads these)."""
+        return {"MLFLOW_TRACKING_URI": self.mlflow["tracking_uri"], "COURSE_EXPERIMENT": self.mlflow["experiment"],
+                "COURSE_REGISTERED_MODEL": self.mlflow["registered_model"]}
 
 
 def _parse(data: dict) -> Course:
@@ -120,6 +137,7 @@ def _parse(data: dict) -> Course:
         deadline=data["course"]["deadline"],
         late_penalty_per_day=float(data["course"]["late_penalty_per_day"]),
         late_penalty_max=float(data["course"]["late_penalty_max"]),
+        mlflow=dict(data.get("mlflow", {})),
     )
 
 

@@ -30,6 +30,7 @@ from ..config import CASSETTE_DIR, RELEASE_DIR, SOURCE_DIR, Exercise, Profile, l
 from ..execute import course_kernel_env
 from ..fmapi import FixtureServer
 from ..fmapi.persister import load_cassettes
+from ..mlflow_store import STORE_DIR, keep_store
 from .evidence import Evidence, Verdict, claims_in, literals_in
 from .nbgrader_runner import AutogradeFailed, AutogradeResult, AutogradeTimeout, CourseSandbox
 from .problems import Problem, problem
@@ -64,6 +65,7 @@ class ExerciseRun:
     cell_timeout_s: int
     profile: Profile
     tier: str = "official"
+    adapter_dir: str | None = None  # ex06: the ex05 adapter to evaluate (None: the reference adapter)
     student_nb: nbformat.NotebookNode | None = None
     problems: list[Problem] = field(default_factory=list)
     autograded: AutogradeResult | None = None
@@ -100,7 +102,7 @@ def autograde(run: ExerciseRun) -> None:
     home = run.work_dir / "home"
     home.mkdir()
     with FixtureServer(cassettes=run.cassettes) as server:
-        env = course_kernel_env(server.env(), home, run.profile.name)
+        env = course_kernel_env(server.env(), home, run.profile.name, run.adapter_dir)
         try:
             run.autograded = sandbox.autograde(run.student_nb, env, course.exercise_timeout_s)
         except AutogradeTimeout:
@@ -145,6 +147,7 @@ def verify_evidence(run: ExerciseRun) -> None:
         profile=run.profile,
         work_dir=run.autograded.work_dir,
         errors=run.autograded.errors_by_cell(),
+        adapter_dir=run.adapter_dir or run.profile.resolve(run.profile.reference_adapter),
     )
     for name in sorted({n for cell in run.exercise.cells for n in cell.evidence}):
         try:
@@ -231,7 +234,7 @@ TIERS = {"official": SOURCE_DIR, "feedback": RELEASE_DIR}  # tier -> where nbgra
 
 def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes,
                    cell_timeout_s: int | None = None, profile: str | None = None,
-                   tier: str = "official") -> ExerciseRun:
+                   tier: str = "official", adapter_dir: str | None = None) -> ExerciseRun:
     run = ExerciseRun(
         exercise=exercise,
         submission_dir=Path(submission_dir),
@@ -242,7 +245,10 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
         cell_timeout_s=cell_timeout_s or exercise.cell_timeout_s or load_course().cell_timeout_s,
         profile=load_course().profile(profile),
         tier=tier,
+        adapter_dir=adapter_dir,
     )
+    if exercise.id == ADAPTER_CONSUMER and not adapter_dir:
+        run.problems.append(problem("reference_adapter_used"))
     for step in STEPS:
         if run.stopped:
             break
@@ -278,19 +284,48 @@ def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None 
 
     cassettes = load_cassettes(CASSETTE_DIR)  # loaded once, before any student code runs
     runs = []
-    for exercise in gradable_exercises(exercises, tier):
-        work = Path(tempfile.mkdtemp(prefix=f"grade-{exercise.id}-"))
-        try:
-            runs.append(grade_exercise(exercise, submission_dir, work, _fresh(cassettes), cell_timeout_s, profile, tier))
-            if out_dir:
-                write_exercise_artifacts(runs[-1], Path(out_dir))
-        finally:
-            if not keep_work:
-                shutil.rmtree(work, ignore_errors=True)
+    handoff = Path(tempfile.mkdtemp(prefix="grade-handoff-"))
+    adapter = None
+    try:
+        for exercise in gradable_exercises(exercises, tier):
+            work = Path(tempfile.mkdtemp(prefix=f"grade-{exercise.id}-"))
+            try:
+                runs.append(grade_exercise(exercise, submission_dir, work, _fresh(cassettes), cell_timeout_s, profile,
+                                           tier, adapter if exercise.id == ADAPTER_CONSUMER else None))
+                if exercise.id == ADAPTER_PRODUCER:
+                    adapter = keep_student_adapter(runs[-1], handoff)
+                if out_dir:
+                    write_exercise_artifacts(runs[-1], Path(out_dir))
+            finally:
+                if not keep_work:
+                    shutil.rmtree(work, ignore_errors=True)
+    finally:
+        shutil.rmtree(handoff, ignore_errors=True)
     result = SubmissionGrade(Path(submission_dir), runs, tier)
     if out_dir:
         write_reports(result, Path(out_dir))
     return result
+
+
+ADAPTER_PRODUCER, ADAPTER_CONSUMER = "ex05", "ex06"  # ex06 evaluates the adapter ex05 trained
+
+
+def keep_student_adapter(run: ExerciseRun, handoff: Path) -> str | None:
+    """The student's ex05 adapter, copied out of its work dir, if it is usable; else None."""
+    if not run.autograded or run.stopped:
+        return None
+    if run.tier == "official":
+        usable = run.verdicts.get("adapter_valid") and run.verdicts["adapter_valid"].passed
+    else:  # feedback tier: no evidence checks; the adapter test cell must pass
+        usable = run.autograded.cells.get("ex05_adapter") and run.autograded.cells["ex05_adapter"].passed
+    name = literals_in(next(c.source for c in run.source_nb.cells
+                            if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "ex05_inputs")).get("ADAPTER_DIR")
+    source = run.autograded.work_dir / str(name)
+    if not usable or not name or not (source / "adapter_config.json").is_file():
+        return None
+    dest = handoff / "ex05-adapter"
+    shutil.copytree(source, dest, dirs_exist_ok=True)
+    return str(dest)
 
 
 def _fresh(cassettes):
@@ -303,6 +338,8 @@ def write_exercise_artifacts(run: ExerciseRun, out_dir: Path) -> None:
     ex_dir.mkdir(parents=True, exist_ok=True)
     if run.autograded and run.autograded.feedback_html:
         shutil.copy(run.autograded.feedback_html, ex_dir / "feedback.html")
+    if run.autograded:
+        keep_store(run.autograded.work_dir, ex_dir / STORE_DIR)  # ex06: for `python -m autograder mlflow-ui`
     with open(ex_dir / "requests.jsonl", "w", encoding="utf-8") as fh:
         for entry in run.log:
             fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
