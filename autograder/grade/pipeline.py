@@ -147,7 +147,7 @@ def verify_evidence(run: ExerciseRun) -> None:
         profile=run.profile,
         work_dir=run.autograded.work_dir,
         errors=run.autograded.errors_by_cell(),
-        adapter_dir=run.adapter_dir or run.profile.resolve(run.profile.reference_adapter),
+        adapter_dir=run.adapter_dir or run.profile.resolve(run.profile.reference_adapter) or None,
     )
     for name in sorted({n for cell in run.exercise.cells for n in cell.evidence}):
         try:
@@ -248,7 +248,7 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
         adapter_dir=adapter_dir,
     )
     if exercise.id == ADAPTER_CONSUMER and not adapter_dir:
-        run.problems.append(problem("reference_adapter_used"))
+        run.problems.append(problem("reference_adapter_used" if run.profile.reference_adapter else "adapter_missing"))
     for step in STEPS:
         if run.stopped:
             break

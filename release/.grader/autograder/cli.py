@@ -207,8 +207,9 @@ def cmd_prefetch(args) -> int:
     from huggingface_hub import snapshot_download
 
     profile = load_course().profile(resolve_profile(args.profile))
-    wanted = [(v, kind) for v, kind in ((profile.model_id, "model"), (profile.dataset, "dataset"))
-              if profile.resolve(v) == v]  # repository paths (the cpu profile) need nothing
+    wanted = [(v, kind) for v, kind in ((profile.model_id, "model"), (profile.dataset, "dataset"),
+                                        (profile.bertscore_model, "model"))
+              if profile.resolve(v) == v]  # repository and package paths (the cpu profile) need nothing
     for repo_id, kind in wanted:
         try:
             path = snapshot_download(repo_id, repo_type=kind)
@@ -315,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="default: GRADED_DIR/_report")
     s.set_defaults(func=cmd_report)
 
-    s = sub.add_parser("classroom", help="print `result=<base64>` for the Classroom grading reporter")
+    s = sub.add_parser("classroom", help="print `<exercise>=<base64>` lines ($GITHUB_OUTPUT) for the Classroom grading reporter")
     s.add_argument("grade_json")
     s.add_argument("--exercise", action="append", help="default: every exercise in grade.json")
     s.set_defaults(func=cmd_classroom)
