@@ -140,3 +140,11 @@ def test_mlflow_ui_says_when_there_is_no_store(tmp_path):
     run = subprocess.run([sys.executable, "-m", "autograder", "mlflow-ui", str(tmp_path)], cwd=REPO_ROOT,
                          capture_output=True, text=True)
     assert run.returncode == 1 and "no MLflow store" in run.stderr
+
+
+def test_report_labels_offline_bertscore_as_a_code_path_check(graded):
+    _, grade, out = graded("solution")
+    ex06 = next(r for r in grade.runs if r.exercise.id == "ex06")
+    metrics = next(c for c in ex06.checks if c.id == "ex06_metrics")
+    assert metrics.passed and "BERTScore" in metrics.message and "品質の指標ではありません" in metrics.message
+    assert "品質の指標ではありません" in (out / "grade.md").read_text()

@@ -183,7 +183,10 @@ def metrics_recomputed(ev: Evidence) -> Verdict:
             logged = run.data.metrics.get(metric)
             if not _close(logged, value, relative=True):
                 return fail(f"run {name} の {metric}（記録 {logged}）が、記録された予測から計算し直した値 {value:.4f} と一致しません。")
-    return ok("BLEU・ROUGE・ござる率を再計算して一致（BERTScore は範囲のみ確認。オフラインの英語エンコーダでの値は品質の指標ではありません）")
+    if ev.profile.name == "gpu":
+        return ok("BLEU・ROUGE・ござる率を再計算して一致")
+    return ok("BLEU・ROUGE・ござる率を再計算して一致。BERTScore はコードの動作確認のみ: オフライン採点の英語エンコーダによる値で、品質の指標ではありません"
+              " / BERTScore here checks the code path only, not quality")
 
 
 def _served_scores(ev: Evidence) -> list[tuple[str, float]]:

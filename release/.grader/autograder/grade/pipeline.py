@@ -205,7 +205,8 @@ def _score_cell(run: ExerciseRun, cell) -> CheckResult:
     elif not all(e["passed"] for e in evidence):
         message = next(e["message"] for e in evidence if not e["passed"])
     elif run.tier == "official":
-        message = "正解です。"
+        notes = [e["message"] for e in evidence if e["message"] != "OK"]  # e.g. the measured gozaru rate
+        message = "正解です。" + "".join(f"（{n}）" for n in notes)
     else:
         message = "公開テストに合格しました（正式な採点では非公開テストと記録の検証も行います）。"
     passed = test["passed"] and all(e["passed"] for e in evidence) and len(evidence) == len(required)
