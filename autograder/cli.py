@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exercise", action="append", help="exNN; repeat for several (default: all)")
     s.add_argument("--out", help="write grade.json, grade.md and feedback here")
     s.add_argument("--cell-timeout", type=int, help="seconds per cell (default: course.toml)")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, help="model profile for ex04/ex05 (default: cpu; auto: gpu if CUDA)")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, help="model profile for ex04-ex06 (default: cpu; auto: gpu if CUDA)")
     s.set_defaults(func=cmd_grade)
 
     s = sub.add_parser("check", help="feedback tier: visible tests only, cpu profile (the student's Classroom workflow)")

@@ -40,7 +40,7 @@ def course_kernel_env(server_env: dict[str, str], home: Path, profile: str | Non
     course = load_course()
     chosen = course.profile(profile)
     env = {**server_env, **chosen.kernel_env(course.profile_env), **course.mlflow_env()}
-    adapter = adapter_dir or chosen.resolve(chosen.reference_adapter)
+    adapter = adapter_dir or chosen.reference_adapter_path()
     if adapter:
         env[ADAPTER_ENV] = adapter
     return kernel_env(env, home)

@@ -27,20 +27,19 @@ def write_gradebook(results, db_path: Path, deadline: dt.datetime) -> None:
         for ex_id in exercises:
             exercise = course.exercises[ex_id]
             gb.update_or_create_assignment(ex_id, duedate=_utc_naive(deadline))
-            name = exercise.notebook[:-len(".ipynb")]
             try:
-                gb.find_notebook(name, ex_id)
+                gb.find_notebook(exercise.notebook_name, ex_id)
             except MissingEntry:
-                gb.add_notebook(name, ex_id)
+                gb.add_notebook(exercise.notebook_name, ex_id)
             for cell in exercise.cells:
-                gb.update_or_create_grade_cell(cell.grade_id, name, ex_id, max_score=cell.points, cell_type="code")
+                gb.update_or_create_grade_cell(cell.grade_id, exercise.notebook_name, ex_id, max_score=cell.points,
+                                               cell_type="code")
         for r in results:
             gb.update_or_create_student(r.student_id)
             for ex_id, data in r.grade["exercises"].items():
                 gb.update_or_create_submission(ex_id, r.student_id, timestamp=_utc_naive(r.committed_at))
-                name = course.exercises[ex_id].notebook[:-len(".ipynb")]
                 for check in data["checks"]:
-                    grade = gb.find_grade(check["id"], name, ex_id, r.student_id)
+                    grade = gb.find_grade(check["id"], course.exercises[ex_id].notebook_name, ex_id, r.student_id)
                     grade.auto_score = float(check["score"])
                     grade.needs_manual_grade = False
             gb.db.commit()

@@ -58,14 +58,7 @@ class AutogradeResult:
     work_dir: Path  # the folder the notebook ran in, with whatever it saved
 
     def errors_by_cell(self) -> dict[str, list[tuple[str, str]]]:
-        found = {}
-        for cell in self.notebook.cells:
-            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            errors = [(o.get("ename", ""), str(o.get("evalue", ""))) for o in cell.get("outputs", [])
-                      if o.get("output_type") == "error"]
-            if gid and errors:
-                found[gid] = errors
-        return found
+        return {gid: errors for gid, errors in cell_errors(self.notebook).items() if errors}
 
     def errors_before(self, grade_id: str) -> list[tuple[str, str, str]]:
         """(cell, ename, evalue) of errors in the cells between the previous test cell and this one."""
@@ -119,20 +112,24 @@ class CourseSandbox:
         return AutogradeResult(self._read_gradebook(graded), graded, html if html.exists() else None, graded_path.parent)
 
     def _read_gradebook(self, graded_nb) -> dict[str, CellResult]:
-        errors: dict[str, list[tuple[str, str]]] = {}
-        for cell in graded_nb.cells:
-            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if gid:
-                errors[gid] = [(o.get("ename", ""), str(o.get("evalue", ""))) for o in cell.get("outputs", [])
-                               if o.get("output_type") == "error"]
+        errors = cell_errors(graded_nb)
         results = {}
         with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}") as gb:
-            nb = gb.find_submission_notebook(self.exercise.notebook[:-6], self.exercise.id, STUDENT)
+            nb = gb.find_submission_notebook(self.exercise.notebook_name, self.exercise.id, STUDENT)
             for grade in nb.grades:
                 results[grade.name] = CellResult(
                     grade.name, float(grade.auto_score or 0), float(grade.max_score or 0), errors.get(grade.name, [])
                 )
         return results
+
+
+def cell_errors(nb) -> dict[str, list[tuple[str, str]]]:
+    """grade_id -> (ename, evalue) of each error output, for every cell with a grade_id."""
+    return {
+        cell["metadata"]["nbgrader"]["grade_id"]: [(o.get("ename", ""), str(o.get("evalue", "")))
+                                                   for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        for cell in nb.cells if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    }
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

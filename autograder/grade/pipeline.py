@@ -65,7 +65,7 @@ class ExerciseRun:
     cell_timeout_s: int
     profile: Profile
     tier: str = "official"
-    adapter_dir: str | None = None  # ex06: the ex05 adapter to evaluate (None: the reference adapter)
+    adapter_dir: str | None = None  # the LoRA adapter this exercise evaluates (exercise.adapter_from)
     student_nb: nbformat.NotebookNode | None = None
     problems: list[Problem] = field(default_factory=list)
     autograded: AutogradeResult | None = None
@@ -147,7 +147,7 @@ def verify_evidence(run: ExerciseRun) -> None:
         profile=run.profile,
         work_dir=run.autograded.work_dir,
         errors=run.autograded.errors_by_cell(),
-        adapter_dir=run.adapter_dir or run.profile.resolve(run.profile.reference_adapter) or None,
+        adapter_dir=run.adapter_dir,
     )
     for name in sorted({n for cell in run.exercise.cells for n in cell.evidence}):
         try:
@@ -235,7 +235,8 @@ TIERS = {"official": SOURCE_DIR, "feedback": RELEASE_DIR}  # tier -> where nbgra
 
 def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes,
                    cell_timeout_s: int | None = None, profile: str | None = None,
-                   tier: str = "official", adapter_dir: str | None = None) -> ExerciseRun:
+                   tier: str = "official", student_adapter: str | None = None) -> ExerciseRun:
+    chosen = load_course().profile(profile)
     run = ExerciseRun(
         exercise=exercise,
         submission_dir=Path(submission_dir),
@@ -244,12 +245,12 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
         release_nb=nbformat.read(RELEASE_DIR / exercise.id / exercise.notebook, as_version=4),
         cassettes=cassettes,
         cell_timeout_s=cell_timeout_s or exercise.cell_timeout_s or load_course().cell_timeout_s,
-        profile=load_course().profile(profile),
+        profile=chosen,
         tier=tier,
-        adapter_dir=adapter_dir,
+        adapter_dir=student_adapter or (chosen.reference_adapter_path() if exercise.adapter_from else None),
     )
-    if exercise.id == ADAPTER_CONSUMER and not adapter_dir:
-        run.problems.append(problem("reference_adapter_used" if run.profile.reference_adapter else "adapter_missing"))
+    if exercise.adapter_from and not student_adapter:
+        run.problems.append(problem("reference_adapter_used" if run.adapter_dir else "adapter_missing"))
     for step in STEPS:
         if run.stopped:
             break
@@ -286,15 +287,17 @@ def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None 
     cassettes = load_cassettes(CASSETTE_DIR)  # loaded once, before any student code runs
     runs = []
     handoff = Path(tempfile.mkdtemp(prefix="grade-handoff-"))
-    adapter = None
+    adapters: dict[str, str | None] = {}  # producing exercise -> the student's adapter, copied out
     try:
         for exercise in gradable_exercises(exercises, tier):
             work = Path(tempfile.mkdtemp(prefix=f"grade-{exercise.id}-"))
+            source = exercise.adapter_from or {}
             try:
                 runs.append(grade_exercise(exercise, submission_dir, work, _fresh(cassettes), cell_timeout_s, profile,
-                                           tier, adapter if exercise.id == ADAPTER_CONSUMER else None))
-                if exercise.id == ADAPTER_PRODUCER:
-                    adapter = keep_student_adapter(runs[-1], handoff)
+                                           tier, adapters.get(source.get("exercise"))))
+                for consumer in load_course().exercises.values():
+                    if consumer.adapter_from and consumer.adapter_from["exercise"] == exercise.id:
+                        adapters[exercise.id] = keep_student_adapter(runs[-1], consumer.adapter_from, handoff)
                 if out_dir:
                     write_exercise_artifacts(runs[-1], Path(out_dir))
             finally:
@@ -308,23 +311,19 @@ def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None 
     return result
 
 
-ADAPTER_PRODUCER, ADAPTER_CONSUMER = "ex05", "ex06"  # ex06 evaluates the adapter ex05 trained
-
-
-def keep_student_adapter(run: ExerciseRun, handoff: Path) -> str | None:
-    """The student's ex05 adapter, copied out of its work dir, if it is usable; else None."""
-    if not run.autograded or run.stopped:
+def keep_student_adapter(run: ExerciseRun, adapter_from: dict, handoff: Path) -> str | None:
+    """The adapter this run saved, copied out of its work dir, if its adapter cell scored
+    (official tier: test and evidence; feedback tier: the test); else None."""
+    scored = next((c.passed for c in run.checks if c.id == adapter_from["cell"]), False)
+    if not scored or not run.autograded:
         return None
-    if run.tier == "official":
-        usable = run.verdicts.get("adapter_valid") and run.verdicts["adapter_valid"].passed
-    else:  # feedback tier: no evidence checks; the adapter test cell must pass
-        usable = run.autograded.cells.get("ex05_adapter") and run.autograded.cells["ex05_adapter"].passed
-    name = literals_in(next(c.source for c in run.source_nb.cells
-                            if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "ex05_inputs")).get("ADAPTER_DIR")
+    inputs = next(c.source for c in run.source_nb.cells
+                  if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{run.exercise.id}_inputs")
+    name = literals_in(inputs).get(adapter_from["input"])
     source = run.autograded.work_dir / str(name)
-    if not usable or not name or not (source / "adapter_config.json").is_file():
+    if not name or not (source / "adapter_config.json").is_file():
         return None
-    dest = handoff / "ex05-adapter"
+    dest = handoff / f"{run.exercise.id}-adapter"
     shutil.copytree(source, dest, dirs_exist_ok=True)
     return str(dest)
 

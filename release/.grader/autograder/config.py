@@ -30,10 +30,16 @@ class Exercise:
     cassette: str  # "" when the exercise makes no Foundation Model API calls
     cells: tuple[GradedCell, ...]
     cell_timeout_s: int | None = None  # overrides [grading] cell_timeout_s
+    adapter_from: dict | None = None  # {exercise, cell, input}: where this exercise's LoRA adapter comes from
 
     @property
     def notebook(self) -> str:
         return f"{self.id}.ipynb"
+
+    @property
+    def notebook_name(self) -> str:
+        """The notebook's name without .ipynb, as nbgrader's gradebook keys it."""
+        return self.id
 
     @property
     def max_score(self) -> float:
@@ -67,6 +73,10 @@ class Profile:
             return str(Path(spec.submodule_search_locations[0]) / sub) if spec else value
         path = REPO_ROOT / value
         return str(path) if value and path.exists() else value
+
+    def reference_adapter_path(self) -> str | None:
+        """The adapter to evaluate when a student's own is unusable; None if the profile has none."""
+        return self.resolve(self.reference_adapter) if self.reference_adapter else None
 
     def kernel_env(self, names: dict[str, str]) -> dict[str, str]:
         env = {
@@ -118,7 +128,8 @@ def _parse(data: dict) -> Course:
             GradedCell(gid, float(spec["points"]), tuple(spec.get("evidence", ())))
             for gid, spec in ex["cells"].items()
         )
-        exercises[ex_id] = Exercise(ex_id, ex["title"], ex.get("cassette", ""), cells, ex.get("cell_timeout_s"))
+        exercises[ex_id] = Exercise(ex_id, ex["title"], ex.get("cassette", ""), cells, ex.get("cell_timeout_s"),
+                                    ex.get("adapter_from"))
     return Course(
         title=data["course"]["title"],
         chat_model=data["course"]["chat_model"],
