@@ -35,9 +35,13 @@ def _kernel_error(ev: Evidence, grade_id: str) -> str:
     return " ".join(f"{e}: {v}" for e, v in ev.errors.get(grade_id, []))
 
 
+def question_of(row: dict) -> str:
+    """A dataset row's user turn: the instruction, then a blank line and the input if there is one."""
+    return row["instruction"] if not row.get("input") else f"{row['instruction']}\n\n{row['input']}"
+
+
 def reference_messages(row: dict) -> dict:
-    user = row["instruction"] if not row.get("input") else f"{row['instruction']}\n\n{row['input']}"
-    return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}]}
+    return {"messages": [{"role": "user", "content": question_of(row)}, {"role": "assistant", "content": row["output"]}]}
 
 
 @check(EX)

@@ -11,11 +11,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from ...config import load_course
+from ...execute import kernel_env
+from ...fmapi.matchers import ANSWER_TAG
 from ...metrics.gozaru import gozaru_rate
 from ...metrics.text import bleu, rouge
+from ...mlflow_store import tracking_db
 from ..evidence import Evidence, Verdict, fail, ok
 from ..reference_lm import ReferenceLM
 from . import check
+from .ex05 import question_of
 
 EX = "ex06"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -25,7 +29,6 @@ REQUIRED_PARAMS = ("model_name", "num_parameters", "eval_samples", "max_new_toke
 METRIC_RANGES = {"bleu": (0, 100), "rouge1": (0, 1), "rouge2": (0, 1), "rougeL": (0, 1), "bertscore_f1": (-1, 1),
                  "gozaru_rate": (0, 1), "gozaru/mean": (0, 1), "avg_prediction_chars": (0, math.inf),
                  "avg_reference_chars": (0, math.inf), "avg_inference_seconds": (0, math.inf)}
-JUDGE_METRICS = {"llm_judge_base_avg": (1, 5), "llm_judge_finetuned_avg": (1, 5), "llm_judge_improvement": (-4, 4)}
 JUDGE_SCHEMA = "judge_result"
 # Hidden cases for meets_production_criteria: (metrics, expected decision) come from the thresholds.
 CRITERIA_KEYS = {"gozaru_rate": "min_gozaru_rate", "rougeL": "min_rougeL", "llm_judge_improvement": "min_judge_improvement"}
@@ -47,15 +50,24 @@ def _close(logged, value: float, relative: bool = False) -> bool:
     return abs(logged - value) <= _tolerance() * (max(1.0, abs(value)) if relative else 1.0)
 
 
-def _db(ev: Evidence) -> Path:
-    uri = load_course().mlflow["tracking_uri"]
-    return Path(ev.work_dir) / uri.removeprefix("sqlite:///")
+def _memo(ev: Evidence, key, compute):
+    """Compute once per submission (the store does not change while the checks read it);
+    a StoreProblem is remembered and raised again."""
+    if key not in ev.memo:
+        try:
+            ev.memo[key] = (compute(), None)
+        except StoreProblem as problem:
+            ev.memo[key] = (None, problem)
+    value, problem = ev.memo[key]
+    if problem:
+        raise problem
+    return value
 
 
 def _client(ev: Evidence):
     from mlflow import MlflowClient
 
-    db = _db(ev)
+    db = tracking_db(ev.work_dir)
     if not db.is_file():
         raise StoreProblem(Verdict(False, f"MLflow の記録（{db.name}）がありません。run を記録してください。"
                                           " / No MLflow tracking store.", "mlflow_store_missing"))
@@ -64,7 +76,11 @@ def _client(ev: Evidence):
 
 
 def _runs(ev: Evidence) -> dict:
-    """run name -> the latest finished run in the configured experiment."""
+    """run name -> the latest run of that name in the configured experiment."""
+    return _memo(ev, "runs", lambda: _find_runs(ev))
+
+
+def _find_runs(ev: Evidence) -> dict:
     client = _client(ev)
     expected = load_course().mlflow["experiment"]
     experiment = client.get_experiment_by_name(expected)
@@ -86,6 +102,11 @@ def _runs(ev: Evidence) -> dict:
 
 
 def _table(ev: Evidence, run, name: str) -> dict:
+    """A `mlflow.log_table` artifact as {column: values}."""
+    return _memo(ev, ("table", run.info.run_id, name), lambda: _download_table(ev, run, name))
+
+
+def _download_table(ev: Evidence, run, name: str) -> dict:
     client = _client(ev)
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -113,8 +134,7 @@ def eval_set(dataset_path: str, samples: int) -> tuple[tuple[str, str], ...]:
 
     data = load_dataset("json", data_files=dataset_path, split="train")
     rows = data.train_test_split(test_size=0.1, seed=42)["test"].select(range(samples))
-    return tuple((r["instruction"] if not r.get("input") else f"{r['instruction']}\n\n{r['input']}", r["output"])
-                 for r in rows)
+    return tuple((question_of(r), r["output"]) for r in rows)
 
 
 def _expected_eval_set(ev: Evidence):
@@ -191,12 +211,10 @@ def metrics_recomputed(ev: Evidence) -> Verdict:
 
 def _served_scores(ev: Evidence) -> list[tuple[str, float]]:
     """(answer under review, score the judge returned), in the order they were served."""
-    import re
-
     out = []
     for x in ev.served(lambda x: x.schema_name == JUDGE_SCHEMA):
         user = next((m.get("content") for m in reversed(x.messages) if m.get("role") == "user"), "") or ""
-        found = re.search(r"<answer>(.*?)</answer>", str(user), re.S)
+        found = ANSWER_TAG.search(str(user))
         try:
             score = float(json.loads(x.reply.get("content") or "{}")["score"])
         except (ValueError, KeyError, TypeError):
@@ -248,18 +266,24 @@ def champion_alias(ev: Evidence) -> Verdict:
     return _loads_in_a_fresh_process(ev, f"models:/{name}@champion")
 
 
-def _loads_in_a_fresh_process(ev: Evidence, uri: str) -> Verdict:
-    from ...execute import kernel_env
-
-    db = f"sqlite:///{_db(ev)}"
-    timeout = int(load_course().mlflow["load_timeout_s"])
+def fresh_python(code: str, *args: str, timeout: int, stdin: str | None = None, cwd=None,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -c code args…` in a new process with a kernel's minimal environment and a
+    throwaway HOME: student code it touches cannot reach the grader. Raises TimeoutExpired."""
     with tempfile.TemporaryDirectory() as home:
-        env = kernel_env({"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db, "HF_HUB_OFFLINE": "1"}, Path(home))
-        try:
-            proc = subprocess.run([sys.executable, "-c", "import mlflow, sys; mlflow.pyfunc.load_model(sys.argv[1])", uri],
-                                  cwd=ev.work_dir, env=env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return Verdict(False, f"champion のモデルが {timeout} 秒以内に読み込めませんでした。", "registry_failed")
+        return subprocess.run([sys.executable, "-c", code, *args], input=stdin, cwd=cwd or home,
+                              env=kernel_env(env or {}, Path(home)), capture_output=True, text=True, timeout=timeout)
+
+
+def _loads_in_a_fresh_process(ev: Evidence, uri: str) -> Verdict:
+    db = f"sqlite:///{tracking_db(ev.work_dir)}"
+    timeout = int(load_course().mlflow["load_timeout_s"])
+    try:
+        proc = fresh_python("import mlflow, sys; mlflow.pyfunc.load_model(sys.argv[1])", uri, timeout=timeout,
+                            cwd=ev.work_dir, env={"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db,
+                                                  "HF_HUB_OFFLINE": "1"})
+    except subprocess.TimeoutExpired:
+        return Verdict(False, f"champion のモデルが {timeout} 秒以内に読み込めませんでした。", "registry_failed")
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1][:200]
         return Verdict(False, f"champion のモデルを読み込めません: {last} / The champion model does not load.", "registry_failed")
@@ -304,16 +328,12 @@ def criteria_hidden_cases(ev: Evidence) -> Verdict:
         return fail("meets_production_criteria が定義されていません。")
     criteria = ev.inputs["PROMOTION_CRITERIA"]
     cases = hidden_criteria_cases(criteria)
-    with tempfile.TemporaryDirectory() as home:
-        from ...execute import kernel_env
-
-        try:
-            proc = subprocess.run([sys.executable, "-c", CRITERIA_RUNNER, json.dumps(criteria),
-                                   json.dumps([c for c, _ in cases])], input=ast.unparse(defs[0]),
-                                  env=kernel_env({}, Path(home)), cwd=home, capture_output=True, text=True, timeout=30)
-            decided = json.loads(proc.stdout.strip().splitlines()[-1])
-        except (subprocess.TimeoutExpired, ValueError, IndexError):
-            return fail("meets_production_criteria を採点用のケースで実行できませんでした（エラーか時間切れ）。")
+    try:
+        proc = fresh_python(CRITERIA_RUNNER, json.dumps(criteria), json.dumps([c for c, _ in cases]),
+                            stdin=ast.unparse(defs[0]), timeout=30)
+        decided = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        return fail("meets_production_criteria を採点用のケースで実行できませんでした（エラーか時間切れ）。")
     wrong = [c for (c, want), got in zip(cases, decided) if want != got]
     if wrong:
         return fail(f"meets_production_criteria の判定が {len(wrong)}/{len(cases)} 件の採点用ケースで基準と違います"

@@ -16,7 +16,7 @@ from typing import Callable
 _SPACES = re.compile(r"\s+")
 # Text inside <answer>…</answer> is not matched: an LLM judge's request quotes the model
 # answer under review, which differs per student; the recorded verdicts are served in turn.
-_ANSWER = re.compile(r"<answer>.*?</answer>", re.S)
+ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S)
 
 
 def normalize_text(text) -> str:
@@ -24,7 +24,7 @@ def normalize_text(text) -> str:
         text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
     if text is None:
         return ""
-    text = _ANSWER.sub("<answer>…</answer>", str(text))
+    text = ANSWER_TAG.sub("<answer>…</answer>", str(text))
     return _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).strip()
 
 

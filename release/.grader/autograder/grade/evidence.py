@@ -71,6 +71,7 @@ class Evidence:
     work_dir: Path | None = None  # where the student's notebook ran (its saved artifacts)
     errors: dict[str, list] = field(default_factory=dict)  # grade_id -> [(ename, evalue)]: for messages only
     adapter_dir: str | None = None  # ex06: the adapter the grader supplied to the kernel
+    memo: dict = field(default_factory=dict, repr=False)  # checks' shared lookups (e.g. the MLflow runs)
 
     @cached_property
     def exchanges(self) -> list[Exchange]:
