@@ -1,6 +1,7 @@
 """collect: each student's repository at the last commit before the deadline.
 
 roster.csv columns: student_id, github_username, repository (a URL or a local path).
+Links and special files in a checkout are removed and listed in submission.json ("dropped").
 The token (env COLLECT_TOKEN) is used only by the clone command, as an HTTP header; it is
 never written to disk. Collecting again replaces what was collected before.
 """
@@ -13,8 +14,10 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .grade.untrusted import remove_unsafe
 
 REQUIRED_COLUMNS = ("student_id", "github_username", "repository")
 
@@ -25,6 +28,7 @@ class Collected:
     status: str  # "ok", "no_commit_before_deadline", "clone_failed"
     commit: str | None = None
     committed_at: str | None = None
+    dropped: list[str] = field(default_factory=list)  # links and special files left out of the checkout
 
 
 def read_roster(path: Path) -> list[dict]:
@@ -69,6 +73,8 @@ def collect_one(row: dict, until: dt.datetime, dest: Path) -> Collected:
             result = Collected(sid, "ok", rev, when)
         shutil.rmtree(target / ".git", ignore_errors=True)  # the grader needs the files, not the history
         target.mkdir(parents=True, exist_ok=True)
+        # A submission is untrusted: no symlink (git stores them) leads the grader anywhere.
+        result.dropped = [f"{path.split('/', 1)[-1]} ({kind})" for path, kind in remove_unsafe(target)]
     (target / "submission.json").write_text(json.dumps(result.__dict__, indent=1) + "\n", encoding="utf-8")
     return result
 

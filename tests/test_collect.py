@@ -134,3 +134,23 @@ def test_grade_all_rejects_a_bad_shard(tmp_path):
     run = subprocess.run([sys.executable, "-m", "autograder", "grade-all", str(tmp_path), "--shard", "3/2"],
                          cwd=REPO_ROOT, capture_output=True, text=True)
     assert run.returncode == 2 and "--shard 3/2" in run.stderr
+
+
+def test_collect_drops_links_and_says_so(tmp_path):
+    """A committed symlink (git stores them) never reaches the grader as a link."""
+    sample = build_sample(load_catalog()["solution"], tmp_path / "sample")
+    (sample / "ex02" / "ex02.ipynb").unlink()
+    (sample / "ex02" / "ex02.ipynb").symlink_to("../../../source/ex02/ex02.ipynb")
+    (sample / "everything").symlink_to("/", target_is_directory=True)
+    bare, work = tmp_path / "erin.git", tmp_path / "work"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    commit(work, bare, sample, DEADLINE - dt.timedelta(days=1), "links")
+    (tmp_path / "roster.csv").write_text(f"student_id,github_username,repository\nerin,erin-gh,{bare}\n")
+    [collected] = collect(tmp_path / "roster.csv", DEADLINE, tmp_path / "subs")
+    target = tmp_path / "subs" / "erin"
+    assert collected.status == "ok"
+    assert sorted(collected.dropped) == ["everything (symlink)", "ex02/ex02.ipynb (symlink)"]
+    assert not (target / "everything").exists() and not (target / "ex02" / "ex02.ipynb").exists()
+    assert (target / "ex01" / "ex01.ipynb").is_file()
+    assert json.loads((target / "submission.json").read_text())["dropped"] == collected.dropped
