@@ -1,6 +1,7 @@
 """assign: stamp points from course.toml into source/, generate release/ with nbgrader, and the template repository."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -9,6 +10,7 @@ from pathlib import Path
 import nbformat
 
 from .config import REPO_ROOT, SOURCE_DIR, Exercise, load_course
+from .execute import our_tools_first
 
 
 class ReleaseError(RuntimeError):
@@ -52,7 +54,8 @@ def generate_assignment(exercise_id: str, course_root: Path, release_dir: Path, 
         f"--CourseDirectory.release_directory={release_dir}",
         f"--CourseDirectory.db_url=sqlite:///{db_path}",
     ]
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    env = {**os.environ, "PATH": our_tools_first(os.environ.get("PATH"))}
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ReleaseError(f"nbgrader generate_assignment {exercise_id} failed:\n{proc.stdout}\n{proc.stderr}")
 

@@ -111,6 +111,7 @@ class Course:
     late_penalty_per_day: float = 0.0
     late_penalty_max: float = 0.0
     mlflow: dict = field(default_factory=dict)
+    sandbox: dict = field(default_factory=dict)
 
     def profile(self, name: str | None = None) -> Profile:
         return self.profiles[name or self.default_profile]
@@ -149,6 +150,7 @@ def _parse(data: dict) -> Course:
         late_penalty_per_day=float(data["course"]["late_penalty_per_day"]),
         late_penalty_max=float(data["course"]["late_penalty_max"]),
         mlflow=dict(data.get("mlflow", {})),
+        sandbox=dict(data["sandbox"]),
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from .config import RELEASE_DIR, SOURCE_DIR, SUBMISSIONS_DIR, load_course
+from .config import RELEASE_DIR, REPO_ROOT, SOURCE_DIR, SUBMISSIONS_DIR, load_course
 from .grade.submission import nbgrader_meta
 
 CATALOG = SUBMISSIONS_DIR / "catalog.toml"
@@ -85,7 +85,9 @@ def _cell(nb, grade_id: str):
 
 def _apply(edit: dict, nbs: dict) -> None:
     ex = edit["exercise"]
-    if "corrupt" in edit:  # write the notebook as broken text
+    if "link" in edit:  # the notebook becomes a link or special file (written by build_sample)
+        nbs[ex] = ("link", edit["link"], edit.get("target", ""))
+    elif "corrupt" in edit:  # write the notebook as broken text
         nbs[ex] = edit["corrupt"]
     elif "delete_notebook" in edit:
         nbs[ex] = None
@@ -94,14 +96,14 @@ def _apply(edit: dict, nbs: dict) -> None:
     elif "set_source" in edit:
         _cell(nbs[ex], edit["cell"]).source = edit["set_source"]
     elif "insert_before" in edit:
-        cell = nbformat.v4.new_code_cell(edit["code"])
+        cell = nbformat.v4.new_code_cell(edit["code"].replace("{repo}", str(REPO_ROOT)))
         nbs[ex].cells.insert(nbs[ex].cells.index(_cell(nbs[ex], edit["insert_before"])), cell)
     else:
         cell = _cell(nbs[ex], edit["cell"])
         old, new = edit["replace"]
         if old not in cell.source:
             raise SampleError(f"{ex}/{edit['cell']}: text to replace not found: {old[:60]!r}")
-        cell.source = cell.source.replace(old, new, 1)
+        cell.source = cell.source.replace(old, new.replace("{repo}", str(REPO_ROOT)), 1)
 
 
 def build_sample(sample: Sample, dest: Path) -> Path:
@@ -120,13 +122,29 @@ def build_sample(sample: Sample, dest: Path) -> Path:
             continue
         path = dest / ex / course.exercises[ex].notebook
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(nb, str):
+        if isinstance(nb, tuple):
+            _write_link(path, *nb[1:])
+        elif isinstance(nb, str):
             path.write_text(nb, encoding="utf-8")
         else:
             nbformat.write(nb, path)
     return dest
 
 
-def build_all(dest_root: Path, names=None) -> dict[str, Path]:
-    catalog = load_catalog()
-    return {n: build_sample(catalog[n], Path(dest_root) / n) for n in (names or catalog)}
+def _write_link(path: Path, kind: str, target: str) -> None:
+    """An adversary's notebook: a symlink (to `target`, {repo} = this checkout), a hard link, a FIFO,
+    or the exercise folder itself as a symlink."""
+    import os
+
+    target = target.replace("{repo}", str(REPO_ROOT))
+    if kind == "symlink":
+        path.symlink_to(target)
+    elif kind == "folder_symlink":
+        path.parent.rmdir()
+        path.parent.symlink_to(target, target_is_directory=True)
+    elif kind == "hardlink":
+        os.link(target, path)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        raise SampleError(f"unknown link kind {kind!r}")

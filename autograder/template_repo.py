@@ -30,7 +30,8 @@ FEEDBACK_MODULES = (
     "fmapi/validation.py",
     "grade/__init__.py", "grade/pipeline.py", "grade/nbgrader_runner.py", "grade/nbgrader_job.py",
     "grade/resilient_execute.py", "grade/feedback_filters.py", "grade/submission.py", "grade/problems.py",
-    "grade/report.py", "grade/evidence.py",
+    "grade/report.py", "grade/evidence.py", "grade/untrusted.py",
+    "sandbox/__init__.py", "sandbox/policy.py", "sandbox/launch.py", "sandbox/inside.py", "sandbox/kernel.py",
     "export/__init__.py", "export/classroom.py",
     "metrics/__init__.py", "metrics/gozaru.py",
 )

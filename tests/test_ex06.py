@@ -54,9 +54,11 @@ def _criteria_evidence(tmp_path, function_source: str) -> Evidence:
     for cell in nb.cells:
         if cell.metadata["nbgrader"]["grade_id"] == "ex06_registry_impl":
             cell.source = function_source
-    nbformat.write(nb, tmp_path / "ex06.ipynb")
+    nbformat.write(nb, tmp_path / "ex06.ipynb")  # a file the kernel could have written: the check must not read it
+    (tmp_path / "ex06.ipynb").write_text("{}")
     inputs = literals_in(next(c.source for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "ex06_inputs"))
-    return Evidence(log=[], inputs=inputs, source_literals={}, work_dir=tmp_path)
+    return Evidence(log=[], inputs=inputs, source_literals={}, work_dir=tmp_path, notebook=nb,
+                    profile=load_course().profile())
 
 
 CORRECT = '''

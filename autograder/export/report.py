@@ -7,11 +7,12 @@ students/<student_id>.html, feedback copies.
 """
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
+import hashlib
 import json
 import math
-import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 from jinja2 import Environment
 
 from ..config import load_course
+from ..grade.feedback_filters import with_csp
 from .gradebook import write_gradebook
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
@@ -121,14 +123,7 @@ def most_failed(results: list[StudentResult], limit: int = 15) -> list[dict]:
     return sorted(rows, key=lambda row: (-row["count"], row["check"]))[:limit]
 
 
-PAGE = r"""<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>{{ title }}</title>
-<style>
-body{font-family:sans-serif;margin:1.5em;color:#222} table{border-collapse:collapse;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px} th{background:#eef2f8;cursor:pointer}
-td.num{text-align:right} .fail{color:#b00020} .pass{color:#176b2c} .grid{display:flex;flex-wrap:wrap;gap:1.5em}
-.card{border:1px solid #ddd;padding:.5em 1em;border-radius:6px} small{color:#666}
-</style></head><body>{{ body|safe }}
-<script>
+SORT_SCRIPT = r"""
 document.querySelectorAll("table.sortable th").forEach((th, i) => th.addEventListener("click", () => {
   const body = th.closest("table").tBodies[0], rows = [...body.rows], dir = th.dataset.dir === "asc" ? -1 : 1;
   th.dataset.dir = dir === 1 ? "asc" : "desc";
@@ -138,7 +133,19 @@ document.querySelectorAll("table.sortable th").forEach((th, i) => th.addEventLis
 // index.html#sort=N sorts by column N on load (a link a TA can share)
 const m = location.hash.match(/sort=(\d+)/);
 if (m) document.querySelectorAll("table.sortable th")[Number(m[1])]?.click();
-</script></body></html>"""
+"""
+# The pages run only their own sorting script (by hash) and load nothing from anywhere.
+PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+            f"script-src 'sha256-{base64.b64encode(hashlib.sha256(SORT_SCRIPT.encode()).digest()).decode()}'")
+PAGE = r"""<!doctype html><html lang="ja"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{{ csp }}"><title>{{ title }}</title>
+<style>
+body{font-family:sans-serif;margin:1.5em;color:#222} table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px} th{background:#eef2f8;cursor:pointer}
+td.num{text-align:right} .fail{color:#b00020} .pass{color:#176b2c} .grid{display:flex;flex-wrap:wrap;gap:1.5em}
+.card{border:1px solid #ddd;padding:.5em 1em;border-radius:6px} small{color:#666}
+</style></head><body>{{ body|safe }}
+<script>{{ script|safe }}</script></body></html>"""
 
 INDEX = """
 <h1>{{ title }} <small>採点レポート / class report</small></h1>
@@ -219,7 +226,7 @@ def write_report(graded_dir: Path, out_dir: Path) -> dict:
     body = env.from_string(INDEX).render(
         title=course.title, n=len(results), deadline=course.deadline, mean=f"{mean:.2f}", max_score=_fmt(max_score),
         skipped=skipped, exercises=exercises, failed=most_failed(results), late=late, students=students)
-    (out_dir / "index.html").write_text(page.render(title=course.title, body=body), encoding="utf-8")
+    (out_dir / "index.html").write_text(page.render(title=course.title, body=body, csp=PAGE_CSP, script=SORT_SCRIPT), encoding="utf-8")
     return {"students": len(results), "skipped": skipped, "late": len(late)}
 
 
@@ -231,7 +238,7 @@ def _write_student_page(r: StudentResult, graded_dir: Path, out_dir: Path, page,
         if feedback.exists():
             dest = out_dir / "students" / r.student_id / ex / "feedback.html"
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(feedback, dest)
+            dest.write_text(with_csp(feedback.read_text(encoding="utf-8")), encoding="utf-8")
             link = f"{r.student_id}/{ex}/feedback.html"
         exercises.append({"id": ex, "title": data["title"], "score": _fmt(data["score"]), "max_score": _fmt(data["max_score"]),
                           "problems": data["problems"], "checks": data["checks"], "feedback": link})
@@ -239,4 +246,4 @@ def _write_student_page(r: StudentResult, graded_dir: Path, out_dir: Path, page,
                                            max_score=_fmt(r.grade["max_score"]), penalty=_fmt(penalty) if penalty else "",
                                            exercises=exercises)
     (out_dir / "students" / f"{r.student_id}.html").write_text(
-        page.render(title=f"{r.student_id} — {load_course().title}", body=body), encoding="utf-8")
+        page.render(title=f"{r.student_id} — {load_course().title}", body=body, csp=PAGE_CSP, script=SORT_SCRIPT), encoding="utf-8")

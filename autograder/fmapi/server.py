@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import socketserver
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -110,6 +111,7 @@ class FixtureServer:
         self._port = port
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._unix: list[socketserver.BaseServer] = []
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> "FixtureServer":
@@ -120,7 +122,20 @@ class FixtureServer:
         self._thread.start()
         return self
 
+    def serve_unix(self, path: Path) -> Path:
+        """Also serve on a Unix socket (a sandbox without network reaches us through it); any local user may connect."""
+        handler = type("Handler", (_Handler,), {"server_app": self})
+        httpd = _UnixHTTPServer(str(path), handler)
+        Path(path).chmod(0o666)
+        threading.Thread(target=httpd.serve_forever, name="fixture-server-unix", daemon=True).start()
+        self._unix.append(httpd)
+        return Path(path)
+
     def stop(self) -> None:
+        for httpd in self._unix:
+            httpd.shutdown()
+            httpd.server_close()
+        self._unix.clear()
         if self._httpd:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -131,6 +146,10 @@ class FixtureServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
 
     @property
     def url(self) -> str:
@@ -215,6 +234,10 @@ def _title(body: dict) -> str:
 def _fresh(body: dict) -> dict:
     """A replayed body is a copy, so one client cannot alter another's replay."""
     return copy.deepcopy(body)
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
 
 
 class _Handler(BaseHTTPRequestHandler):

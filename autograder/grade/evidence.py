@@ -71,6 +71,8 @@ class Evidence:
     work_dir: Path | None = None  # where the student's notebook ran (its saved artifacts)
     errors: dict[str, list] = field(default_factory=dict)  # grade_id -> [(ename, evalue)]: for messages only
     adapter_dir: str | None = None  # ex06: the adapter the grader supplied to the kernel
+    notebook: object = None  # the graded notebook as nbgrader wrote it (never a file the kernel wrote)
+    sandboxed: bool = True  # run student code the checks start (ex06) in the sandbox
     memo: dict = field(default_factory=dict, repr=False)  # checks' shared lookups (e.g. the MLflow runs)
 
     @cached_property

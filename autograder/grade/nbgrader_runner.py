@@ -1,33 +1,51 @@
 """nbgrader autograde and feedback in a private, throwaway course directory."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
 from nbgrader.api import Gradebook
 
-from ..config import REPO_ROOT, Exercise
+from ..config import REPO_ROOT, Exercise, load_course
+from ..execute import kernel_env
+from ..sandbox import SandboxPolicy, SandboxUnavailable, probe, write_kernelspec
 
 STUDENT = "student"
 GRADING_CONFIG = """
-# Added by the grader: our Execute, a per-cell timeout, and feedback without hidden tests.
+# Added by the grader: our Execute with the course kernel (sandboxed in official grading) in its own
+# work folder over IPC sockets, a per-cell timeout, and feedback without hidden tests or live student HTML.
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern,
                                     LimitOutput, SaveAutoGrades)
 from autograder.grade.feedback_filters import RedactHiddenTests
 from autograder.grade.resilient_execute import ResilientExecute
 
 c.ResilientExecute.timeout = {cell_timeout}
+c.ResilientExecute.kernel_name = {kernel_name!r}
+c.ResilientExecute.kernel_cwd = {kernel_cwd!r}
+c.KernelManager.transport = "ipc"
+c.KernelManager.ip = {ipc_prefix!r}
+c.KernelManager.connection_file = {connection_file!r}
 c.Autograde.autograde_preprocessors = [ResilientExecute, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-c.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, SanitizeHTML, CSSHTMLHeaderPreprocessor]
+c.HTMLExporter.sanitize_html = True
 """
+
+
+GRADER_SIDE_FAILURE = 4  # nbgrader_job's status when generate_assignment failed
 
 
 class AutogradeTimeout(Exception):
@@ -55,7 +73,7 @@ class AutogradeResult:
     cells: dict[str, CellResult]
     notebook: nbformat.NotebookNode
     feedback_html: Path | None
-    work_dir: Path  # the folder the notebook ran in, with whatever it saved
+    work_dir: Path  # the folder the kernel ran in, with whatever it saved (untrusted files)
 
     def errors_by_cell(self) -> dict[str, list[tuple[str, str]]]:
         return {gid: errors for gid, errors in cell_errors(self.notebook).items() if errors}
@@ -76,17 +94,50 @@ class AutogradeResult:
         return []
 
 
-class CourseSandbox:
-    """One exercise's temporary nbgrader course: source, gradebook, submission."""
+class KernelPlace:
+    """Where one exercise's kernel runs: its own work folder and HOME (the only places it may write),
+    a runtime folder for its IPC sockets, and, when sandboxed, the sandbox around all of it."""
 
-    def __init__(self, root: Path, exercise: Exercise, source_nb: nbformat.NotebookNode, cell_timeout_s: int):
+    def __init__(self, root: Path, sandboxed: bool, readable: list[Path]):
+        self.root = Path(root)
+        self.work_dir, self.home, self.runtime = self.root / "kernel", self.root / "home", self.root / "rt"
+        for folder in (self.work_dir, self.home, self.runtime):
+            folder.mkdir(parents=True)
+        self.sandboxed = sandboxed
+        self.readable = list(readable)
+        self.forward: tuple[int, Path] | None = None
+
+    def connect(self, server) -> None:
+        """A sandbox has no network: the kernel reaches the fixture server's port through a Unix socket."""
+        if self.sandboxed:
+            self.forward = (server.port, server.serve_unix(self.root / "fmapi.sock"))
+
+    def policy(self) -> SandboxPolicy:
+        return SandboxPolicy(self.work_dir, writable=[self.home, self.runtime], readable=self.readable,
+                             sockets=[self.forward[1]] if self.forward else [], forward=self.forward)
+
+    def install_kernelspec(self) -> dict[str, str]:
+        """The course kernel as a kernelspec of this run (it shadows the installed one); the env that finds it."""
+        spec_file = self.policy().write(self.root / "policy.json") if self.sandboxed else None
+        write_kernelspec(self.root / "jupyter" / "kernels", load_course().kernel, spec_file)
+        return {"JUPYTER_PATH": str(self.root / "jupyter"), "JUPYTER_RUNTIME_DIR": str(self.runtime)}
+
+
+class NbgraderCourse:
+    """One exercise's temporary nbgrader course: source, gradebook, submission (invisible to the kernel)."""
+
+    def __init__(self, root: Path, exercise: Exercise, source_nb: nbformat.NotebookNode, cell_timeout_s: int,
+                 kernel: KernelPlace):
         self.root = Path(root)
         self.exercise = exercise
+        self.kernel = kernel
         (self.root / "source" / exercise.id).mkdir(parents=True)
         nbformat.write(source_nb, self.root / "source" / exercise.id / exercise.notebook)
         shutil.copy(REPO_ROOT / "nbgrader_config.py", self.root / "nbgrader_config.py")
         with open(self.root / "nbgrader_config.py", "a", encoding="utf-8") as fh:
-            fh.write(GRADING_CONFIG.format(cell_timeout=cell_timeout_s))
+            fh.write(GRADING_CONFIG.format(cell_timeout=cell_timeout_s, kernel_name=load_course().kernel,
+                                           kernel_cwd=str(kernel.work_dir), ipc_prefix=str(kernel.runtime / "k"),
+                                           connection_file=str(kernel.runtime / "kernel.json")))
 
     def autograde(self, submitted_nb: nbformat.NotebookNode, env: dict[str, str], timeout_s: float) -> AutogradeResult:
         ex = self.exercise.id
@@ -95,7 +146,7 @@ class CourseSandbox:
         nbformat.write(submitted_nb, dest / self.exercise.notebook)
         proc = subprocess.Popen(
             [sys.executable, "-m", "autograder.grade.nbgrader_job", str(self.root), ex, STUDENT],
-            cwd=self.root, env={**env, "PYTHONPATH": str(REPO_ROOT)},
+            cwd=self.root, env={**env, **self.kernel.install_kernelspec(), "PYTHONPATH": str(REPO_ROOT)},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         try:
@@ -105,11 +156,13 @@ class CourseSandbox:
         finally:
             _kill_group(proc)  # nothing the student started may outlive its grading
         graded_path = self.root / "autograded" / STUDENT / ex / self.exercise.notebook
+        if proc.returncode == GRADER_SIDE_FAILURE:  # nbgrader failed before any student code ran
+            raise GraderUnavailable(f"nbgrader could not prepare {ex}: {_last_error_line(output)}")
         if proc.returncode != 0 or not graded_path.exists():
             raise AutogradeFailed(_last_error_line(output))
         graded = nbformat.read(graded_path, as_version=4)
         html = self.root / "feedback" / STUDENT / ex / self.exercise.notebook.replace(".ipynb", ".html")
-        return AutogradeResult(self._read_gradebook(graded), graded, html if html.exists() else None, graded_path.parent)
+        return AutogradeResult(self._read_gradebook(graded), graded, html if html.exists() else None, self.kernel.work_dir)
 
     def _read_gradebook(self, graded_nb) -> dict[str, CellResult]:
         errors = cell_errors(graded_nb)
@@ -146,3 +199,36 @@ def _last_error_line(output: str) -> str:
         if "Error" in line or "error" in line:
             return line.strip()[:300]
     return (lines[-1] if lines else "unknown error")[:300]
+
+
+class GraderUnavailable(RuntimeError):
+    """The grader cannot run notebooks here (no sandbox, or the kernel does not start): grade nothing."""
+
+
+def preflight(sandboxed: bool) -> None:
+    """Start the course kernel once, as grading will, and run one cell; raise GraderUnavailable if that fails."""
+    if sandboxed:
+        try:
+            probe()
+        except SandboxUnavailable as err:
+            raise GraderUnavailable(str(err)) from err
+    with tempfile.TemporaryDirectory(prefix="grade-preflight-") as tmp:
+        place = KernelPlace(Path(tmp), sandboxed, [])
+        place.install_kernelspec()
+        name = load_course().kernel
+        km = KernelManager(kernel_name=name, transport="ipc", ip=str(place.runtime / "k"),
+                           kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(Path(tmp) / "jupyter" / "kernels")]))
+        km.connection_file = str(place.runtime / "kernel-preflight.json")
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys; print(sys.executable)")])
+        try:
+            NotebookClient(nb, km=km, timeout=60, startup_timeout=60).execute(
+                env=kernel_env({}, place.home), cwd=str(place.work_dir))
+            printed = "".join(o.get("text", "") for o in nb.cells[0].outputs).strip()
+        except Exception as err:  # noqa: BLE001 - any failure to start is the grader's, reported whole
+            raise GraderUnavailable(f"the grading kernel ({sys.executable} -m ipykernel_launcher"
+                                    f"{', sandboxed' if sandboxed else ''}) did not start: {type(err).__name__}: {err}") from err
+        finally:
+            with contextlib.suppress(Exception):  # a kernel that never started has nothing to shut down
+                km.shutdown_kernel(now=True)
+        if printed != sys.executable:
+            raise GraderUnavailable(f"the grading kernel ran {printed or 'nothing'}, not {sys.executable}")

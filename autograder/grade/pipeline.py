@@ -3,10 +3,12 @@
 Each step does one job on an ExerciseRun and may stop the run with a fatal
 Problem; a stopped exercise scores 0 and the next exercise is still graded.
 
-  load_submission     read <submission>/<ex>/<ex>.ipynb
+  load_submission     read <submission>/<ex>/<ex>.ipynb (no links, FIFOs or devices)
   restore_cells       put back deleted / edited protected cells
-  autograde           nbgrader autograde (hidden tests restored) with the fixture server
-  note_execution      report timeouts and kernel deaths seen in the outputs
+  autograde           nbgrader autograde (hidden tests restored) with the fixture server; the
+                      kernel runs in the sandbox (official tier)
+  distrust_outputs    remove links and special files the kernel left in its work folder
+  note_execution      report timeouts, kernel deaths and sandbox limits seen in the outputs
   verify_evidence     outside-the-kernel checks on the request log (official tier only)
   score               a cell's points count only if its test and its evidence pass
 
@@ -31,11 +33,15 @@ from ..execute import course_kernel_env
 from ..fmapi import FixtureServer
 from ..fmapi.persister import load_cassettes
 from ..mlflow_store import STORE_DIR, keep_store
+from ..sandbox.policy import profile_paths
+from .feedback_filters import with_csp
 from .evidence import Evidence, Verdict, claims_in, literals_in
-from .nbgrader_runner import AutogradeFailed, AutogradeResult, AutogradeTimeout, CourseSandbox
-from .problems import Problem, problem
+from .nbgrader_runner import (AutogradeFailed, AutogradeResult, AutogradeTimeout, GraderUnavailable, KernelPlace,
+                              NbgraderCourse, preflight)
+from .problems import Problem, limit_problems, problem
 from .resilient_execute import KERNEL_DIED, NOT_RUN
 from .submission import find_notebook, load_notebook, restore_protected_cells
+from .untrusted import copy_adapter, remove_unsafe, unsafe_entries
 
 TIMEOUT_ENAME = "CellTimeoutError"
 
@@ -65,6 +71,7 @@ class ExerciseRun:
     cell_timeout_s: int
     profile: Profile
     tier: str = "official"
+    sandboxed: bool = True  # student code runs in the sandbox (False only with --no-sandbox or the feedback tier)
     adapter_dir: str | None = None  # the LoRA adapter this exercise evaluates (exercise.adapter_from)
     student_nb: nbformat.NotebookNode | None = None
     problems: list[Problem] = field(default_factory=list)
@@ -85,10 +92,18 @@ class ExerciseRun:
 # -- steps ---------------------------------------------------------------
 
 def load_submission(run: ExerciseRun) -> None:
+    unsafe = unsafe_entries(run.submission_dir / run.exercise.id)
+    if unsafe:
+        run.problems.append(problem("submission_link", entries=_entries(unsafe)))
+        return
     path = find_notebook(run.submission_dir, run.exercise.id, run.exercise.notebook)
     run.student_nb, found = load_notebook(path)
     if found:
         run.problems.append(found)
+
+
+def _entries(found: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{path} ({kind})" for path, kind in found[:5]) + (" …" if len(found) > 5 else "")
 
 
 def restore_cells(run: ExerciseRun) -> None:
@@ -98,13 +113,14 @@ def restore_cells(run: ExerciseRun) -> None:
 
 def autograde(run: ExerciseRun) -> None:
     course = load_course()
-    sandbox = CourseSandbox(run.work_dir / "course", run.exercise, run.source_nb, run.cell_timeout_s)
-    home = run.work_dir / "home"
-    home.mkdir()
+    readable = profile_paths(run.profile) + ([Path(run.adapter_dir)] if run.adapter_dir else [])
+    kernel = KernelPlace(run.work_dir / "run", run.sandboxed, readable)
+    course_dir = NbgraderCourse(run.work_dir / "course", run.exercise, run.source_nb, run.cell_timeout_s, kernel)
     with FixtureServer(cassettes=run.cassettes) as server:
-        env = course_kernel_env(server.env(), home, run.profile.name, run.adapter_dir)
+        kernel.connect(server)
+        env = course_kernel_env(server.env(), kernel.home, run.profile.name, run.adapter_dir)
         try:
-            run.autograded = sandbox.autograde(run.student_nb, env, course.exercise_timeout_s)
+            run.autograded = course_dir.autograde(run.student_nb, env, course.exercise_timeout_s)
         except AutogradeTimeout:
             run.problems.append(problem("grading_timeout", seconds=course.exercise_timeout_s))
         except AutogradeFailed as err:
@@ -113,11 +129,20 @@ def autograde(run: ExerciseRun) -> None:
             run.log = server.log.snapshot()
 
 
+def distrust_outputs(run: ExerciseRun) -> None:
+    """Nothing the grader reads later may lead out of the work folder: links and special files go."""
+    removed = remove_unsafe(run.autograded.work_dir)
+    if removed:
+        run.problems.append(problem("work_link", entries=_entries(removed)))
+
+
 def note_execution(run: ExerciseRun) -> None:
-    timed_out, died = [], []
+    timed_out, died, errors = [], [], {}
     for cell in run.autograded.notebook.cells:
         gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or cell.get("id", "?")
-        enames = {o.get("ename") for o in cell.get("outputs", []) if o.get("output_type") == "error"}
+        errors[gid] = [(o.get("ename", ""), str(o.get("evalue", ""))) for o in cell.get("outputs", [])
+                       if o.get("output_type") == "error"]
+        enames = {ename for ename, _ in errors[gid]}
         if TIMEOUT_ENAME in enames:
             timed_out.append(gid)
         if KERNEL_DIED in enames:
@@ -126,6 +151,7 @@ def note_execution(run: ExerciseRun) -> None:
         run.problems.append(problem("cell_timeout", cells=", ".join(timed_out), seconds=run.cell_timeout_s))
     if died:
         run.problems.append(problem("kernel_died", cell=died[0]))
+    run.problems.extend(limit_problems(errors))
 
 
 def verify_evidence(run: ExerciseRun) -> None:
@@ -148,6 +174,8 @@ def verify_evidence(run: ExerciseRun) -> None:
         work_dir=run.autograded.work_dir,
         errors=run.autograded.errors_by_cell(),
         adapter_dir=run.adapter_dir,
+        notebook=run.autograded.notebook,
+        sandboxed=run.sandboxed,
     )
     for name in sorted({n for cell in run.exercise.cells for n in cell.evidence}):
         try:
@@ -165,7 +193,7 @@ def score(run: ExerciseRun) -> None:
         run.problems.append(problem("tests_unconfirmed", cells=", ".join(unconfirmed)))
 
 
-STEPS = (load_submission, restore_cells, autograde, note_execution, verify_evidence, score)
+STEPS = (load_submission, restore_cells, autograde, distrust_outputs, note_execution, verify_evidence, score)
 
 
 # -- scoring ---------------------------------------------------------------
@@ -220,6 +248,7 @@ class SubmissionGrade:
     submission: Path
     runs: list[ExerciseRun]
     tier: str = "official"
+    sandbox: bool = True
 
     @property
     def score(self) -> float:
@@ -235,7 +264,7 @@ TIERS = {"official": SOURCE_DIR, "feedback": RELEASE_DIR}  # tier -> where nbgra
 
 def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes,
                    cell_timeout_s: int | None = None, profile: str | None = None,
-                   tier: str = "official", student_adapter: str | None = None) -> ExerciseRun:
+                   tier: str = "official", student_adapter: str | None = None, sandbox: bool = True) -> ExerciseRun:
     chosen = load_course().profile(profile)
     run = ExerciseRun(
         exercise=exercise,
@@ -247,6 +276,7 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
         cell_timeout_s=cell_timeout_s or exercise.cell_timeout_s or load_course().cell_timeout_s,
         profile=chosen,
         tier=tier,
+        sandboxed=sandbox,
         adapter_dir=student_adapter or (chosen.reference_adapter_path() if exercise.adapter_from else None),
     )
     if exercise.adapter_from and not student_adapter:
@@ -256,6 +286,8 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
             break
         try:
             step(run)
+        except GraderUnavailable:
+            raise  # the grader cannot grade anything here: no report of zeros
         except Exception as err:  # noqa: BLE001 - one exercise's failure must not stop the others
             run.problems.append(problem("grader_error", detail=f"{step.__name__}: {type(err).__name__}: {err}"))
             traceback.print_exc()
@@ -280,10 +312,17 @@ def gradable_exercises(requested=None, tier: str = "official") -> list[Exercise]
 
 def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None = None,
                      keep_work: bool = False, cell_timeout_s: int | None = None,
-                     profile: str | None = None, tier: str = "official") -> SubmissionGrade:
-    """Grade every requested exercise of one student's repository; never raises for bad input."""
+                     profile: str | None = None, tier: str = "official", sandbox: bool | None = None) -> SubmissionGrade:
+    """Grade every requested exercise of one student's repository; never raises for bad input.
+
+    sandbox: None means the tier's default (official: always; feedback: never). The official tier
+    with the sandbox refuses to start when it is unavailable, and any tier when the kernel cannot
+    start (GraderUnavailable): it never grades notebooks it could not run.
+    """
     from .report import write_reports
 
+    sandbox = (tier == "official") if sandbox is None else sandbox
+    preflight(sandbox)
     cassettes = load_cassettes(CASSETTE_DIR)  # loaded once, before any student code runs
     runs = []
     handoff = Path(tempfile.mkdtemp(prefix="grade-handoff-"))
@@ -294,7 +333,7 @@ def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None 
             source = exercise.adapter_from or {}
             try:
                 runs.append(grade_exercise(exercise, submission_dir, work, _fresh(cassettes), cell_timeout_s, profile,
-                                           tier, adapters.get(source.get("exercise"))))
+                                           tier, adapters.get(source.get("exercise")), sandbox))
                 for consumer in load_course().exercises.values():
                     if consumer.adapter_from and consumer.adapter_from["exercise"] == exercise.id:
                         adapters[exercise.id] = keep_student_adapter(runs[-1], consumer.adapter_from, handoff)
@@ -305,7 +344,7 @@ def grade_submission(submission_dir: Path, exercises=None, out_dir: Path | None 
                     shutil.rmtree(work, ignore_errors=True)
     finally:
         shutil.rmtree(handoff, ignore_errors=True)
-    result = SubmissionGrade(Path(submission_dir), runs, tier)
+    result = SubmissionGrade(Path(submission_dir), runs, tier, sandbox)
     if out_dir:
         write_reports(result, Path(out_dir))
     return result
@@ -320,12 +359,10 @@ def keep_student_adapter(run: ExerciseRun, adapter_from: dict, handoff: Path) ->
     inputs = next(c.source for c in run.source_nb.cells
                   if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{run.exercise.id}_inputs")
     name = literals_in(inputs).get(adapter_from["input"])
-    source = run.autograded.work_dir / str(name)
-    if not name or not (source / "adapter_config.json").is_file():
+    if not name:
         return None
-    dest = handoff / f"{run.exercise.id}-adapter"
-    shutil.copytree(source, dest, dirs_exist_ok=True)
-    return str(dest)
+    copied = copy_adapter(run.autograded.work_dir / str(name), handoff / f"{run.exercise.id}-adapter")
+    return str(copied) if copied else None
 
 
 def _fresh(cassettes):
@@ -337,7 +374,8 @@ def write_exercise_artifacts(run: ExerciseRun, out_dir: Path) -> None:
     ex_dir = out_dir / run.exercise.id
     ex_dir.mkdir(parents=True, exist_ok=True)
     if run.autograded and run.autograded.feedback_html:
-        shutil.copy(run.autograded.feedback_html, ex_dir / "feedback.html")
+        html = run.autograded.feedback_html.read_text(encoding="utf-8")
+        (ex_dir / "feedback.html").write_text(with_csp(html), encoding="utf-8")
     if run.autograded:
         keep_store(run.autograded.work_dir, ex_dir / STORE_DIR)  # ex06: for `python -m autograder mlflow-ui`
     with open(ex_dir / "requests.jsonl", "w", encoding="utf-8") as fh:

@@ -12,6 +12,7 @@ import os
 from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
+from traitlets import Unicode
 
 KERNEL_DIED = "DeadKernelError"
 NOT_RUN = "CellNotRun"
@@ -22,11 +23,14 @@ def error_output(ename: str, evalue: str) -> NotebookNode:
 
 
 class ResilientExecute(Execute):
+    kernel_cwd = Unicode("", help="the kernel's own work folder (not the folder nbgrader writes to)").tag(config=True)
     _kernel_dead = False
 
     async def async_start_new_kernel(self, **kwargs):
         # The kernel gets the grader's environment minus its import path.
         kwargs.setdefault("env", {k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+        if self.kernel_cwd:
+            kwargs["cwd"] = self.kernel_cwd
         return await super().async_start_new_kernel(**kwargs)
 
     def preprocess(self, nb, resources=None, km=None):

@@ -10,6 +10,7 @@ from ...metrics.gozaru import gozaru_rate
 from ...metrics.lora import lora_trainable_params, trainable_percent
 from ..evidence import Evidence, Verdict, claim_matches, fail, ok
 from ..reference_lm import ReferenceLM
+from ..untrusted import copy_adapter
 from . import check
 
 EX = "ex05"
@@ -100,14 +101,19 @@ def training_ran(ev: Evidence) -> Verdict:
 
 
 def load_adapter(ev: Evidence) -> tuple[ReferenceLM | None, Verdict | None]:
-    """The student's adapter on the profile's base model, or why it cannot be used."""
+    """The student's adapter on the profile's base model, or why it cannot be used. The grader loads
+    a copy of adapter_config.json and adapter_model.safetensors only (it never unpickles a .bin)."""
     path = _adapter_dir(ev)
-    config_file = path / "adapter_config.json"
-    if not config_file.is_file():
+    if not (path / "adapter_config.json").is_file():
         return None, Verdict(False, f"アダプタが見つかりません（{ev.inputs['ADAPTER_DIR']}/adapter_config.json）。"
                                     " / The adapter is missing.", "adapter_missing")
+    if "adapter_copy" not in ev.memo:
+        ev.memo["adapter_copy"] = copy_adapter(path, Path(ev.work_dir).parent / "adapter-checked")
+    if not ev.memo["adapter_copy"]:
+        return None, Verdict(False, "アダプタの重みが adapter_model.safetensors として保存されていません（save_pretrained の既定の形式で保存してください）。"
+                                    " / The adapter weights are not saved as adapter_model.safetensors.", "adapter_invalid")
     try:
-        return ReferenceLM(_model_id(ev), str(path)), None
+        return ReferenceLM(_model_id(ev), str(ev.memo["adapter_copy"])), None
     except Exception as err:  # noqa: BLE001 - a broken adapter is the student's, reported, never raised
         text = str(err)
         code = "adapter_mismatch" if "size mismatch" in text or "shape" in text else "adapter_invalid"
@@ -121,7 +127,7 @@ def adapter_valid(ev: Evidence) -> Verdict:
     lm, problem = load_adapter(ev)
     if problem:
         return problem
-    saved = json.loads((_adapter_dir(ev) / "adapter_config.json").read_text())
+    saved = json.loads((ev.memo["adapter_copy"] / "adapter_config.json").read_text())
     actual = {"r": saved.get("r"), "lora_alpha": saved.get("lora_alpha"),
               "target_modules": set(saved.get("target_modules") or ()), "lora_dropout": saved.get("lora_dropout")}
     if actual != REQUIRED_LORA:

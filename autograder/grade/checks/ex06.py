@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from ...execute import kernel_env
 from ...fmapi.matchers import ANSWER_TAG
 from ...metrics.gozaru import gozaru_rate
 from ...metrics.text import bleu, rouge
+from ... import sandbox
 from ...mlflow_store import tracking_db
+from ...sandbox.policy import SandboxPolicy, profile_paths
+from ..untrusted import copy_regular_tree
 from ..evidence import Evidence, Verdict, fail, ok
 from ..reference_lm import ReferenceLM
 from . import check
@@ -98,7 +102,16 @@ def _find_runs(ev: Evidence) -> dict:
     missing = [n for n in RUN_NAMES if n not in found]
     if missing:
         raise StoreProblem(fail(f"run {', '.join(missing)} が記録されていません（run 名は base と finetuned）。"))
+    outside = [n for n in RUN_NAMES if not _inside(found[n].info.artifact_uri, ev.work_dir)]
+    if outside:  # the store is the student's: it may point the grader (and a TA's MLflow UI) anywhere
+        raise StoreProblem(Verdict(False, f"run {', '.join(outside)} の artifact の保存先が作業フォルダの外です。"
+                                          " / Run artifacts point outside the work folder.", "work_link"))
     return {n: found[n] for n in RUN_NAMES}
+
+
+def _inside(uri: str, folder: Path) -> bool:
+    path = Path(urllib.parse.urlparse(uri).path if uri.startswith("file:") else uri)
+    return path.is_absolute() and Path(os.path.normpath(path)).is_relative_to(Path(folder).resolve())
 
 
 def _table(ev: Evidence, run, name: str) -> dict:
@@ -266,22 +279,29 @@ def champion_alias(ev: Evidence) -> Verdict:
     return _loads_in_a_fresh_process(ev, f"models:/{name}@champion")
 
 
-def fresh_python(code: str, *args: str, timeout: int, stdin: str | None = None, cwd=None,
+def fresh_python(ev: Evidence, code: str, *args: str, timeout: int, stdin: str | None = None, files: Path | None = None,
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run `python -c code args…` in a new process with a kernel's minimal environment and a
-    throwaway HOME: student code it touches cannot reach the grader. Raises TimeoutExpired."""
-    with tempfile.TemporaryDirectory() as home:
-        return subprocess.run([sys.executable, "-c", code, *args], input=stdin, cwd=cwd or home,
-                              env=kernel_env(env or {}, Path(home)), capture_output=True, text=True, timeout=timeout)
+    """Run `python -c code args…` on student code in a new process with a kernel's minimal environment:
+    in the sandbox (official tier), with a copy of `files` (links left out) at its own path, writable,
+    so nothing it does reaches the grader or what the grader reads next. Raises TimeoutExpired."""
+    command = [sys.executable, "-c", code, *args]
+    with tempfile.TemporaryDirectory(prefix="fresh-python-") as tmp:
+        work = Path(tmp) / "work"
+        copy_regular_tree(files, work) if files else work.mkdir()
+        if not ev.sandboxed:
+            return subprocess.run(command, input=stdin, cwd=work, env=kernel_env(env or {}, Path(tmp)),
+                                  capture_output=True, text=True, timeout=timeout)
+        policy = SandboxPolicy(Path(files or work), work_source=work, readable=profile_paths(ev.profile))
+        return sandbox.run(policy, command, env=kernel_env(env or {}, Path("/tmp")), stdin=stdin, timeout=timeout)
 
 
 def _loads_in_a_fresh_process(ev: Evidence, uri: str) -> Verdict:
     db = f"sqlite:///{tracking_db(ev.work_dir)}"
     timeout = int(load_course().mlflow["load_timeout_s"])
     try:
-        proc = fresh_python("import mlflow, sys; mlflow.pyfunc.load_model(sys.argv[1])", uri, timeout=timeout,
-                            cwd=ev.work_dir, env={"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db,
-                                                  "HF_HUB_OFFLINE": "1"})
+        proc = fresh_python(ev, "import mlflow, sys; mlflow.pyfunc.load_model(sys.argv[1])", uri, timeout=timeout,
+                            files=ev.work_dir, env={"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db,
+                                                    "HF_HUB_OFFLINE": "1"})
     except subprocess.TimeoutExpired:
         return Verdict(False, f"champion のモデルが {timeout} 秒以内に読み込めませんでした。", "registry_failed")
     if proc.returncode != 0:
@@ -315,10 +335,7 @@ def criteria_hidden_cases(ev: Evidence) -> Verdict:
     """Run only the student's function definition, in a fresh process, on cases the notebook never saw."""
     import ast
 
-    import nbformat
-
-    nb = nbformat.read(Path(ev.work_dir) / "ex06.ipynb", as_version=4)
-    source = next((c.source for c in nb.cells
+    source = next((c.source for c in ev.notebook.cells
                    if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "ex06_registry_impl"), "")
     try:
         defs = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "meets_production_criteria"]
@@ -329,7 +346,7 @@ def criteria_hidden_cases(ev: Evidence) -> Verdict:
     criteria = ev.inputs["PROMOTION_CRITERIA"]
     cases = hidden_criteria_cases(criteria)
     try:
-        proc = fresh_python(CRITERIA_RUNNER, json.dumps(criteria), json.dumps([c for c, _ in cases]),
+        proc = fresh_python(ev, CRITERIA_RUNNER, json.dumps(criteria), json.dumps([c for c, _ in cases]),
                             stdin=ast.unparse(defs[0]), timeout=30)
         decided = json.loads(proc.stdout.strip().splitlines()[-1])
     except (subprocess.TimeoutExpired, ValueError, IndexError):

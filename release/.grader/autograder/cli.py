@@ -35,16 +35,28 @@ def resolve_profile(name: str | None) -> str | None:
 def cmd_grade(args) -> int:
     from .grade import grade_submission
 
-    grade = grade_submission(Path(args.submission), args.exercise, Path(args.out) if args.out else None,
-                             cell_timeout_s=args.cell_timeout, profile=resolve_profile(args.profile))
-    return _print_grade(grade, args.out)
+    return _graded(lambda: grade_submission(Path(args.submission), args.exercise, Path(args.out) if args.out else None,
+                                            cell_timeout_s=args.cell_timeout, profile=resolve_profile(args.profile),
+                                            sandbox=not args.no_sandbox), args.out)
 
 
 def cmd_check(args) -> int:
     from .grade import grade_submission
 
-    grade = grade_submission(Path(args.submission), args.exercise, Path(args.out), tier="feedback")
-    return _print_grade(grade, args.out)
+    return _graded(lambda: grade_submission(Path(args.submission), args.exercise, Path(args.out), tier="feedback"),
+                   args.out)
+
+
+def _graded(grade_it, out) -> int:
+    """Grade and print; exit 1 with grader_error, writing no report, when the grader cannot run notebooks."""
+    from .grade.nbgrader_runner import GraderUnavailable
+
+    try:
+        grade = grade_it()
+    except GraderUnavailable as err:
+        print(f"grader_error: nothing was graded. {err}", file=sys.stderr)
+        return 1
+    return _print_grade(grade, out)
 
 
 def _print_grade(grade, out) -> int:
@@ -153,6 +165,8 @@ def cmd_collect(args) -> int:
     deadline = dt.datetime.fromisoformat(args.deadline or load_course().deadline)
     for c in collect(Path(args.roster), deadline, Path(args.dest), args.grace_days):
         print(f"{c.student_id}: {c.status} {c.commit or ''} {c.committed_at or ''}".rstrip())
+        if c.dropped:
+            print(f"  dropped links / special files: {', '.join(c.dropped)}")
     return 0
 
 
@@ -163,7 +177,7 @@ def cmd_grade_all(args) -> int:
     if not 0 <= index < count:
         raise ValueError(f"--shard {args.shard}: expected K/N with 0 <= K < N")
     codes = grade_all(Path(args.submissions), Path(args.out), args.jobs, args.exercise,
-                      resolve_profile(args.profile), shard=(index, count))
+                      resolve_profile(args.profile), shard=(index, count), sandbox=not args.no_sandbox)
     failed = [s for s, code in codes.items() if code != 0]
     print(f"graded {len(codes)} submissions into {args.out}" + (f"; grader failed for {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
@@ -262,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="write grade.json, grade.md and feedback here")
     s.add_argument("--cell-timeout", type=int, help="seconds per cell (default: course.toml)")
     s.add_argument("--profile", choices=PROFILE_CHOICES, help="model profile for ex04-ex06 (default: cpu; auto: gpu if CUDA)")
+    s.add_argument("--no-sandbox", action="store_true",
+                   help="debugging only: run student code without the sandbox (grade.json says \"sandbox\": false)")
     s.set_defaults(func=cmd_grade)
 
     s = sub.add_parser("check", help="feedback tier: visible tests only, cpu profile (the student's Classroom workflow)")
@@ -304,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exercise", action="append")
     s.add_argument("--profile", choices=PROFILE_CHOICES)
     s.add_argument("--shard", default="0/1", help="K/N: grade only every N-th student from the K-th (a job matrix)")
+    s.add_argument("--no-sandbox", action="store_true", help="debugging only: see `grade --no-sandbox`")
     s.set_defaults(func=cmd_grade_all)
 
     s = sub.add_parser("shards", help="print the grading job matrix as JSON ([0, 1, ...]) for grade-all --shard")
@@ -338,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .execute import our_tools_first
+
+    os.environ["PATH"] = our_tools_first(os.environ.get("PATH"))  # nbgrader's gradebook runs `alembic` from PATH
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -15,10 +15,16 @@ from .config import load_course
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "HF_HOME", "HF_HUB_OFFLINE")
 
 
+def our_tools_first(path: str | None) -> str:
+    """PATH with this environment's bin first: nbgrader runs `alembic`, found on PATH, and a grader
+    started as <venv>/bin/python without that folder on PATH must still find ours."""
+    return os.pathsep.join(filter(None, (os.path.dirname(sys.executable), path)))
+
+
 def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
     """A kernel environment with no secrets: PATH and locale, a private HOME, plus `extra`."""
     env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-    env.setdefault("PATH", os.path.dirname(sys.executable))
+    env["PATH"] = our_tools_first(env.get("PATH"))
     env.update(
         HOME=str(home),
         PYTHONHASHSEED="0",

@@ -20,14 +20,18 @@ def tracking_db(work_dir: Path) -> Path:
 
 def keep_store(work_dir: Path, dest: Path) -> Path | None:
     """Copy the store (database and mlruns/) from a grading work dir into dest; None if there is none."""
+    from .grade.untrusted import copy_regular_tree, read_regular
+
     db = tracking_db(work_dir)
-    if not db.is_file():
+    try:
+        data = read_regular(db, 1 << 30)  # untrusted: never through a link
+    except (OSError, ValueError):
         return None
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    shutil.copyfile(db, dest / db.name)
-    if (db.parent / "mlruns").is_dir():
-        shutil.copytree(db.parent / "mlruns", dest / "mlruns", symlinks=True)
+    (dest / db.name).write_bytes(data)
+    if (db.parent / "mlruns").is_dir() and not (db.parent / "mlruns").is_symlink():
+        copy_regular_tree(db.parent / "mlruns", dest / "mlruns")
     _rewrite_paths(dest / db.name, str(db.parent.resolve()), str(dest.resolve()))
     return dest / db.name
 

@@ -48,6 +48,20 @@ _TEXT = {
                               "MLflow metrics are missing, NaN or out of range."),
     "registry_failed": (False, "モデルレジストリへの登録、エイリアス champion の設定、またはモデルの読み込みができていません。",
                         "Registering the model, setting the champion alias or loading the model failed."),
+    "submission_link": (True, "提出物に、シンボリックリンク・ハードリンク・FIFO・デバイスなど通常のファイルでないものがあります（{entries}）。採点できないため 0 点です。通常のファイルとして提出してください。",
+                        "The submission contains links or special files ({entries}); they are refused and this exercise scores 0. Submit plain files."),
+    "work_link": (False, "ノートブックが作ったリンクや特殊ファイル（{entries}）は、採点では読みませんでした。",
+                  "Links or special files the notebook created ({entries}) were not read by the grader."),
+    "memory_limit": (False, "セル {cells} がメモリの上限（{memory_mb} MB）を超えました。",
+                     "Cells {cells} exceeded the memory limit ({memory_mb} MB)."),
+    "process_limit": (False, "セル {cells} がプロセス・スレッド数の上限（{processes}）に達しました。",
+                      "Cells {cells} reached the limit on processes and threads ({processes})."),
+    "file_size_limit": (False, "セル {cells} がファイルサイズの上限（{file_size_mb} MB）を超えて書き込もうとしました。",
+                        "Cells {cells} tried to write a file larger than the limit ({file_size_mb} MB)."),
+    "network_blocked": (False, "セル {cells} が採点用 API サーバー以外へ接続しようとしました。採点環境では外部に接続できません。",
+                        "Cells {cells} tried to reach the network beyond the grading API server, which the grader does not allow."),
+    "sandbox_denied": (False, "セル {cells} が、採点環境で許されていない場所（作業フォルダの外）へのアクセスや操作をしようとしました。",
+                       "Cells {cells} tried to access or change something outside their work folder, which the grader does not allow."),
     "grading_timeout": (True, "この演習の採点が制限時間（{seconds} 秒）を超えたため打ち切りました。",
                         "Grading this exercise exceeded {seconds} s and was stopped."),
     "autograde_failed": (True, "採点ツール（nbgrader）がこのノートブックを採点できませんでした: {detail}",
@@ -60,3 +74,38 @@ _TEXT = {
 def problem(code: str, **fields) -> Problem:
     fatal, ja, en = _TEXT[code]
     return Problem(code, ja.format(**fields), en.format(**fields), fatal)
+
+
+# A cell error that shows which limit of the sandbox it hit: (problem code, texts any of which identify it).
+LIMIT_ERRORS = (
+    ("memory_limit", ("MemoryError", "can't allocate memory", "Cannot allocate memory", "[Errno 12]")),
+    ("process_limit", ("[Errno 11] Resource temporarily unavailable", "can't start new thread")),
+    ("file_size_limit", ("[Errno 27]", "File too large")),
+    ("network_blocked", ("[Errno 101]", "Network is unreachable", "[Errno 111]", "Temporary failure in name resolution",
+                         "Name or service not known")),
+    ("sandbox_denied", ("[Errno 30]", "Read-only file system", "[Errno 13]", "[Errno 1] Operation not permitted")),
+)
+
+
+def _names_the_checkout(text: str) -> bool:
+    """An error about a path of the grader's checkout (invisible in the sandbox), other than the runtime it sees."""
+    from ..config import REPO_ROOT
+
+    return any(str(REPO_ROOT / part) in text for part in ("source", "autograder", "release", ".git", "nbgrader_config.py"))
+
+
+def limit_problems(errors_by_cell: dict[str, list[tuple[str, str]]]) -> list[Problem]:
+    """One problem per limit that cell errors name, listing the cells."""
+    from ..config import load_course
+
+    found: dict[str, list[str]] = {}
+    for cell, errors in errors_by_cell.items():
+        for ename, evalue in errors:
+            text = f"{ename}: {evalue}"
+            code = next((c for c, marks in LIMIT_ERRORS if any(m in text for m in marks)), None)
+            if code is None and _names_the_checkout(text):
+                code = "sandbox_denied"
+            if code and cell not in found.setdefault(code, []):
+                found[code].append(cell)
+    limits = load_course().sandbox
+    return [problem(code, cells=", ".join(cells), **limits) for code, cells in found.items()]

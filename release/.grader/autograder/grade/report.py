@@ -1,6 +1,7 @@
 """grade.json (versioned, documented in README.md) and grade.md (a job summary)."""
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ def to_json(grade: SubmissionGrade) -> dict:
         "grader_version": __version__,
         "submission": grade.submission.resolve().name,
         "tier": grade.tier,
+        "sandbox": grade.sandbox,
         "score": grade.score,
         "max_score": grade.max_score,
         "exercises": {
@@ -38,6 +40,9 @@ def _fmt(x: float) -> str:
 
 def to_markdown(data: dict) -> str:
     lines = [f"# 採点結果 / Grade report: {_fmt(data['score'])} / {_fmt(data['max_score'])}", ""]
+    if data.get("tier") == "official" and data.get("sandbox") is False:
+        lines += ["> ⚠️ サンドボックスなしで採点しました（デバッグ用。正式な成績には使えません）。  ",
+                  "> Graded without the sandbox (debugging only; not an official grade).", ""]
     if data.get("tier") == "feedback":
         lines += ["> ℹ️ これは公開テストだけによる途中経過です。成績は締め切り後の正式な採点（非公開テストと記録の検証）で決まります。  ",
                   "> Preview from the visible tests only; the official grade (hidden tests, evidence checks) comes after the deadline.", ""]
@@ -48,14 +53,19 @@ def to_markdown(data: dict) -> str:
     for ex_id, ex in data["exercises"].items():
         lines += ["", f"## {ex_id} {ex['title']}", ""]
         for p in ex["problems"]:
-            lines.append(f"> ⚠️ {p['message_ja']}  \n> {p['message_en']}")
+            lines.append(f"> ⚠️ {_text(p['message_ja'])}  \n> {_text(p['message_en'])}")
             lines.append("")
         lines += ["| チェック | 得点 | 結果 | メッセージ |", "|---|---:|:---:|---|"]
         for c in ex["checks"]:
             mark = "✅" if c["passed"] else "❌"
-            message = c["message"].replace("|", "\\|").replace("\n", " ")
+            message = _text(c["message"]).replace("|", "\\|").replace("\n", " ")
             lines.append(f"| `{c['id']}` | {_fmt(c['score'])} / {_fmt(c['max_score'])} | {mark} | {message} |")
     return "\n".join(lines) + "\n"
+
+
+def _text(message: str) -> str:
+    """Student-influenced text as inert Markdown: no HTML, no links or images."""
+    return html.escape(message, quote=False).replace("[", "\\[").replace("]", "\\]")
 
 
 def write_reports(grade: SubmissionGrade, out_dir: Path) -> dict:

@@ -7,6 +7,9 @@ from pathlib import Path
 import nbformat
 
 from .problems import Problem, problem
+from .untrusted import read_regular
+
+MAX_NOTEBOOK_BYTES = 64 << 20
 
 
 def nbgrader_meta(cell) -> dict:
@@ -26,7 +29,7 @@ def load_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Problem | N
     if not path.is_file():
         return None, problem("notebook_missing", path=f"{path.parent.name}/{path.name}")
     try:
-        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        nb = nbformat.reads(read_regular(path, MAX_NOTEBOOK_BYTES).decode("utf-8"), as_version=4)
         nbformat.validate(nb)
     except Exception as err:  # noqa: BLE001 - any parse failure is the student's file, not ours
         detail = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"

@@ -1,0 +1,205 @@
+"""Official grading cannot be forged: every adversarial submission (fixtures/submissions/adversarial.toml)
+scores what it earned, names its problem, leaves the checkout byte-for-byte unchanged (also 20 s
+later), leaves no process behind, and puts no hidden-test line and no live student markup in any output."""
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder.config import REPO_ROOT, SUBMISSIONS_DIR
+from autograder.grade import grade_submission
+from autograder.grade.nbgrader_runner import GraderUnavailable, preflight
+from autograder.samples import build_sample, load_catalog
+from autograder.sandbox import probe
+from autograder.sandbox.launch import UID_BASE
+from test_release import leaks, secret_lines
+
+ADVERSARIAL = load_catalog(SUBMISSIONS_DIR / "adversarial.toml")
+DAEMON_MARKER = "sandbox-daemon-marker"
+# A student's markup that would run in a TA's browser: a script element or an event handler attribute.
+LIVE_MARKUP = re.compile(r"<script[^>]*>[^<]*pwned|<img[^>]*onerror", re.IGNORECASE)
+NETWORK_PROBE_PORT = 47619  # the port network_elsewhere tries: a service beside the grader
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="bubblewrap sandbox: Linux only")
+
+
+def checkout_fingerprint() -> dict[str, str]:
+    """sha256 of every file git tracks or would track (ignored build outputs aside), plus git status."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    prints = {}
+    for name in filter(None, listed):
+        path = REPO_ROOT / name
+        if path.is_file() and not path.is_symlink():
+            prints[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    prints["git status"] = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT,
+                                          capture_output=True, text=True, check=True).stdout
+    return prints
+
+
+def sandbox_processes() -> list[str]:
+    """Processes a sandbox started that are still alive: a private sandbox uid, or the daemon's marker."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if DAEMON_MARKER in cmdline or (os.geteuid() == 0 and uid >= UID_BASE):
+            found.append(f"{pid} uid={uid} {cmdline[:120]}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def before():
+    probe()  # these tests are about the sandbox: without it they must fail, not skip
+    return checkout_fingerprint()
+
+
+class Listener:
+    """A TCP service on the grader's loopback that no sandbox may reach."""
+
+    def __init__(self, port: int):
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", port))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def listener():
+    server = Listener(NETWORK_PROBE_PORT)
+    yield server
+    server.sock.close()
+
+
+@pytest.fixture(scope="module")
+def adversarial(before, listener, tmp_path_factory):
+    """Grade each adversarial sample once: name -> (sample, grade, out_dir, finished_at).
+
+    Submissions are collected inside the checkout (out/ is git-ignored), as `collect --dest` may do,
+    so that a relative link into source/ resolves."""
+    reports = tmp_path_factory.mktemp("adversarial")
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            sample = ADVERSARIAL[name]
+            path = build_sample(sample, REPO_ROOT / "out" / "adversarial" / name)
+            grade = grade_submission(path, sample.exercises, reports / name, cell_timeout_s=sample.cell_timeout_s)
+            cache[name] = (sample, grade, reports / name, time.monotonic())
+        return cache[name]
+
+    yield get
+    for sample, *_ in cache.values():
+        subprocess.run(["rm", "-rf", str(REPO_ROOT / "out" / "adversarial" / sample.name)], check=False)
+
+
+def output_text(out_dir: Path, suffixes=(".json", ".md", ".html", ".jsonl", ".txt")) -> str:
+    return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sorted(out_dir.rglob("*"))
+                     if p.is_file() and not p.is_symlink() and p.suffix in suffixes)
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_adversary_gains_nothing(adversarial, before, name):
+    sample, grade, out, _ = adversarial(name)
+    for run in grade.runs:
+        failed = {c.id for c in run.checks if not c.passed}
+        assert failed == sample.expected_failed(run.exercise.id), [(c.id, c.message) for c in run.checks]
+        lost = sum(run.exercise.cell(gid).points for gid in failed)
+        assert run.score == run.exercise.max_score - lost
+        assert {p.code for p in run.problems} == set(sample.expect_problems.get(run.exercise.id, [])), run.problems
+        for p in run.problems:
+            assert p.message_ja and p.message_en and p.message_ja != p.message_en
+    assert checkout_fingerprint() == before, "the checkout changed"
+    assert sandbox_processes() == []
+    text = output_text(out)
+    for ex in sample.exercises:
+        hidden = [line for line in secret_lines(ex, regions=("HIDDEN TESTS",)) if leaks(line, text)]
+        assert hidden == [], f"hidden-test lines in the outputs: {hidden[:3]}"
+    assert not LIVE_MARKUP.search(output_text(out, (".md", ".html"))), "live student markup in a page"
+    assert json.loads((out / "grade.json").read_text(encoding="utf-8"))["sandbox"] is True
+
+
+def test_link_submissions_are_refused_without_reading_them(adversarial):
+    _, grade, out, _ = adversarial("link_notebook_fifo")  # reading a FIFO would hang the grader
+    assert grade.runs[0].stopped and "FIFO" in grade.runs[0].problems[0].message_en
+    assert (out / "grade.json").is_file()
+
+
+def test_html_outputs_are_inert(adversarial):
+    _, grade, out, _ = adversarial("html_in_outputs")
+    page = (out / "ex01" / "feedback.html").read_text(encoding="utf-8")
+    assert 'http-equiv="Content-Security-Policy"' in page and "script-src" not in page.split("Content-Security-Policy")[1][:200]
+    assert "application/javascript" not in page and not LIVE_MARKUP.search(page) and "&lt;script&gt;" in page
+    assert "&lt;script&gt;alert" in (out / "grade.md").read_text(encoding="utf-8")
+
+
+def test_the_sandbox_is_what_the_readme_says(adversarial):
+    _, grade, _, _ = adversarial("sandbox_facts")
+    facts = next(c for c in grade.runs[0].autograded.notebook.cells if "sandbox facts hold" in c.source)
+    assert [o for o in facts.outputs if o.output_type == "error"] == []
+    assert "sandbox facts hold" in "".join(o.get("text", "") for o in facts.outputs)
+
+
+def test_network_reaches_nothing_but_the_fixture_server(adversarial, listener):
+    adversarial("network_elsewhere")
+    assert listener.connections == 0
+
+
+def test_nothing_happens_later(adversarial, before):
+    """The daemon sample's sleeper would write 20 s after grading; nothing may have survived to do it."""
+    *_, finished = adversarial("escape_setsid_daemon")
+    time.sleep(max(0.0, finished + 21 - time.monotonic()))
+    assert sandbox_processes() == []
+    assert checkout_fingerprint() == before
+
+
+def _cli(*args, env):
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_official_tier_refuses_without_a_sandbox(tmp_path):
+    submission = build_sample(load_catalog()["solution"], tmp_path / "sub")
+    proc = _cli("grade", str(submission), "--exercise", "ex01", "--out", str(tmp_path / "out"),
+                env={"PATH": str(tmp_path), "HOME": str(tmp_path)})  # no bwrap on PATH
+    assert proc.returncode == 1
+    assert "grader_error" in proc.stderr and "bubblewrap" in proc.stderr and "apparmor" in proc.stderr
+    assert not (tmp_path / "out" / "grade.json").exists()
+
+
+def test_kernel_runs_the_graders_interpreter_whatever_is_on_path(tmp_path):
+    """<venv>/bin/python -m autograder grade, the environment's bin not on PATH: still the grader's own kernel."""
+    submission = build_sample(load_catalog()["solution"], tmp_path / "sub")
+    for extra in ([], ["--no-sandbox"]):
+        out = tmp_path / f"out{len(extra)}"
+        proc = _cli("grade", str(submission), "--exercise", "ex01", "--out", str(out), *extra,
+                    env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        grade = json.loads((out / "grade.json").read_text(encoding="utf-8"))
+        assert grade["score"] == grade["max_score"] == 10
+        assert grade["sandbox"] is (not extra)
+    assert "サンドボックスなし" in (tmp_path / "out1" / "grade.md").read_text(encoding="utf-8")
+
+
+def test_a_kernel_that_cannot_start_stops_grading(monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # an interpreter that exits at once
+    with pytest.raises(GraderUnavailable, match="did not start"):
+        preflight(sandboxed=False)
