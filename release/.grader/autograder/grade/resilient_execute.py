@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from nbclient.exceptions import DeadKernelError
+from nbclient.util import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Unicode
@@ -32,6 +33,9 @@ class ResilientExecute(Execute):
         if self.kernel_cwd:
             kwargs["cwd"] = self.kernel_cwd
         return await super().async_start_new_kernel(**kwargs)
+
+    # nbclient's synchronous wrapper (what nbconvert's preprocess calls) is bound to its own coroutine.
+    start_new_kernel = run_sync(async_start_new_kernel)
 
     def preprocess(self, nb, resources=None, km=None):
         self._kernel_dead = False
