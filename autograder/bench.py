@@ -1,16 +1,22 @@
-"""bench: grading time per exercise vs plain nbclient execution of the same notebooks."""
+"""bench: grading time per exercise against plain nbclient execution, with and without the
+sandbox (each grading its own `grade` process, as grade-all runs it), and what the sandboxed
+kernels used (the figures behind course.toml [sandbox])."""
 from __future__ import annotations
 
+import json
+import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from .config import SOURCE_DIR, load_course
 from .execute import course_kernel_env, run_notebook
 from .fmapi import FixtureServer
-from .grade import grade_submission
+from .grade.batch import grade_one
 from .grade.pipeline import gradable_exercises
 from .samples import build_sample, load_catalog
+from .sandbox.launch import UID_BASE
 
 
 def plain_execution_s(exercise_id: str) -> float:
@@ -18,13 +24,46 @@ def plain_execution_s(exercise_id: str) -> float:
     exercise = load_course().exercises[exercise_id]
     with FixtureServer() as server, tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        run_notebook(SOURCE_DIR / exercise_id / exercise.notebook, cwd=Path(tmp), env=course_kernel_env(server.env(), Path(tmp)))
+        run_notebook(SOURCE_DIR / exercise_id / exercise.notebook, cwd=Path(tmp), env=course_kernel_env(server.env(), Path(tmp)),
+                     cell_timeout_s=exercise.cell_timeout_s)
         return time.perf_counter() - start
+
+
+class SandboxUsage:
+    """Peaks over sandboxed processes while it runs: one process's data segment (what RLIMIT_DATA limits)
+    and the tasks of all of them together (what RLIMIT_NPROC limits). Sandboxes have private uids
+    only when the grader is root; otherwise nothing is seen."""
+
+    def __init__(self, every_s: float = 0.2):
+        self.every_s, self.peak_data_mb, self.peak_tasks = every_s, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "SandboxUsage":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every_s):
+            tasks = 0
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if os.stat(f"/proc/{pid}").st_uid < UID_BASE:
+                        continue
+                    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+                except (OSError, ValueError):
+                    continue
+                tasks += int(status.get("Threads", "0"))
+                self.peak_data_mb = max(self.peak_data_mb, int(status.get("VmData", "0 kB").split()[0]) // 1024)
+            self.peak_tasks = max(self.peak_tasks, tasks)
 
 
 def report_seconds(graded_dirs: list[Path], out: Path, students: int = 300) -> float:
     """Time `report` over `students` copies of one submission graded exercise by exercise."""
-    import json
     import shutil
 
     from .export.report import write_report
@@ -47,19 +86,38 @@ def report_seconds(graded_dirs: list[Path], out: Path, students: int = 300) -> f
     return time.perf_counter() - start
 
 
-def run_bench(exercise_ids=None, out: Path = Path("out/bench")) -> list[dict]:
+def _timed_grade(submission: Path, exercise_id: str, out: Path, sandbox: bool) -> tuple[float, dict]:
+    """One `grade` process, as grade-all runs it (nothing cached from an earlier grading)."""
+    start = time.perf_counter()
+    grade_one(submission, out, [exercise_id], sandbox=sandbox)
+    return time.perf_counter() - start, json.loads((out / "grade.json").read_text(encoding="utf-8"))
+
+
+def run_bench(exercise_ids=None, out: Path = Path("out/bench"), repeat: int = 2) -> list[dict]:
+    """Each grading in its own process, sandboxed and not, alternating, `repeat` times; the best of each."""
     submission = build_sample(load_catalog()["solution"], out / "solution")
     rows = []
     for exercise in gradable_exercises(exercise_ids):
-        start = time.perf_counter()
-        grade = grade_submission(submission, [exercise.id], out / "graded" / exercise.id)
-        graded_s = time.perf_counter() - start
+        sandboxed, unsandboxed = [], []
+        with SandboxUsage() as usage:
+            for _ in range(repeat):
+                sandboxed.append(_timed_grade(submission, exercise.id, out / "graded" / exercise.id, sandbox=True))
+                unsandboxed.append(_timed_grade(submission, exercise.id, out / "unsandboxed" / exercise.id, sandbox=False))
+        graded_s, grade = min(sandboxed, key=lambda r: r[0])
+        unsandboxed_s = min(s for s, _ in unsandboxed)
         plain_s = plain_execution_s(exercise.id)
-        rows.append({"exercise": exercise.id, "grade_s": graded_s, "plain_s": plain_s,
-                     "ratio": graded_s / plain_s, "score": grade.score, "max_score": grade.max_score})
-    print(f"{'exercise':<9}{'grade (s)':>10}{'plain (s)':>10}{'ratio':>7}  score")
+        rows.append({"exercise": exercise.id, "grade_s": graded_s, "unsandboxed_s": unsandboxed_s,
+                     "sandbox_ratio": graded_s / unsandboxed_s, "plain_s": plain_s, "ratio": graded_s / plain_s,
+                     "score": grade["score"], "max_score": grade["max_score"],
+                     "peak_data_mb": usage.peak_data_mb, "peak_tasks": usage.peak_tasks})
+    limits = load_course().sandbox
+    print(f"{'exercise':<9}{'grade (s)':>10}{'no sandbox':>11}{'sandbox x':>10}{'plain (s)':>10}{'grade x':>8}"
+          f"{'data MB':>9}{'tasks':>7}  score")
     for r in rows:
-        print(f"{r['exercise']:<9}{r['grade_s']:>10.1f}{r['plain_s']:>10.1f}{r['ratio']:>7.2f}  {r['score']:g}/{r['max_score']:g}")
+        print(f"{r['exercise']:<9}{r['grade_s']:>10.1f}{r['unsandboxed_s']:>11.1f}{r['sandbox_ratio']:>10.2f}"
+              f"{r['plain_s']:>10.1f}{r['ratio']:>8.2f}{r['peak_data_mb']:>9}{r['peak_tasks']:>7}"
+              f"  {r['score']:g}/{r['max_score']:g}")
+    print(f"sandbox limits (course.toml): {limits['memory_mb']} MB data per process, {limits['processes']} tasks")
     graded = [out / "graded" / r["exercise"] for r in rows]
     print(f"report for 300 graded students: {report_seconds(graded, out):.1f} s")
     return rows
