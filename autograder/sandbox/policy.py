@@ -44,12 +44,10 @@ class Limits:
 
 @dataclass
 class SandboxPolicy:
-    work_dir: Path  # the working directory, read-write unless read_only_work
+    work_dir: Path  # the working directory, read-write
     writable: list[Path] = field(default_factory=list)  # more read-write folders (HOME, the kernel's runtime dir)
     readable: list[Path] = field(default_factory=list)  # model, data, adapter: read-only
-    sockets: list[Path] = field(default_factory=list)  # Unix sockets of the grader the sandbox may connect to
-    forward: tuple[int, Path] | None = None  # 127.0.0.1:port inside -> this Unix socket of the grader
-    read_only_work: bool = False
+    forward: tuple[int, Path] | None = None  # 127.0.0.1:port inside -> this Unix socket of the grader (bound read-only)
     work_source: Path | None = None  # the host folder bound at work_dir, if not work_dir itself
     limits: Limits | None = None
 
@@ -68,8 +66,8 @@ class SandboxPolicy:
             if path.is_symlink():
                 args += ["--symlink", os.readlink(path), str(path)]
         binds = [("--ro-bind", p) for p in runtime_paths() + [Path(p) for p in self.readable]]
-        binds += [("--ro-bind", Path(p)) for p in self.sockets]
-        binds += [("--ro-bind" if self.read_only_work else "--bind", Path(self.work_dir))]
+        binds += [("--ro-bind", Path(self.forward[1]))] if self.forward else []
+        binds += [("--bind", Path(self.work_dir))]
         binds += [("--bind", Path(p)) for p in self.writable]
         binds += [("--dev-bind", Path(p)) for p in gpu_devices()]
         made = {"/", "/tmp", "/proc", "/dev"}
@@ -90,8 +88,7 @@ class SandboxPolicy:
         if self.forward:
             inside += ["--forward", f"{self.forward[0]}:{self.forward[1]}"]
         return {"bwrap": bwrap_path(), "args": self.bwrap_args(), "inside": inside,
-                "hand_over": [str(self.work_source or self.work_dir)] * (not self.read_only_work)
-                + [str(p) for p in self.writable],
+                "hand_over": [str(self.work_source or self.work_dir)] + [str(p) for p in self.writable],
                 "limits": asdict(limits)}
 
     def write(self, path: Path) -> Path:

@@ -114,7 +114,7 @@ class KernelPlace:
 
     def policy(self) -> SandboxPolicy:
         return SandboxPolicy(self.work_dir, writable=[self.home, self.runtime], readable=self.readable,
-                             sockets=[self.forward[1]] if self.forward else [], forward=self.forward)
+                             forward=self.forward)
 
     def install_kernelspec(self) -> dict[str, str]:
         """The course kernel as a kernelspec of this run (it shadows the installed one); the env that finds it."""

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..config import REPO_ROOT, load_course
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -89,15 +91,11 @@ LIMIT_ERRORS = (
 
 def _names_the_checkout(text: str) -> bool:
     """An error about a path of the grader's checkout (invisible in the sandbox), other than the runtime it sees."""
-    from ..config import REPO_ROOT
-
     return any(str(REPO_ROOT / part) in text for part in ("source", "autograder", "release", ".git", "nbgrader_config.py"))
 
 
 def limit_problems(errors_by_cell: dict[str, list[tuple[str, str]]]) -> list[Problem]:
     """One problem per limit that cell errors name, listing the cells."""
-    from ..config import load_course
-
     found: dict[str, list[str]] = {}
     for cell, errors in errors_by_cell.items():
         for ename, evalue in errors:
