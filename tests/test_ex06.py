@@ -150,3 +150,22 @@ def test_report_labels_offline_bertscore_as_a_code_path_check(graded):
     metrics = next(c for c in ex06.checks if c.id == "ex06_metrics")
     assert metrics.passed and "BERTScore" in metrics.message and "品質の指標ではありません" in metrics.message
     assert "品質の指標ではありません" in (out / "grade.md").read_text()
+
+
+@pytest.mark.parametrize("outside", [True, False])
+def test_a_store_pointing_outside_its_folder_is_refused(tmp_path, outside):
+    """The student's store decides where artifacts live; the grader reads (and a TA's UI serves) none outside."""
+    from mlflow import MlflowClient
+
+    work = tmp_path / "work"
+    work.mkdir()
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    location = str(REPO_ROOT / "source") if outside else str(work / "mlruns")
+    experiment = client.create_experiment(load_course().mlflow["experiment"], artifact_location=location)
+    for name in ("base", "finetuned"):
+        client.set_terminated(client.create_run(experiment, run_name=name).info.run_id)
+    ev = Evidence(log=[], inputs={"EVAL_SAMPLES": 8}, source_literals={}, work_dir=work, profile=load_course().profile())
+    verdict = get_check("ex06", "runs_logged")(ev)
+    assert not verdict.passed
+    assert (verdict.problem == "work_link") is outside, verdict
