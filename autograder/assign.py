@@ -9,27 +9,20 @@ from pathlib import Path
 
 import nbformat
 
-from .config import REPO_ROOT, SOURCE_DIR, Exercise, load_course
-from .execute import our_tools_first
+from coursegrader.config import REPO_ROOT, SOURCE_DIR, Exercise, load_course
+from coursegrader.execution.environment import our_tools_first
+from coursegrader.notebook import graded_cells, is_test
 
 
 class ReleaseError(RuntimeError):
     pass
 
 
-def graded_cells(nb) -> dict[str, nbformat.NotebookNode]:
-    return {
-        c.metadata["nbgrader"]["grade_id"]: c
-        for c in nb.cells
-        if c.metadata.get("nbgrader", {}).get("grade")
-    }
-
-
 def sync_points(exercise: Exercise, source_dir: Path = SOURCE_DIR) -> bool:
     """Make the source notebook's nbgrader points equal course.toml. True if it changed."""
     path = source_dir / exercise.id / exercise.notebook
     nb = nbformat.read(path, as_version=4)
-    cells = graded_cells(nb)
+    cells = {gid: cell for gid, cell in graded_cells(nb) if is_test(cell)}
     configured = {c.grade_id for c in exercise.cells}
     if set(cells) != configured:
         raise ReleaseError(

@@ -10,13 +10,15 @@ import threading
 import time
 from pathlib import Path
 
-from .config import SOURCE_DIR, load_course
-from .execute import course_kernel_env, run_notebook
-from .fmapi import FixtureServer
-from .grade.batch import grade_one
-from .grade.pipeline import gradable_exercises
+from coursegrader.config import load_course
+from coursegrader.fmapi import FixtureServer
+from coursegrader.grading.pipeline import gradable_exercises
+from coursegrader.sandbox.launch import UID_BASE
+
+from .batch import grade_one
+from .official import OFFICIAL
+from .plain_run import run_source_notebook
 from .samples import build_sample, load_catalog
-from .sandbox.launch import UID_BASE
 
 
 def plain_execution_s(exercise_id: str) -> float:
@@ -24,8 +26,7 @@ def plain_execution_s(exercise_id: str) -> float:
     exercise = load_course().exercises[exercise_id]
     with FixtureServer() as server, tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        run_notebook(SOURCE_DIR / exercise_id / exercise.notebook, cwd=Path(tmp), env=course_kernel_env(server.env(), Path(tmp)),
-                     cell_timeout_s=exercise.cell_timeout_s)
+        run_source_notebook(exercise, Path(tmp), server)
         return time.perf_counter() - start
 
 
@@ -66,7 +67,7 @@ def report_seconds(graded_dirs: list[Path], out: Path, students: int = 300) -> f
     """Time `report` over `students` copies of one submission graded exercise by exercise."""
     import shutil
 
-    from .export.report import write_report
+    from .dashboard.report import write_report
 
     merged = {"schema_version": 1, "score": 0.0, "max_score": 0.0, "exercises": {}}
     for d in graded_dirs:
@@ -97,7 +98,7 @@ def run_bench(exercise_ids=None, out: Path = Path("out/bench"), repeat: int = 2)
     """Each grading in its own process, sandboxed and not, alternating, `repeat` times; the best of each."""
     submission = build_sample(load_catalog()["solution"], out / "solution")
     rows = []
-    for exercise in gradable_exercises(exercise_ids):
+    for exercise in gradable_exercises(exercise_ids, OFFICIAL):
         sandboxed, unsandboxed = [], []
         with SandboxUsage() as usage:
             for _ in range(repeat):

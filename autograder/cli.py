@@ -1,4 +1,5 @@
-"""Command line: a thin layer over the library (assign, check, grade, export, collect, record, bench)."""
+"""The instructor's command line: the student's commands (coursegrader.cli) plus release, grade,
+collect, grade-all, report, demo, record, bench and the rest."""
 from __future__ import annotations
 
 import argparse
@@ -7,12 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from .config import CASSETTE_DIR, load_course
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows)
+from coursegrader import cli as core_cli
+from coursegrader.cli import graded, table
+from coursegrader.config import CASSETTE_DIR, Profile, load_course
 
 
 def cmd_release(args) -> int:
@@ -23,98 +21,41 @@ def cmd_release(args) -> int:
     return 0
 
 
-def resolve_profile(name: str | None) -> str | None:
-    """`auto`: the gpu profile where CUDA is there, else the course default (cpu)."""
-    if name != "auto":
-        return name
-    import torch
+def resolve_profile(name: str | None) -> Profile:
+    """A profile by name, resolved once; `auto`: the gpu profile where CUDA is there, else the course default."""
+    course = load_course()
+    if name == "auto":
+        import torch
 
-    return "gpu" if torch.cuda.is_available() else load_course().default_profile
+        name = "gpu" if torch.cuda.is_available() else course.default_profile
+    return course.profile(name)
 
 
 def cmd_grade(args) -> int:
-    from .grade import grade_submission
+    from .official import grade_official
 
-    return _graded(lambda: grade_submission(Path(args.submission), args.exercise, Path(args.out) if args.out else None,
-                                            cell_timeout_s=args.cell_timeout, profile=resolve_profile(args.profile),
-                                            sandbox=not args.no_sandbox), args.out)
-
-
-def cmd_check(args) -> int:
-    from .grade import grade_submission
-
-    return _graded(lambda: grade_submission(Path(args.submission), args.exercise, Path(args.out), tier="feedback"),
-                   args.out)
-
-
-def _graded(grade_it, out) -> int:
-    """Grade and print; exit 1 with grader_error, writing no report, when the grader cannot run notebooks."""
-    from .grade.nbgrader_runner import GraderUnavailable
-
-    try:
-        grade = grade_it()
-    except GraderUnavailable as err:
-        print(f"grader_error: nothing was graded. {err}", file=sys.stderr)
-        return 1
-    return _print_grade(grade, out)
-
-
-def _print_grade(grade, out) -> int:
-    rows = [["exercise", "score", "problems"]]
-    rows += [[r.exercise.id, f"{r.score:g}/{r.exercise.max_score:g}", ",".join(p.code for p in r.problems) or "-"]
-             for r in grade.runs]
-    rows.append(["total", f"{grade.score:g}/{grade.max_score:g}", ""])
-    print(_table(rows))
-    for run in grade.runs:
-        for p in run.problems:
-            print(f"[{run.exercise.id}] {p.message_ja} / {p.message_en}")
-    if out:
-        print(f"reports written to {out}/grade.json, grade.md")
-    return 0
-
-
-def cmd_serve(args) -> int:
-    from .fmapi import FixtureServer
-    from .fmapi.server import Upstream
-
-    upstream = None
-    if args.record:
-        host, token = os.environ.get("DATABRICKS_HOST"), os.environ.get("DATABRICKS_TOKEN")
-        if not host or not token:
-            print("record mode needs DATABRICKS_HOST and DATABRICKS_TOKEN for the real workspace", file=sys.stderr)
-            return 2
-        upstream = Upstream(host, token)
-    server = FixtureServer(Path(args.cassettes), token=args.token, port=args.port, log_path=args.log,
-                           upstream=upstream, record_to=args.record)
-    with server:
-        print(f"fixture server on {server.url} ({'record' if upstream else 'replay'} mode)", flush=True)
-        print(f"  export DATABRICKS_HOST={server.url} DATABRICKS_TOKEN={server.token}", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-    return 0
+    return graded(lambda: grade_official(Path(args.submission), args.exercise, Path(args.out) if args.out else None,
+                                         cell_timeout_s=args.cell_timeout, profile=resolve_profile(args.profile),
+                                         sandbox=not args.no_sandbox), args.out)
 
 
 def cmd_record(args) -> int:
-    from .fmapi.server import Upstream
-    from .grade.pipeline import gradable_exercises
-    from .record import record_exercise
+    from coursegrader.fmapi.server import Upstream
+    from coursegrader.grading.pipeline import gradable_exercises
+
+    from .official import OFFICIAL
+    from .record import record_exercise, scripted_workspace
 
     host, token = os.environ.get("DATABRICKS_HOST"), os.environ.get("DATABRICKS_TOKEN")
     scripted = None
     if args.scripted:
-        sys.path.insert(0, str(CASSETTE_DIR))
-        import scripted_upstream
-
-        scripted = scripted_upstream.start()
+        scripted = scripted_workspace()
         host, token = f"http://127.0.0.1:{scripted.server_address[1]}", "dapi-scripted"
     if not host or not token:
         print("set DATABRICKS_HOST and DATABRICKS_TOKEN (a real workspace), or pass --scripted", file=sys.stderr)
         return 2
     try:
-        for exercise in [e for e in gradable_exercises(args.exercise) if e.cassette]:
+        for exercise in [e for e in gradable_exercises(args.exercise, OFFICIAL) if e.cassette]:
             print(f"recorded {record_exercise(exercise.id, Upstream(host, token), Path(args.dest))}")
     finally:
         if scripted:
@@ -126,21 +67,29 @@ def cmd_demo(args) -> int:
     import json
     from concurrent.futures import ThreadPoolExecutor
 
-    from .grade.batch import grade_one
-    from .grade.pipeline import gradable_exercises
+    from coursegrader.grading.pipeline import gradable_exercises
+
+    from .batch import grade_one
+    from .official import OFFICIAL
     from .samples import build_sample, load_catalog
 
     out = Path(args.out)
     catalog = load_catalog()
-    names = args.sample or list(catalog)
-    ex_ids = [e.id for e in gradable_exercises()]
+    names = args.sample or [name for name, sample in catalog.items() if args.all or sample.handful]
+    ex_ids = [e.id for e in gradable_exercises(None, OFFICIAL)]
+
+    done, start = [], time.perf_counter()
+    print(f"grading {len(names)} samples, {args.jobs} at a time"
+          + ("" if args.all or args.sample else " (a handful; --all grades the whole catalog)"), flush=True)
 
     def run(name):
         sample = catalog[name]
         path = build_sample(sample, out / "submissions" / name)
         grade_one(path, out / "reports" / name, sample.exercises, cell_timeout_s=sample.cell_timeout_s)
         grade = json.loads((out / "reports" / name / "grade.json").read_text(encoding="utf-8"))
-        print(f"graded {name}: {grade['score']:g}/{grade['max_score']:g}", flush=True)
+        done.append(name)
+        print(f"[{len(done)}/{len(names)}] graded {name}: {grade['score']:g}/{grade['max_score']:g}"
+              f" ({time.perf_counter() - start:.0f} s)", flush=True)
         return name, grade
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -151,7 +100,7 @@ def cmd_demo(args) -> int:
         cells = [f"{exs[e]['score']:g}/{exs[e]['max_score']:g}" + ("!" if exs[e]["problems"] else "") if e in exs else "-"
                  for e in ex_ids]
         rows.append([name, *cells, f"{grades[name]['score']:g}/{grades[name]['max_score']:g}"])
-    print("\n" + _table(rows))
+    print("\n" + table(rows))
     print(f"\nreports: {out / 'reports'}/<sample>/grade.json, grade.md, <ex>/feedback.html"
           "  ('!' = the report names a problem; '-' = not part of that sample)")
     return 0
@@ -171,13 +120,14 @@ def cmd_collect(args) -> int:
 
 
 def cmd_grade_all(args) -> int:
-    from .grade.batch import grade_all
+    from .batch import grade_all
 
     index, count = (int(x) for x in args.shard.split("/"))
     if not 0 <= index < count:
         raise ValueError(f"--shard {args.shard}: expected K/N with 0 <= K < N")
     codes = grade_all(Path(args.submissions), Path(args.out), args.jobs, args.exercise,
-                      resolve_profile(args.profile), shard=(index, count), sandbox=not args.no_sandbox)
+                      resolve_profile(args.profile).name if args.profile else None, shard=(index, count),
+                      sandbox=not args.no_sandbox)
     failed = [s for s, code in codes.items() if code != 0]
     print(f"graded {len(codes)} submissions into {args.out}" + (f"; grader failed for {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
@@ -187,7 +137,7 @@ def cmd_shards(args) -> int:
     """The job matrix for grade-all --shard: [0, 1, ...], no more shards than students."""
     import json
 
-    from .grade.batch import students_in
+    from .batch import students_in
 
     count = max(1, min(args.count, len(students_in(Path(args.submissions)))))
     print(json.dumps(list(range(count))))
@@ -195,7 +145,7 @@ def cmd_shards(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .export.report import write_report
+    from .dashboard.report import write_report
 
     out = Path(args.out or Path(args.graded_dir) / "_report")
     summary = write_report(Path(args.graded_dir), out)
@@ -205,22 +155,11 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_classroom(args) -> int:
-    import json
-
-    from .export.classroom import github_output_line
-
-    grade = json.loads(Path(args.grade_json).read_text(encoding="utf-8"))
-    for ex in args.exercise or list(grade["exercises"]):
-        print(github_output_line(grade, ex))
-    return 0
-
-
 def cmd_prefetch(args) -> int:
     """Download a profile's Hub model and dataset into HF_HOME (needs HF_TOKEN for gated Gemma)."""
     from huggingface_hub import snapshot_download
 
-    profile = load_course().profile(resolve_profile(args.profile))
+    profile = resolve_profile(args.profile)
     wanted = [(v, kind) for v, kind in ((profile.model_id, "model"), (profile.dataset, "dataset"),
                                         (profile.bertscore_model, "model"))
               if profile.resolve(v) == v]  # repository and package paths (the cpu profile) need nothing
@@ -240,7 +179,7 @@ def cmd_mlflow_ui(args) -> int:
     """Open the MLflow UI on one graded student's ex06 store (localhost only)."""
     import subprocess
 
-    from .mlflow_store import ui_command
+    from coursegrader.mlflow_store import ui_command
 
     try:
         cmd = ui_command(Path(args.graded_student), args.port)
@@ -265,6 +204,7 @@ PROFILE_CHOICES = sorted(load_course().profiles) + ["auto"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
+    core_cli.add_commands(sub)
 
     s = sub.add_parser("release", help="stamp points from course.toml and regenerate release/ (nbgrader generate_assignment)")
     s.add_argument("--exercise", action="append")
@@ -280,28 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="debugging only: run student code without the sandbox (grade.json says \"sandbox\": false)")
     s.set_defaults(func=cmd_grade)
 
-    s = sub.add_parser("check", help="feedback tier: visible tests only, cpu profile (the student's Classroom workflow)")
-    s.add_argument("submission", nargs="?", default=".", help="the student's repository (default: .)")
-    s.add_argument("--exercise", action="append")
-    s.add_argument("--out", default="feedback")
-    s.set_defaults(func=cmd_check)
-
-    s = sub.add_parser("serve-fixtures", help="run the Foundation Model API fixture server")
-    s.add_argument("--port", type=int, default=8765)
-    s.add_argument("--token", help="bearer token clients must send (default: random)")
-    s.add_argument("--cassettes", default=str(CASSETTE_DIR))
-    s.add_argument("--log", help="append every request as JSONL here")
-    s.add_argument("--record", help="record mode: proxy to DATABRICKS_HOST and write this cassette")
-    s.set_defaults(func=cmd_serve)
-
     s = sub.add_parser("record", help="re-record cassettes by running the source notebooks through record mode")
     s.add_argument("--exercise", action="append")
     s.add_argument("--scripted", action="store_true", help="use fixtures/fmapi/scripted_upstream.py instead of a workspace")
     s.add_argument("--dest", default=str(CASSETTE_DIR), help="folder for the cassettes")
     s.set_defaults(func=cmd_record)
 
-    s = sub.add_parser("demo", help="build the sample submissions and grade them")
+    s = sub.add_parser("demo", help="build sample submissions and grade them (a handful; --all: the whole catalog)")
     s.add_argument("--sample", action="append", help="only this sample (repeatable)")
+    s.add_argument("--all", action="store_true", help="every sample of the catalog (default: a representative handful)")
     s.add_argument("--out", default="out/demo")
     s.add_argument("--jobs", type=int, default=2, help="samples graded at a time")
     s.set_defaults(func=cmd_demo)
@@ -333,11 +260,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="default: GRADED_DIR/_report")
     s.set_defaults(func=cmd_report)
 
-    s = sub.add_parser("classroom", help="print `<exercise>=<base64>` lines ($GITHUB_OUTPUT) for the Classroom grading reporter")
-    s.add_argument("grade_json")
-    s.add_argument("--exercise", action="append", help="default: every exercise in grade.json")
-    s.set_defaults(func=cmd_classroom)
-
     s = sub.add_parser("prefetch", help="download a profile's Hub model and dataset into HF_HOME before grading offline")
     s.add_argument("--profile", choices=PROFILE_CHOICES, default="gpu")
     s.set_defaults(func=cmd_prefetch)
@@ -356,12 +278,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .execute import our_tools_first
-
-    os.environ["PATH"] = our_tools_first(os.environ.get("PATH"))  # nbgrader's gradebook runs `alembic` from PATH
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ValueError as err:  # bad arguments (e.g. an unknown exercise), not a grader failure
-        parser.error(str(err))
+    return core_cli.run(build_parser(), argv)

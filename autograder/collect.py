@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .grade.untrusted import remove_unsafe
+from coursegrader.grading.untrusted import remove_unsafe
 
 REQUIRED_COLUMNS = ("student_id", "github_username", "repository")
 

@@ -5,13 +5,15 @@ the cassette is written with the token and the host redacted.
 """
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 
-from .config import CASSETTE_DIR, SOURCE_DIR, load_course
-from .execute import course_kernel_env, run_notebook
-from .fmapi import FixtureServer
-from .fmapi.server import Upstream
+from coursegrader.config import CASSETTE_DIR, load_course
+from coursegrader.fmapi import FixtureServer
+from coursegrader.fmapi.server import Upstream
+
+from .plain_run import run_source_notebook
 
 
 def record_exercise(exercise_id: str, upstream: Upstream, dest_dir: Path = CASSETTE_DIR) -> Path:
@@ -20,9 +22,13 @@ def record_exercise(exercise_id: str, upstream: Upstream, dest_dir: Path = CASSE
     if dest.exists():
         dest.unlink()  # a recording starts from scratch
     with FixtureServer(upstream=upstream, record_to=dest) as server, tempfile.TemporaryDirectory() as tmp:
-        run_notebook(
-            SOURCE_DIR / exercise_id / exercise.notebook,
-            cwd=Path(tmp),
-            env=course_kernel_env(server.env(), Path(tmp)),
-        )
+        run_source_notebook(exercise, Path(tmp), server)
     return dest
+
+
+def scripted_workspace():
+    """Start fixtures/fmapi/scripted_upstream.py, the stand-in for a real workspace (record --scripted)."""
+    spec = importlib.util.spec_from_file_location("scripted_upstream", CASSETTE_DIR / "scripted_upstream.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.start()

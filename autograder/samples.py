@@ -14,8 +14,8 @@ from pathlib import Path
 
 import nbformat
 
-from .config import RELEASE_DIR, REPO_ROOT, SOURCE_DIR, SUBMISSIONS_DIR, load_course
-from .grade.submission import nbgrader_meta
+from coursegrader.config import RELEASE_DIR, REPO_ROOT, SOURCE_DIR, SUBMISSIONS_DIR, load_course
+from coursegrader.notebook import find_cell, grade_id, is_solution
 
 CATALOG = SUBMISSIONS_DIR / "catalog.toml"
 
@@ -35,6 +35,7 @@ class Sample:
     expect_problems: dict[str, list[str]] = field(default_factory=dict)
     optional_problems: list[str] = field(default_factory=list)  # may or may not appear (timing-dependent)
     cell_timeout_s: int | None = None
+    handful: bool = False  # one of the few `demo` grades by default (a first run in minutes)
 
     def expected_failed(self, exercise_id: str) -> set[str]:
         cells = {c.grade_id for c in load_course().exercises[exercise_id].cells}
@@ -59,6 +60,7 @@ def load_catalog(path: Path = CATALOG) -> dict[str, Sample]:
             expect_problems=spec.get("expect_problems", {}),
             optional_problems=spec.get("optional_problems", []),
             cell_timeout_s=spec.get("cell_timeout_s"),
+            handful=spec.get("handful", False),
         )
     return samples
 
@@ -68,19 +70,19 @@ def solution_notebook(exercise_id: str) -> nbformat.NotebookNode:
     nb_name = load_course().exercises[exercise_id].notebook
     release = nbformat.read(RELEASE_DIR / exercise_id / nb_name, as_version=4)
     source = nbformat.read(SOURCE_DIR / exercise_id / nb_name, as_version=4)
-    solutions = {nbgrader_meta(c).get("grade_id"): c.source for c in source.cells if nbgrader_meta(c).get("solution")}
+    solutions = {grade_id(c): c.source for c in source.cells if is_solution(c)}
     nb = copy.deepcopy(release)
     for cell in nb.cells:
-        if nbgrader_meta(cell).get("solution"):
-            cell.source = solutions[nbgrader_meta(cell)["grade_id"]]
+        if is_solution(cell):
+            cell.source = solutions[grade_id(cell)]
     return nb
 
 
-def _cell(nb, grade_id: str):
-    for cell in nb.cells:
-        if nbgrader_meta(cell).get("grade_id") == grade_id:
-            return cell
-    raise SampleError(f"no cell {grade_id}")
+def _cell(nb, wanted: str):
+    cell = find_cell(nb, wanted)
+    if cell is None:
+        raise SampleError(f"no cell {wanted}")
+    return cell
 
 
 def _apply(edit: dict, nbs: dict) -> None:

@@ -6,7 +6,7 @@ student's repository with no secrets and no network:
   README.md                          the student guide (Japanese)
   .github/workflows/classroom.yml    check on every push, report to Classroom
   requirements.txt                   the same pins as ours
-  .grader/autograder/                the feedback-tier subset of this package (no checks/)
+  .grader/coursegrader/              the public grader package, whole (students may see and run all of it)
   .grader/release/exNN/              pristine notebooks: nbgrader's source for visible tests
   .grader/fixtures/                  signature-only cassettes, the tiny model, the training data
 """
@@ -15,26 +15,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .config import CASSETTE_DIR, FIXTURES_DIR, PACKAGE_DIR, REPO_ROOT, load_course
-from .fmapi.matchers import signature_only
-from .fmapi.persister import load_cassettes, save_cassette
+import coursegrader
+from coursegrader.config import CASSETTE_DIR, FIXTURES_DIR, REPO_ROOT, load_course
+from coursegrader.fmapi.matchers import signature_only
+from coursegrader.fmapi.persister import load_cassettes, save_cassette
 
-TEMPLATES = PACKAGE_DIR / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 GRADER_DIR = ".grader"
-
-# The feedback tier's modules. Not shipped: grade/checks (the official evidence checks),
-# grade/reference_lm, samples, record, collect, bench, export/report.
-FEEDBACK_MODULES = (
-    "__init__.py", "__main__.py", "cli.py", "config.py", "course.toml", "execute.py", "mlflow_store.py",
-    "fmapi/__init__.py", "fmapi/cassette.py", "fmapi/matchers.py", "fmapi/persister.py", "fmapi/server.py",
-    "fmapi/validation.py",
-    "grade/__init__.py", "grade/pipeline.py", "grade/nbgrader_runner.py", "grade/nbgrader_job.py",
-    "grade/resilient_execute.py", "grade/feedback_filters.py", "grade/submission.py", "grade/problems.py",
-    "grade/report.py", "grade/evidence.py", "grade/untrusted.py",
-    "sandbox/__init__.py", "sandbox/policy.py", "sandbox/launch.py", "sandbox/inside.py", "sandbox/kernel.py",
-    "export/__init__.py", "export/classroom.py",
-    "metrics/__init__.py", "metrics/gozaru.py",
-)
+CORE_PACKAGE = Path(coursegrader.__file__).resolve().parent  # shipped whole: it holds nothing students may not see
 # Local model and data for the cpu profile (held-out prompts stay with the official grader).
 FEEDBACK_FIXTURES = ("models/tiny-gemma3-ja", "models/tiny-gemma3-ja-gozaru-lora", "data/gozaru_dataset.jsonl")
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "adapter_config.json", "adapter_model.safetensors",
@@ -45,8 +33,7 @@ def write_template_repository(release_dir: Path, exercise_ids: list[str]) -> lis
     release_dir = Path(release_dir)
     grader = release_dir / GRADER_DIR
     shutil.rmtree(grader, ignore_errors=True)
-    for rel in FEEDBACK_MODULES:
-        _copy(PACKAGE_DIR / rel, grader / "autograder" / rel)
+    shutil.copytree(CORE_PACKAGE, grader / CORE_PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     _copy(REPO_ROOT / "nbgrader_config.py", grader / "nbgrader_config.py")
     for ex_id in exercise_ids:
         nb = f"{ex_id}/{load_course().exercises[ex_id].notebook}"

@@ -3,9 +3,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 import requests
 
-from autograder.config import CASSETTE_DIR, REPO_ROOT
+from coursegrader.config import CASSETTE_DIR, REPO_ROOT
 
 
 def test_serve_fixtures_cli_replays_and_logs(tmp_path):
@@ -25,6 +26,7 @@ def test_serve_fixtures_cli_replays_and_logs(tmp_path):
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_record_cli_reproduces_the_committed_cassette(tmp_path):
     """Re-recording ex01 against the scripted workspace gives the cassette we ship."""
     run = subprocess.run([sys.executable, "-m", "autograder", "record", "--scripted", "--exercise", "ex01",
@@ -42,6 +44,7 @@ def test_record_cli_needs_a_workspace(tmp_path):
     assert run.returncode == 2 and "DATABRICKS_HOST" in run.stderr
 
 
+@pytest.mark.slow
 def test_demo_cli_grades_samples_in_parallel(tmp_path):
     """The README's main job, on two small samples."""
     run = subprocess.run([sys.executable, "-m", "autograder", "demo", "--sample", "ex01_drops_history",
@@ -51,3 +54,14 @@ def test_demo_cli_grades_samples_in_parallel(tmp_path):
     table = run.stdout.split("sample ")[1]
     assert "ex01_drops_history  8/10" in table and "deleted_test_cell   10/10!" in table
     assert json.loads((tmp_path / "reports" / "deleted_test_cell" / "grade.json").read_text())["score"] == 10
+
+
+def test_demo_grades_a_representative_handful_by_default():
+    """The solution, the blank, a forged grade and exactly one mistake per exercise; `--all` adds the rest."""
+    from autograder.samples import load_catalog
+    from coursegrader.config import load_course
+
+    handful = [s for s in load_catalog().values() if s.handful]
+    assert {"solution", "blank", "forged_kernel"} <= {s.name for s in handful}
+    mistakes = [s for s in handful if s.name not in ("solution", "blank", "forged_kernel")]
+    assert sorted(e for s in mistakes for e in s.exercises) == sorted(load_course().exercises)

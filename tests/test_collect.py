@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from autograder.collect import _auth_header, collect
-from autograder.config import REPO_ROOT, load_course
-from autograder.export.report import write_report
-from autograder.grade.batch import grade_all
+from coursegrader.config import REPO_ROOT, load_course
+from autograder.dashboard.report import write_report
+from autograder.batch import grade_all
 from autograder.samples import build_sample, load_catalog
 
 DEADLINE = dt.datetime.fromisoformat(load_course().deadline)
@@ -69,6 +69,7 @@ def test_grace_period_collects_late_work(classroom):
     assert dt.datetime.fromisoformat(collected["alice"].committed_at) == DEADLINE + dt.timedelta(hours=1)
 
 
+@pytest.mark.slow
 def test_grade_all_in_parallel_is_idempotent_and_feeds_the_report(classroom):
     subs, graded = classroom / "subs2", classroom / "graded"
     collect(classroom / "roster.csv", DEADLINE, subs, grace_days=2)
@@ -105,6 +106,7 @@ def _cli(*args, env=None):
     return run.stdout
 
 
+@pytest.mark.slow
 def test_sharded_grading_merges_into_one_nbgrader_gradebook(classroom, tmp_path):
     """The official workflow's commands: shards -> grade-all --shard K/N per job -> report on the merged folder."""
     from nbgrader.api import Gradebook, Grade

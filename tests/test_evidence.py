@@ -1,9 +1,9 @@
 """Units of the outside-the-kernel machinery: claims, literals, restoring protected cells."""
 import nbformat
 
-from autograder.config import RELEASE_DIR
-from autograder.grade.evidence import CLAIM_MIMETYPE, Evidence, claim_matches, claims_in, literals_in
-from autograder.grade.submission import restore_protected_cells
+from coursegrader.config import RELEASE_DIR
+from autograder.evidence import CLAIM_MIMETYPE, Evidence, claim_matches, claims_in, literals_in
+from coursegrader.grading.submission import restore_protected_cells
 
 
 def test_literals_are_read_without_running_code():

@@ -15,11 +15,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.config import REPO_ROOT, SOURCE_DIR, load_course
-from autograder.fmapi.matchers import mismatches, signature
-from autograder.grade.checks import get_check
-from autograder.grade.checks.ex06 import hidden_criteria_cases
-from autograder.grade.evidence import Evidence, literals_in
+from coursegrader.config import REPO_ROOT, SOURCE_DIR, load_course
+from coursegrader.fmapi.matchers import mismatches, signature
+from autograder.checks import get_check
+from autograder.checks.ex06 import hidden_criteria_cases
+from autograder.evidence import Evidence, literals_in
 from autograder.metrics.text import bleu, rouge
 
 
@@ -110,7 +110,7 @@ def test_ta_can_open_a_graded_students_mlflow_store(graded, tmp_path):
         uris = [r[0] for r in conn.execute("SELECT artifact_uri FROM runs")]
     assert uris and all(u.startswith(str(db.parent.resolve())) for u in uris)
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
-    experiment = client.get_experiment_by_name(load_course().mlflow["experiment"])
+    experiment = client.get_experiment_by_name(load_course().mlflow.experiment)
     runs = client.search_runs([experiment.experiment_id])
     assert {r.info.run_name for r in runs} == {"base", "finetuned"}
     path = client.download_artifacts(runs[0].info.run_id, "predictions.json", str(tmp_path))
@@ -131,7 +131,7 @@ def test_ta_can_open_a_graded_students_mlflow_store(graded, tmp_path):
         assert body == b"OK"
         search = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name="
-            + urllib.parse.quote(load_course().mlflow["experiment"]))
+            + urllib.parse.quote(load_course().mlflow.experiment))
         assert json.loads(urllib.request.urlopen(search, timeout=5).read())["experiment"]["name"]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -162,10 +162,10 @@ def test_a_store_pointing_outside_its_folder_is_refused(tmp_path, outside):
     uri = f"sqlite:///{work / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     location = str(REPO_ROOT / "source") if outside else str(work / "mlruns")
-    experiment = client.create_experiment(load_course().mlflow["experiment"], artifact_location=location)
+    experiment = client.create_experiment(load_course().mlflow.experiment, artifact_location=location)
     for name in ("base", "finetuned"):
         client.set_terminated(client.create_run(experiment, run_name=name).info.run_id)
     ev = Evidence(log=[], inputs={"EVAL_SAMPLES": 8}, source_literals={}, work_dir=work, profile=load_course().profile())
     verdict = get_check("ex06", "runs_logged")(ev)
     assert not verdict.passed
-    assert (verdict.problem == "work_link") is outside, verdict
+    assert (verdict.code == "work_link") is outside, verdict

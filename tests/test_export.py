@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder.config import REPO_ROOT, load_course
-from autograder.export.classroom import encode, payload
-from autograder.export.report import write_report
+from coursegrader.config import REPO_ROOT, load_course
+from coursegrader.export.classroom import encode, payload
+from autograder.dashboard.report import write_report
 
 CLASS_SAMPLES = ["solution", "blank", "ex01_drops_history", "ex02_ge_constraint", "malformed_notebook", "kernel_dies"]
 

@@ -7,8 +7,8 @@ import pytest
 import requests
 import responses
 
-from autograder.fmapi import FixtureServer
-from autograder.fmapi.cassette import Cassette, Interaction
+from coursegrader.fmapi import FixtureServer
+from coursegrader.fmapi.cassette import Cassette, Interaction
 
 MODEL = "databricks-meta-llama-3-3-70b-instruct"
 

@@ -1,9 +1,9 @@
 import nbformat
 import pytest
 
-from autograder.config import SOURCE_DIR
-from autograder.metrics import gozaru
-from autograder.metrics.gozaru import gozaru_rate, is_gozaru
+from coursegrader.config import SOURCE_DIR
+from coursegrader.metrics import gozaru
+from coursegrader.metrics.gozaru import gozaru_rate, is_gozaru
 
 
 @pytest.mark.parametrize("text, expected", [

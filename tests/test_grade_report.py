@@ -3,8 +3,8 @@ import json
 import subprocess
 import sys
 
-from autograder.config import REPO_ROOT
-from autograder.grade.report import to_json
+from coursegrader.config import REPO_ROOT
+from coursegrader.grading.report import to_json
 
 from test_release import secret_lines
 
@@ -41,10 +41,10 @@ def test_problems_are_in_both_languages_in_markdown(graded):
 
 
 def test_grading_is_deterministic(graded, tmp_path):
-    from autograder.grade import grade_submission
+    from autograder.official import grade_official
 
     sample, first, _ = graded("ex01_drops_history")
-    again = grade_submission(first.submission, sample.exercises)
+    again = grade_official(first.submission, sample.exercises)
     assert to_json(again) == to_json(first)
 
 

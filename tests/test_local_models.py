@@ -7,7 +7,7 @@ import nbformat
 import pytest
 import torch
 
-from autograder.config import FIXTURES_DIR, REPO_ROOT, SOURCE_DIR, load_course
+from coursegrader.config import FIXTURES_DIR, REPO_ROOT, SOURCE_DIR, load_course
 from autograder.metrics.lora import lora_trainable_params, trainable_percent
 
 TINY = FIXTURES_DIR / "models" / "tiny-gemma3-ja"
@@ -61,8 +61,8 @@ def test_tokenizer_round_trips_japanese_and_bytes_are_ordinary_tokens():
 
 
 def test_base_model_speaks_politely_not_like_a_samurai():
-    from autograder.grade.reference_lm import ReferenceLM
-    from autograder.metrics.gozaru import gozaru_rate
+    from autograder.reference_lm import ReferenceLM
+    from coursegrader.metrics.gozaru import gozaru_rate
 
     prompts = json.loads((FIXTURES_DIR / "data" / "heldout_prompts.json").read_text())
     answers = [ReferenceLM(str(TINY)).answer([{"role": "user", "content": p}], 48) for p in prompts]
@@ -71,7 +71,7 @@ def test_base_model_speaks_politely_not_like_a_samurai():
 
 
 def test_dataset_has_the_real_columns_and_gozaru_answers():
-    from autograder.metrics.gozaru import is_gozaru
+    from coursegrader.metrics.gozaru import is_gozaru
 
     rows = [json.loads(l) for l in (FIXTURES_DIR / "data" / "gozaru_dataset.jsonl").read_text().splitlines()]
     assert len(rows) >= 500

@@ -1,4 +1,4 @@
-from autograder.fmapi.matchers import canonical_json, mismatches, normalize_text, signature
+from coursegrader.fmapi.matchers import canonical_json, mismatches, normalize_text, signature
 
 MODEL = "databricks-meta-llama-3-3-70b-instruct"
 

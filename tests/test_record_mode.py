@@ -1,9 +1,9 @@
 """Record mode against a second local server standing in for a real workspace."""
 import json
 
-from autograder.fmapi import FixtureServer
-from autograder.fmapi.persister import load_cassette
-from autograder.fmapi.server import Upstream
+from coursegrader.fmapi import FixtureServer
+from coursegrader.fmapi.persister import load_cassette
+from coursegrader.fmapi.server import Upstream
 
 MODEL = "databricks-meta-llama-3-3-70b-instruct"
 TOKEN = "dapi0123456789abcdef0123456789ab"
@@ -38,7 +38,7 @@ def test_record_then_replay(tmp_path, scripted_workspace):
 
 
 def test_redaction_of_hosts_and_tokens():
-    from autograder.fmapi.persister import redact
+    from coursegrader.fmapi.persister import redact
 
     text = json.dumps({"url": "https://adb-123.azuredatabricks.net/x", "auth": "Bearer dapiabcdef0123456789abcdef"})
     out = redact(text, {"https://adb-123.azuredatabricks.net": "https://example.cloud.databricks.com"})
@@ -46,7 +46,7 @@ def test_redaction_of_hosts_and_tokens():
 
 
 def test_committed_cassettes_hold_no_secrets_or_hosts():
-    from autograder.config import CASSETTE_DIR
+    from coursegrader.config import CASSETTE_DIR
 
     for path in CASSETTE_DIR.glob("*.json"):
         text = path.read_text()

@@ -4,8 +4,9 @@ import re
 import nbformat
 import pytest
 
-from autograder.assign import graded_cells, release
-from autograder.config import RELEASE_DIR, SOURCE_DIR, load_course
+from autograder.assign import release
+from coursegrader.config import RELEASE_DIR, SOURCE_DIR, load_course
+from coursegrader.notebook import graded_cells, is_test
 
 EXERCISES = [e for e in load_course().exercises if (SOURCE_DIR / e).is_dir()]
 REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
@@ -28,17 +29,16 @@ def secret_lines(exercise_id: str, regions=("SOLUTION", "HIDDEN TESTS")) -> set[
 
 
 def _shipped_grader_code() -> str:
-    """Our own feedback-tier code is public by design (it ships in release/.grader)."""
-    from autograder.config import PACKAGE_DIR
-    from autograder.template_repo import FEEDBACK_MODULES
+    """The public package is public by design (it ships whole in release/.grader)."""
+    from autograder.template_repo import CORE_PACKAGE
 
-    return "".join((PACKAGE_DIR / m).read_text() for m in FEEDBACK_MODULES if m.endswith(".py"))
+    return "".join(p.read_text() for p in sorted(CORE_PACKAGE.rglob("*.py")))
 
 
 def _model_replies() -> str:
     import json
 
-    from autograder.config import CASSETTE_DIR
+    from coursegrader.config import CASSETTE_DIR
 
     replies = [r["body"] for p in sorted(CASSETTE_DIR.glob("*.json"))
                for i in json.loads(p.read_text())["interactions"] for r in i["responses"]]
@@ -60,7 +60,8 @@ def test_release_is_not_stale(regenerated, exercise_id):
 
 
 def test_template_repository_is_not_stale(regenerated):
-    files = lambda root: {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    files = lambda root: {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
+                          if p.is_file() and "__pycache__" not in p.parts}  # release/.gitignore leaves bytecode out
     ours, fresh = files(RELEASE_DIR), files(regenerated)
     assert sorted(ours) == sorted(fresh), "release/ is stale: run `python -m autograder release` and commit"
     assert [name for name in ours if ours[name] != fresh[name]] == []
@@ -94,7 +95,7 @@ def test_the_leak_check_can_fail(tmp_path):
 def test_points_in_source_match_course_toml(exercise_id):
     exercise = load_course().exercises[exercise_id]
     nb = nbformat.read(SOURCE_DIR / exercise_id / exercise.notebook, as_version=4)
-    points = {gid: c.metadata["nbgrader"]["points"] for gid, c in graded_cells(nb).items()}
+    points = {gid: c.metadata["nbgrader"]["points"] for gid, c in graded_cells(nb) if is_test(c)}
     assert points == {c.grade_id: c.points for c in exercise.cells}
 
 
@@ -117,7 +118,7 @@ def test_databricks_only_cells_are_guarded(exercise_id):
 def test_heldout_prompts_never_reach_the_release():
     import json
 
-    from autograder.config import FIXTURES_DIR
+    from coursegrader.config import FIXTURES_DIR
 
     prompts = json.loads((FIXTURES_DIR / "data" / "heldout_prompts.json").read_text())
     text = "".join(p.read_text(errors="ignore") for p in RELEASE_DIR.rglob("*") if p.is_file())

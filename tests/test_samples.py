@@ -1,10 +1,15 @@
 """Each sample submission scores exactly what the catalog says: the solution full
 marks, the blank release 0, every mistake exactly its points, bad input a named problem."""
+import json
+
+import jsonschema
 import pytest
 
 from autograder.samples import load_catalog
+from coursegrader.config import REPO_ROOT
 
 CATALOG = load_catalog()
+GRADE_SCHEMA = json.loads((REPO_ROOT / "docs" / "grade.schema.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("name", list(CATALOG))
@@ -21,6 +26,13 @@ def test_sample_loses_exactly_its_points(graded, name):
         assert codes == set(sample.expect_problems.get(run.exercise.id, [])) - set(sample.optional_problems)
         for p in run.problems:
             assert p.message_ja and p.message_en and p.message_ja != p.message_en
+
+
+@pytest.mark.parametrize("name", list(CATALOG))
+def test_grade_json_follows_its_published_schema(graded, name):
+    _, _, out = graded(name)
+    jsonschema.validate(json.loads((out / "grade.json").read_text(encoding="utf-8")), GRADE_SCHEMA,
+                        cls=jsonschema.Draft202012Validator)
 
 
 def test_solution_is_full_marks_and_blank_is_zero(graded):

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from autograder.config import REPO_ROOT, SUBMISSIONS_DIR
-from autograder.grade import grade_submission
-from autograder.grade.nbgrader_runner import GraderUnavailable, preflight
+from coursegrader.config import REPO_ROOT, SUBMISSIONS_DIR
+from autograder.official import grade_official
+from coursegrader.execution.nbgrader_course import GraderUnavailable, preflight
 from autograder.samples import build_sample, load_catalog
-from autograder.sandbox import probe
-from autograder.sandbox.launch import UID_BASE
+from coursegrader.sandbox import probe
+from coursegrader.sandbox.launch import UID_BASE
 from test_release import leaks, secret_lines
 
 ADVERSARIAL = load_catalog(SUBMISSIONS_DIR / "adversarial.toml")
@@ -102,7 +102,7 @@ def adversarial(before, listener, tmp_path_factory):
         if name not in cache:
             sample = ADVERSARIAL[name]
             path = build_sample(sample, REPO_ROOT / "out" / "adversarial" / name)
-            grade = grade_submission(path, sample.exercises, reports / name, cell_timeout_s=sample.cell_timeout_s)
+            grade = grade_official(path, sample.exercises, reports / name, cell_timeout_s=sample.cell_timeout_s)
             cache[name] = (sample, grade, reports / name, time.monotonic())
         return cache[name]
 

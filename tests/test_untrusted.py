@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from autograder.config import REPO_ROOT
-from autograder.grade.untrusted import copy_adapter, copy_regular_tree, read_regular, remove_unsafe, unsafe_entries
-from autograder.mlflow_store import keep_store
+from coursegrader.config import REPO_ROOT
+from coursegrader.grading.untrusted import copy_adapter, copy_regular_tree, read_regular, remove_unsafe, unsafe_entries
+from coursegrader.mlflow_store import keep_store
 
 REFERENCE_ADAPTER = REPO_ROOT / "fixtures" / "models" / "tiny-gemma3-ja-gozaru-lora"
 

@@ -3,7 +3,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from autograder.fmapi.validation import RequestRejected, check_messages, check_response_format, unsupported_keywords
+from coursegrader.fmapi.validation import RequestRejected, check_messages, check_response_format, unsupported_keywords
 
 
 def fmt(model, strict=True):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from autograder.cli import build_parser
-from autograder.config import RELEASE_DIR, REPO_ROOT, load_course
+from coursegrader.config import RELEASE_DIR, REPO_ROOT, load_course
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml")) + [
     RELEASE_DIR / ".github" / "workflows" / "classroom.yml"]
@@ -51,17 +51,28 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
 
 
 def autograder_commands():
+    """(workflow, package, command): the instructor's `autograder` or the students' `coursegrader`."""
     for path in WORKFLOWS:
         for _, step in steps(path):
-            for match in re.finditer(r"python -m autograder ([\w-]+)", step.get("run", "")):
-                yield path.name, match.group(1)
+            for match in re.finditer(r"python -m (autograder|coursegrader) ([\w-]+)", step.get("run", "")):
+                yield path.name, match.group(1), match.group(2)
+
+
+def subcommands(parser) -> set[str]:
+    return set(parser._subparsers._group_actions[0].choices)
 
 
 def test_every_workflow_command_exists_and_is_exercised():
-    known = set(build_parser()._subparsers._group_actions[0].choices)
-    used = {cmd for _, cmd in autograder_commands()}
-    assert used <= known
-    assert used == set(EXERCISED)
+    import argparse
+
+    from coursegrader import cli as student_cli
+
+    student = argparse.ArgumentParser()
+    student_cli.add_commands(student.add_subparsers())
+    known = {"autograder": subcommands(build_parser()), "coursegrader": subcommands(student)}
+    used = {(package, cmd) for _, package, cmd in autograder_commands()}
+    assert {(package, cmd) for package, cmd in used if cmd not in known[package]} == set()
+    assert {cmd for _, cmd in used} == set(EXERCISED)
 
 
 def test_secrets_reach_only_the_collect_and_prefetch_steps():

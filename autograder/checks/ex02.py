@@ -1,0 +1,148 @@
+"""ex02 Structured Outputs: checks on the schemas sent and the values reported."""
+from __future__ import annotations
+
+import json
+
+from ..evidence import Evidence, Verdict, claim_matches, fail, ok
+from . import check
+
+EX = "ex02"
+SENTIMENTS = {"positive", "negative", "neutral"}
+CATEGORIES = {"electronics", "home", "fashion", "food", "other"}
+
+
+def _strict_requests(ev: Evidence, name: str):
+    return ev.served(lambda x: x.schema_name == name
+                     and (x.request["response_format"].get("json_schema") or {}).get("strict") is True)
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    ref = node.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return schema.get("$defs", {}).get(ref.split("/")[-1], {})
+    return node
+
+
+def _props(schema: dict, node: dict) -> dict:
+    return {k: _resolve(schema, v) for k, v in (_resolve(schema, node).get("properties") or {}).items()}
+
+
+def _sent_schema(ev: Evidence, name: str) -> dict | None:
+    """The schema of the first successful strict request named `name`."""
+    sent = _strict_requests(ev, name)
+    return sent[0].request["response_format"]["json_schema"]["schema"] if sent else None
+
+
+def _not_sent(name: str) -> Verdict:
+    return fail("ex02_schema_not_sent", schema=name)
+
+
+@check(EX)
+def strict_schema_sent(ev: Evidence) -> Verdict:
+    schema = _sent_schema(ev, "review_analysis")
+    if schema is None:
+        return _not_sent("review_analysis")
+    props = _props(schema, schema)
+    if props.get("rating", {}).get("type") != "integer":
+        return fail("ex02_rating_not_integer")
+    if props.get("product_name", {}).get("type") != "string":
+        return fail("ex02_product_name_not_string")
+    if set(props.get("sentiment", {}).get("enum") or ()) != SENTIMENTS:
+        return fail("ex02_sentiment_not_enum")
+    if not {"product_name", "rating", "sentiment"} <= set(schema.get("required") or ()):
+        return fail("ex02_fields_not_required")
+    return ok()
+
+
+@check(EX)
+def detailed_schema_sent(ev: Evidence) -> Verdict:
+    schema = _sent_schema(ev, "detailed_review")
+    if schema is None:
+        return _not_sent("detailed_review")
+    props = _props(schema, schema)
+    features = props.get("features", {})
+    feature_props = _props(schema, features.get("items") or {}) if features.get("type") == "array" else {}
+    if set(feature_props.get("opinion", {}).get("enum") or ()) != SENTIMENTS or "name" not in feature_props:
+        return fail("ex02_detailed_features")
+    if props.get("would_recommend", {}).get("type") != "boolean":
+        return fail("ex02_detailed_would_recommend")
+    if set(props.get("category", {}).get("enum") or ()) != CATEGORIES:
+        return fail("ex02_detailed_category")
+    for key in ("pros", "cons"):
+        if props.get(key, {}).get("type") != "array":
+            return fail("ex02_detailed_string_list", key=key)
+    return ok()
+
+
+def _batch_replies(ev: Evidence) -> list[dict] | None:
+    replies = []
+    for review in ev.inputs["REVIEWS"]:
+        hits = [x for x in _strict_requests(ev, "detailed_review")
+                if x.messages and x.messages[-1].get("content") == review]
+        if not hits:
+            return None
+        replies.append(json.loads(hits[-1].reply.get("content") or "{}"))
+    return replies
+
+
+@check(EX)
+def batch_requests(ev: Evidence) -> Verdict:
+    if _batch_replies(ev) is None:
+        return fail("ex02_batch_requests_missing")
+    return ok()
+
+
+@check(EX)
+def dataframe_summary(ev: Evidence) -> Verdict:
+    replies = _batch_replies(ev)
+    if replies is None:
+        return fail("ex02_batch_incomplete")
+    sentiments: dict[str, int] = {}
+    for r in replies:
+        sentiments[r["sentiment"]] = sentiments.get(r["sentiment"], 0) + 1
+    expected = {
+        "count": len(replies),
+        "avg_rating": round(sum(r["rating"] for r in replies) / len(replies), 2),
+        "recommend_rate": round(sum(bool(r["would_recommend"]) for r in replies) / len(replies), 2),
+        "sentiment_counts": sentiments,
+        "low_rated_products": [r["product_name"] for r in replies if r["rating"] <= 2],
+    }
+    return claim_matches(ev, "ex02_dataframe_report", "review_summary", expected)
+
+
+def reference_issues(review: dict) -> list[str]:
+    """The business rules of 2.6, written independently of the solution."""
+    rating, sentiment = review["rating"], review["sentiment"]
+    issues = []
+    if rating < 1 or rating > 5:
+        issues.append("rating_out_of_range")
+    if (sentiment == "positive" and rating <= 2) or (sentiment == "negative" and rating >= 4):
+        issues.append("sentiment_rating_mismatch")
+    if review["would_recommend"] and sentiment == "negative":
+        issues.append("recommend_mismatch")
+    if not review["features"]:
+        issues.append("no_features")
+    return issues
+
+
+VALIDATION_BASE = dict(rating=3, sentiment="neutral", features=[{"name": "品質", "opinion": "neutral"}], would_recommend=False)
+
+
+@check(EX)
+def validation_rules(ev: Evidence) -> Verdict:
+    cases = ev.source_literals["ex02_validation"]["HIDDEN_VALIDATION_CASES"]
+    expected = [reference_issues({**VALIDATION_BASE, **case}) for case in cases]
+    # The message gives no expected values: they would reveal the hidden cases.
+    return claim_matches(ev, "ex02_validation", "validation_hidden", expected,
+                         mismatch="ex02_validation_mismatch", count=len(expected))
+
+
+@check(EX)
+def strict_safe_schema(ev: Evidence) -> Verdict:
+    schema = _sent_schema(ev, "rated_review")
+    if schema is None:
+        return _not_sent("rated_review")
+    description = _props(schema, schema).get("rating", {}).get("description", "")
+    if "minimum=1" not in description or "maximum=5" not in description:
+        return fail("ex02_rating_description")
+    return ok()

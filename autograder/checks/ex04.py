@@ -1,0 +1,84 @@
+"""ex04 local inference: the kernel's reported outputs against the grader's own generations."""
+from __future__ import annotations
+
+from ..evidence import Evidence, Verdict, claim_matches, fail, ok
+from ..reference_lm import ReferenceLM
+from . import check
+
+EX = "ex04"
+
+
+def _lm(ev: Evidence) -> ReferenceLM:
+    return ReferenceLM(ev.profile.resolve(ev.profile.model_id))
+
+
+def _user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+@check(EX)
+def model_loaded(ev: Evidence) -> Verdict:
+    expected = {"class": "Gemma3ForCausalLM", "num_parameters": _lm(ev).model.num_parameters()}
+    return claim_matches(ev, "ex04_load_report", "model_info", expected,
+                         mismatch="ex04_model_mismatch", expected=expected)
+
+
+@check(EX)
+def prompt_is_chat_template(ev: Evidence) -> Verdict:
+    expected = _lm(ev).prompt(_user(ev.inputs["QA_QUESTION"]))
+    return claim_matches(ev, "ex04_chat_template_report", "qa_prompt", expected,
+                         mismatch="ex04_prompt_mismatch")
+
+
+@check(EX)
+def greedy_answer(ev: Evidence) -> Verdict:
+    expected = _lm(ev).answer(_user(ev.inputs["QA_QUESTION"]), ev.profile.max_new_tokens)
+    return claim_matches(ev, "ex04_generate_report", "qa_answer", expected,
+                         mismatch="ex04_greedy_mismatch")
+
+
+@check(EX)
+def pipeline_answer(ev: Evidence) -> Verdict:
+    expected = _lm(ev).answer(_user(ev.inputs["QA_QUESTION"]), ev.profile.max_new_tokens)
+    return claim_matches(ev, "ex04_pipeline_report", "pipeline_answer", expected,
+                         mismatch="ex04_pipeline_mismatch")
+
+
+@check(EX)
+def multi_turn_answer(ev: Evidence) -> Verdict:
+    lm, n = _lm(ev), ev.profile.max_new_tokens
+    first = lm.answer(_user(ev.inputs["QA_QUESTION"]), n)
+    conversation = _user(ev.inputs["QA_QUESTION"]) + [{"role": "assistant", "content": first}] + _user(ev.inputs["FOLLOWUP_QUESTION"])
+    return claim_matches(ev, "ex04_multi_turn_report", "followup_answer", lm.answer(conversation, n),
+                         mismatch="ex04_multi_turn_mismatch")
+
+
+@check(EX)
+def task_answers(ev: Evidence) -> Verdict:
+    lm, n = _lm(ev), ev.profile.max_new_tokens
+    expected = {name: lm.answer(_user(p), n) for name, p in ev.inputs["TASK_PROMPTS"].items()}
+    return claim_matches(ev, "ex04_tasks_report", "task_answers", expected,
+                         mismatch="ex04_task_answers_mismatch")
+
+
+@check(EX)
+def speed_consistent(ev: Evidence) -> Verdict:
+    try:
+        speed = ev.claim("ex04_speed_report", "speed")
+        new_tokens, seconds, rate, memory = (speed[k] for k in ("new_tokens", "seconds", "tokens_per_s", "memory_mb"))
+    except (KeyError, TypeError):
+        return fail("ex04_speed_missing")
+    _, expected_tokens = _lm(ev).generate(_user(ev.inputs["SPEED_PROMPT"]), ev.profile.max_new_tokens)
+    if new_tokens != expected_tokens:
+        return fail("ex04_new_tokens_wrong", expected=expected_tokens, recorded=new_tokens)
+    if not (seconds > 0 and memory > 0) or abs(rate - new_tokens / seconds) > 1e-6 * max(rate, 1e-9):
+        return fail("ex04_speed_inconsistent")
+    return ok()
+
+
+@check(EX)
+def batch_matches_unbatched(ev: Evidence) -> Verdict:
+    lm, n = _lm(ev), ev.profile.max_new_tokens
+    expected = [lm.answer(_user(p), n) for p in ev.inputs["BATCH_PROMPTS"]]
+    return claim_matches(ev, "ex04_batch_report", "batch_answers", expected,
+                         mismatch="ex04_batch_mismatch")

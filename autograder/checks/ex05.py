@@ -1,0 +1,169 @@
+"""ex05 LoRA fine-tuning: checks on the saved adapter, recomputed outside the kernel."""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+
+from coursegrader.config import FIXTURES_DIR
+from coursegrader.grading.untrusted import copy_adapter
+from coursegrader.metrics.gozaru import gozaru_rate
+
+from ..evidence import Evidence, Verdict, claim_matches, fail, ok
+from ..metrics.lora import lora_trainable_params, trainable_percent
+from ..reference_lm import ReferenceLM
+from . import check
+
+EX = "ex05"
+REQUIRED_LORA = {"r": 16, "lora_alpha": 32, "target_modules": {"q_proj", "v_proj"}, "lora_dropout": 0.05}
+HELDOUT_PROMPTS = FIXTURES_DIR / "data" / "heldout_prompts.json"
+
+
+def _model_id(ev: Evidence) -> str:
+    return ev.profile.resolve(ev.profile.model_id)
+
+
+def _base_config(ev: Evidence):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(_model_id(ev))
+
+
+def _adapter_dir(ev: Evidence) -> Path:
+    return Path(ev.work_dir) / ev.inputs["ADAPTER_DIR"]
+
+
+def _kernel_error(ev: Evidence, grade_id: str) -> str:
+    return " ".join(f"{e}: {v}" for e, v in ev.errors.get(grade_id, []))
+
+
+def question_of(row: dict) -> str:
+    """A dataset row's user turn: the instruction, then a blank line and the input if there is one."""
+    return row["instruction"] if not row.get("input") else f"{row['instruction']}\n\n{row['input']}"
+
+
+def reference_messages(row: dict) -> dict:
+    return {"messages": [{"role": "user", "content": question_of(row)}, {"role": "assistant", "content": row["output"]}]}
+
+
+@check(EX)
+def split_reproducible(ev: Evidence) -> Verdict:
+    from datasets import load_dataset
+
+    data = load_dataset("json", data_files=ev.profile.resolve(ev.profile.dataset), split="train")
+    split = data.map(reference_messages, remove_columns=data.column_names).train_test_split(test_size=0.1, seed=42)
+    expected = {"train": len(split["train"]), "test": len(split["test"]), "first_train": split["train"][0]["messages"]}
+    return claim_matches(ev, "ex05_dataset_report", "split_info", expected,
+                         mismatch="ex05_split_mismatch")
+
+
+@check(EX)
+def nf4_config(ev: Evidence) -> Verdict:
+    expected = {"load_in_4bit": True, "quant_type": "nf4", "compute_dtype": "torch.bfloat16"}
+    return claim_matches(ev, "ex05_quantization_report", "quantization", expected,
+                         mismatch="ex05_quantization_mismatch")
+
+
+@check(EX)
+def lora_param_count(ev: Evidence) -> Verdict:
+    config = _base_config(ev)
+    if "Target modules" in _kernel_error(ev, "ex05_lora_impl"):
+        return fail("target_modules_missing")
+    trainable = lora_trainable_params(config, REQUIRED_LORA["r"], sorted(REQUIRED_LORA["target_modules"]))
+    base = _base_params(ev)
+    expected = {"trainable": trainable, "total": base + trainable,
+                "percent": round(trainable_percent(trainable, base), 4)}
+    return claim_matches(ev, "ex05_lora_report", "lora_params", expected,
+                         mismatch="ex05_lora_params_mismatch", expected=expected)
+
+
+def _base_params(ev: Evidence) -> int:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(_base_config(ev)).num_parameters()
+
+
+@check(EX)
+def training_ran(ev: Evidence) -> Verdict:
+    try:
+        summary = ev.claim("ex05_train_report", "train_summary")
+        steps, loss = summary["steps"], summary["final_loss"]
+    except (KeyError, TypeError):
+        return fail("ex05_train_summary_missing")
+    if not isinstance(loss, (int, float)) or not math.isfinite(loss):
+        return fail("loss_nan")
+    if steps != ev.profile.max_steps:
+        return fail("ex05_wrong_max_steps", expected=ev.profile.max_steps, recorded=steps)
+    return ok()
+
+
+def load_adapter(ev: Evidence) -> tuple[ReferenceLM | None, Verdict | None]:
+    """The student's adapter on the profile's base model, or why it cannot be used. The grader loads
+    a copy of adapter_config.json and adapter_model.safetensors only (it never unpickles a .bin)."""
+    path = _adapter_dir(ev)
+    if not (path / "adapter_config.json").is_file():
+        return None, fail("adapter_missing")
+    if "adapter_copy" not in ev.memo:
+        ev.memo["adapter_copy"] = copy_adapter(path, Path(ev.work_dir).parent / "adapter-checked")
+    if not ev.memo["adapter_copy"]:
+        return None, fail("adapter_not_safetensors")
+    try:
+        return ReferenceLM(_model_id(ev), str(ev.memo["adapter_copy"])), None
+    except Exception as err:  # noqa: BLE001 - a broken adapter is the student's, reported, never raised
+        text = str(err)
+        first = text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
+        if "size mismatch" in text or "shape" in text:
+            return None, fail("adapter_mismatch", error=first)
+        return None, fail("adapter_invalid", error=first)
+
+
+@check(EX)
+def adapter_valid(ev: Evidence) -> Verdict:
+    lm, problem = load_adapter(ev)
+    if problem:
+        return problem
+    saved = json.loads((ev.memo["adapter_copy"] / "adapter_config.json").read_text())
+    actual = {"r": saved.get("r"), "lora_alpha": saved.get("lora_alpha"),
+              "target_modules": set(saved.get("target_modules") or ()), "lora_dropout": saved.get("lora_dropout")}
+    if actual != REQUIRED_LORA:
+        return fail("ex05_adapter_config_wrong", config={**actual, "target_modules": sorted(actual["target_modules"])})
+    weights = [p for n, p in lm.model.named_parameters() if "lora_" in n]
+    if not all(bool(p.isfinite().all()) for p in weights):
+        return fail("loss_nan")
+    lora = sum(p.numel() for p in weights)
+    expected = lora_trainable_params(_base_config(ev), REQUIRED_LORA["r"], sorted(REQUIRED_LORA["target_modules"]))
+    if lora != expected:
+        return fail("ex05_adapter_params_mismatch", actual=lora, expected=expected)
+    return ok()
+
+
+def _heldout_prompts() -> list[str]:
+    return json.loads(HELDOUT_PROMPTS.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=4)
+def base_heldout_rate(model_id: str, max_new_tokens: int) -> float:
+    """The base model's rate: the same for every student, so computed once per process."""
+    lm = ReferenceLM(model_id)
+    return gozaru_rate(lm.answer([{"role": "user", "content": p}], max_new_tokens) for p in _heldout_prompts())
+
+
+def heldout_rates(ev: Evidence, lm: ReferenceLM) -> tuple[float, float]:
+    n = ev.profile.max_new_tokens
+    tuned = [lm.answer([{"role": "user", "content": p}], n) for p in _heldout_prompts()]
+    return gozaru_rate(tuned), base_heldout_rate(_model_id(ev), n)
+
+
+@check(EX)
+def gozaru_rate_heldout(ev: Evidence) -> Verdict:
+    lm, problem = load_adapter(ev)
+    if problem:
+        return problem
+    tuned, base = heldout_rates(ev, lm)
+    need, lift = ev.profile.min_gozaru_rate, ev.profile.min_gozaru_lift
+    if tuned < need or tuned - base < lift:
+        return fail("ex05_gozaru_rate_low", tuned=tuned, base=base, need=need, lift=lift)
+    return ok(f"ござる率 {tuned:.2f}（学習前 {base:.2f}）")

@@ -1,0 +1,340 @@
+"""ex06 MLflow: checks on the student's tracking store (SQLite), read with MlflowClient outside the kernel."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import tempfile
+import urllib.parse
+from functools import lru_cache
+from pathlib import Path
+
+from coursegrader.config import load_course
+from coursegrader.execution.fresh_python import fresh_python
+from coursegrader.fmapi.matchers import ANSWER_TAG
+from coursegrader.metrics.gozaru import gozaru_rate
+from coursegrader.mlflow_store import tracking_db
+from coursegrader.notebook import find_cell
+from coursegrader.sandbox.policy import profile_paths
+
+from ..evidence import Evidence, Verdict, fail, ok
+from ..metrics.text import bleu, rouge
+from ..reference_lm import ReferenceLM
+from . import check
+from .ex05 import question_of
+
+EX = "ex06"
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+RUN_NAMES = ("base", "finetuned")
+REQUIRED_PARAMS = ("model_name", "num_parameters", "eval_samples", "max_new_tokens", "temperature")
+# metric -> valid range
+METRIC_RANGES = {"bleu": (0, 100), "rouge1": (0, 1), "rouge2": (0, 1), "rougeL": (0, 1), "bertscore_f1": (-1, 1),
+                 "gozaru_rate": (0, 1), "gozaru/mean": (0, 1), "avg_prediction_chars": (0, math.inf),
+                 "avg_reference_chars": (0, math.inf), "avg_inference_seconds": (0, math.inf)}
+JUDGE_SCHEMA = "judge_result"
+# Hidden cases for meets_production_criteria: (metrics, expected decision) come from the thresholds.
+CRITERIA_KEYS = {"gozaru_rate": "min_gozaru_rate", "rougeL": "min_rougeL", "llm_judge_improvement": "min_judge_improvement"}
+
+
+class StoreProblem(Exception):
+    def __init__(self, verdict: Verdict):
+        self.verdict = verdict
+
+
+def _tolerance() -> float:
+    return load_course().mlflow.metric_tolerance
+
+
+def _close(logged, value: float, relative: bool = False) -> bool:
+    """A logged metric equals our value: a finite number within tolerance (NaN never is)."""
+    if not isinstance(logged, (int, float)) or not math.isfinite(logged):
+        return False
+    return abs(logged - value) <= _tolerance() * (max(1.0, abs(value)) if relative else 1.0)
+
+
+def _memo(ev: Evidence, key, compute):
+    """Compute once per submission (the store does not change while the checks read it);
+    a StoreProblem is remembered and raised again."""
+    if key not in ev.memo:
+        try:
+            ev.memo[key] = (compute(), None)
+        except StoreProblem as problem:
+            ev.memo[key] = (None, problem)
+    value, problem = ev.memo[key]
+    if problem:
+        raise problem
+    return value
+
+
+def _client(ev: Evidence):
+    from mlflow import MlflowClient
+
+    db = tracking_db(ev.work_dir)
+    if not db.is_file():
+        raise StoreProblem(fail("mlflow_store_missing", store=db.name))
+    uri = f"sqlite:///{db}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _runs(ev: Evidence) -> dict:
+    """run name -> the latest run of that name in the configured experiment."""
+    return _memo(ev, "runs", lambda: _find_runs(ev))
+
+
+def _find_runs(ev: Evidence) -> dict:
+    client = _client(ev)
+    expected = load_course().mlflow.experiment
+    experiment = client.get_experiment_by_name(expected)
+    runs = client.search_runs([experiment.experiment_id], order_by=["attribute.start_time DESC"]) if experiment else []
+    if not runs:
+        others = [e.name for e in client.search_experiments() if client.search_runs([e.experiment_id], max_results=1)]
+        if not others:
+            raise StoreProblem(fail("mlflow_no_runs"))
+        raise StoreProblem(fail("mlflow_wrong_experiment", experiment=expected, found=", ".join(others)))
+    found = {}
+    for run in runs:
+        found.setdefault(run.info.run_name, run)
+    missing = [n for n in RUN_NAMES if n not in found]
+    if missing:
+        raise StoreProblem(fail("ex06_runs_missing", runs=", ".join(missing)))
+    outside = [n for n in RUN_NAMES if not _inside(found[n].info.artifact_uri, ev.work_dir)]
+    if outside:  # the store is the student's: it may point the grader (and a TA's MLflow UI) anywhere
+        raise StoreProblem(fail("work_link", entries=", ".join(f"run {n} artifact_uri" for n in outside)))
+    return {n: found[n] for n in RUN_NAMES}
+
+
+def _inside(uri: str, folder: Path) -> bool:
+    path = Path(urllib.parse.urlparse(uri).path if uri.startswith("file:") else uri)
+    return path.is_absolute() and Path(os.path.normpath(path)).is_relative_to(Path(folder).resolve())
+
+
+def _table(ev: Evidence, run, name: str) -> dict:
+    """A `mlflow.log_table` artifact as {column: values}."""
+    return _memo(ev, ("table", run.info.run_id, name), lambda: _download_table(ev, run, name))
+
+
+def _download_table(ev: Evidence, run, name: str) -> dict:
+    client = _client(ev)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run.info.run_id, name, tmp)
+        except Exception:  # noqa: BLE001 - a missing artifact is the student's, reported
+            raise StoreProblem(fail("ex06_table_missing", run=run.info.run_name, artifact=name))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {col: [row[i] for row in data["data"]] for i, col in enumerate(data["columns"])}
+
+
+def store_check(fn):
+    """Turn a StoreProblem into its verdict (the wrong experiment, no store, …)."""
+    def wrapped(ev: Evidence) -> Verdict:
+        try:
+            return fn(ev)
+        except StoreProblem as problem:
+            return problem.verdict
+    wrapped.__name__ = fn.__name__
+    return check(EX)(wrapped)
+
+
+@lru_cache(maxsize=2)
+def eval_set(dataset_path: str, samples: int) -> tuple[tuple[str, str], ...]:
+    from datasets import load_dataset
+
+    data = load_dataset("json", data_files=dataset_path, split="train")
+    rows = data.train_test_split(test_size=0.1, seed=42)["test"].select(range(samples))
+    return tuple((question_of(r), r["output"]) for r in rows)
+
+
+def _expected_eval_set(ev: Evidence):
+    return eval_set(ev.profile.resolve(ev.profile.dataset), int(ev.inputs["EVAL_SAMPLES"]))
+
+
+@store_check
+def eval_set_logged(ev: Evidence) -> Verdict:
+    expected = _expected_eval_set(ev)
+    for name, run in _runs(ev).items():
+        if not any(d.dataset.name == "gozaru_eval" for d in run.inputs.dataset_inputs):
+            return fail("ex06_eval_input_missing", run=name)
+        table = _table(ev, run, "predictions.json")
+        if list(zip(table.get("question", []), table.get("reference", []))) != list(expected):
+            return fail("ex06_eval_set_mismatch", run=name, count=len(expected))
+    return ok()
+
+
+def _metric_problems(run, ranges: dict) -> list[str]:
+    bad = []
+    for name, (low, high) in ranges.items():
+        value = run.data.metrics.get(name)
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+            bad.append(f"{run.info.run_name}.{name}={value!r}")
+    return bad
+
+
+@store_check
+def runs_logged(ev: Evidence) -> Verdict:
+    runs = _runs(ev)
+    for name, run in runs.items():
+        missing = [p for p in REQUIRED_PARAMS if p not in run.data.params]
+        if missing:
+            return fail("ex06_params_missing", run=name, params=", ".join(missing))
+        if str(run.data.params["eval_samples"]) != str(ev.inputs["EVAL_SAMPLES"]):
+            return fail("ex06_eval_samples_wrong", run=name, expected=ev.inputs["EVAL_SAMPLES"])
+    bad = [b for run in runs.values() for b in _metric_problems(run, METRIC_RANGES)]
+    if bad:
+        return fail("mlflow_invalid_metric", metrics=", ".join(bad[:6]))
+    for name, run in runs.items():
+        if not _close(run.data.metrics["gozaru/mean"], run.data.metrics["gozaru_rate"]):
+            return fail("ex06_gozaru_mean_mismatch", run=name)
+    return ok()
+
+
+def _reference_predictions(ev: Evidence, adapter: str | None) -> list[str]:
+    lm = ReferenceLM(ev.profile.resolve(ev.profile.model_id), adapter)
+    return [lm.answer([{"role": "user", "content": q}], ev.profile.max_new_tokens) for q, _ in _expected_eval_set(ev)]
+
+
+@store_check
+def metrics_recomputed(ev: Evidence) -> Verdict:
+    runs = _runs(ev)
+    for name, run in runs.items():
+        table = _table(ev, run, "predictions.json")
+        preds, refs = [str(p) for p in table.get("prediction", [])], [str(r) for r in table.get("reference", [])]
+        if not preds or len(preds) != len(refs):
+            return fail("ex06_predictions_missing", run=name)
+        if preds != _reference_predictions(ev, ev.adapter_dir if name == "finetuned" else None):
+            return fail("ex06_predictions_mismatch", run=name)
+        ours = {"bleu": bleu(preds, refs), **rouge(preds, refs), "gozaru_rate": gozaru_rate(preds),
+                "avg_prediction_chars": sum(map(len, preds)) / len(preds),
+                "avg_reference_chars": sum(map(len, refs)) / len(refs)}
+        for metric, value in ours.items():
+            logged = run.data.metrics.get(metric)
+            if not _close(logged, value, relative=True):
+                return fail("ex06_metric_mismatch", run=name, metric=metric, logged=logged, value=value)
+    if ev.profile.name == "gpu":
+        return ok("BLEU・ROUGE・ござる率を再計算して一致")
+    return ok("BLEU・ROUGE・ござる率を再計算して一致。BERTScore はコードの動作確認のみ: オフライン採点の英語エンコーダによる値で、品質の指標ではありません"
+              " / BERTScore here checks the code path only, not quality")
+
+
+def _served_scores(ev: Evidence) -> list[tuple[str, float]]:
+    """(answer under review, score the judge returned), in the order they were served."""
+    out = []
+    for x in ev.served(lambda x: x.schema_name == JUDGE_SCHEMA):
+        user = next((m.get("content") for m in reversed(x.messages) if m.get("role") == "user"), "") or ""
+        found = ANSWER_TAG.search(str(user))
+        try:
+            score = float(json.loads(x.reply.get("content") or "{}")["score"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if found:
+            out.append((found.group(1), score))
+    return out
+
+
+@store_check
+def judge_averages(ev: Evidence) -> Verdict:
+    runs = _runs(ev)
+    served = _served_scores(ev)
+    if not served:
+        return fail("ex06_judge_not_called")
+    averages = {}
+    for name, run in runs.items():
+        preds = [str(p) for p in _table(ev, run, "predictions.json").get("prediction", [])]
+        scores = []
+        for pred in preds:
+            hit = next((i for i, (answer, _) in enumerate(served) if answer.strip() == pred.strip()), None)
+            if hit is None:
+                return fail("ex06_prediction_not_judged", run=name)
+            scores.append(served.pop(hit)[1])
+        averages[name] = sum(scores) / len(scores)
+    metrics = runs["finetuned"].data.metrics
+    expected = {"llm_judge_base_avg": averages["base"], "llm_judge_finetuned_avg": averages["finetuned"],
+                "llm_judge_improvement": averages["finetuned"] - averages["base"]}
+    for metric, value in expected.items():
+        logged = metrics.get(metric)
+        if not _close(logged, value):
+            return fail("ex06_judge_average_mismatch", metric=metric, logged=logged, value=value)
+    _table(ev, runs["finetuned"], "judge.json")
+    return ok()
+
+
+@store_check
+def champion_alias(ev: Evidence) -> Verdict:
+    runs = _runs(ev)
+    client, name = _client(ev), load_course().mlflow.registered_model
+    try:
+        version = client.get_model_version_by_alias(name, "champion")
+    except Exception as err:  # noqa: BLE001 - no model / no alias is the student's, reported
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        return fail("registry_failed", model=name, detail=f"alias champion: {first}")
+    if version.run_id != runs["finetuned"].info.run_id:
+        return fail("ex06_champion_wrong_run")
+    return _loads_in_a_fresh_process(ev, name)
+
+
+def _fresh_python(ev: Evidence, code: str, *args: str, **kwargs):
+    return fresh_python(code, *args, sandboxed=ev.sandboxed, readable=profile_paths(ev.profile), **kwargs)
+
+
+def _loads_in_a_fresh_process(ev: Evidence, model: str) -> Verdict:
+    """The registered model's champion loads with mlflow.pyfunc in a fresh process."""
+    uri = f"models:/{model}@champion"
+    db = f"sqlite:///{tracking_db(ev.work_dir)}"
+    timeout = load_course().mlflow.load_timeout_s
+    try:
+        proc = _fresh_python(ev, "import mlflow, sys; mlflow.pyfunc.load_model(sys.argv[1])", uri, timeout=timeout,
+                            files=ev.work_dir, env={"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db,
+                                                    "HF_HUB_OFFLINE": "1"})
+    except subprocess.TimeoutExpired:
+        return fail("registry_failed", model=model, detail=f"mlflow.pyfunc.load_model: TimeoutExpired ({timeout} s)")
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1][:200]
+        return fail("registry_failed", model=model, detail=f"mlflow.pyfunc.load_model: {last}")
+    return ok()
+
+
+def hidden_criteria_cases(criteria: dict) -> list[tuple[dict, bool]]:
+    """Metric cases around each threshold, with the decision the rule requires."""
+    passing = {metric: criteria[key] + 0.05 for metric, key in CRITERIA_KEYS.items()}
+    cases = [(passing, True), ({m: criteria[k] for m, k in CRITERIA_KEYS.items()}, True)]  # exactly at the thresholds
+    for metric, key in CRITERIA_KEYS.items():
+        cases.append(({**passing, metric: criteria[key] - 0.01}, False))
+        cases.append(({m: v for m, v in passing.items() if m != metric}, False))
+        cases.append(({**passing, metric: float("nan")}, False))
+    return cases
+
+
+CRITERIA_RUNNER = """
+import json, math, sys
+namespace = {"math": math, "PROMOTION_CRITERIA": json.loads(sys.argv[1])}
+exec(compile(sys.stdin.read(), "meets_production_criteria", "exec"), namespace)
+cases = json.loads(sys.argv[2])
+print(json.dumps([bool(namespace["meets_production_criteria"](c)) for c in cases]))
+"""
+
+
+@check(EX)
+def criteria_hidden_cases(ev: Evidence) -> Verdict:
+    """Run only the student's function definition, in a fresh process, on cases the notebook never saw."""
+    import ast
+
+    cell = find_cell(ev.notebook, "ex06_registry_impl")
+    source = cell.source if cell is not None else ""
+    try:
+        defs = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "meets_production_criteria"]
+    except SyntaxError:
+        defs = []
+    if not defs:
+        return fail("ex06_criteria_undefined")
+    criteria = ev.inputs["PROMOTION_CRITERIA"]
+    cases = hidden_criteria_cases(criteria)
+    try:
+        proc = _fresh_python(ev, CRITERIA_RUNNER, json.dumps(criteria), json.dumps([c for c, _ in cases]),
+                            stdin=ast.unparse(defs[0]), timeout=30)
+        decided = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        return fail("ex06_criteria_crashed")
+    wrong = [c for (c, want), got in zip(cases, decided) if want != got]
+    if wrong:
+        return fail("ex06_criteria_wrong", wrong=len(wrong), total=len(cases))
+    return ok()

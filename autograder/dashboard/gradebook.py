@@ -1,0 +1,45 @@
+"""The class's results in nbgrader's own gradebook (SQLite), so nbgrader's tools can read them.
+
+Idempotent: students, submissions and grades are updated in place, so regrading a
+student and writing again replaces their scores and never duplicates them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
+
+from coursegrader.config import load_course
+
+
+def _utc_naive(when: dt.datetime | None) -> dt.datetime | None:
+    return when.astimezone(dt.timezone.utc).replace(tzinfo=None) if when else None
+
+
+def write_gradebook(results, db_path: Path, deadline: dt.datetime) -> None:
+    course = load_course()
+    exercises = sorted({ex for r in results for ex in r.grade["exercises"]})
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{Path(db_path).resolve()}") as gb:
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader's own autoflush notices
+        for ex_id in exercises:
+            exercise = course.exercises[ex_id]
+            gb.update_or_create_assignment(ex_id, duedate=_utc_naive(deadline))
+            try:
+                gb.find_notebook(exercise.notebook_name, ex_id)
+            except MissingEntry:
+                gb.add_notebook(exercise.notebook_name, ex_id)
+            for cell in exercise.cells:
+                gb.update_or_create_grade_cell(cell.grade_id, exercise.notebook_name, ex_id, max_score=cell.points,
+                                               cell_type="code")
+        for r in results:
+            gb.update_or_create_student(r.student_id)
+            for ex_id, data in r.grade["exercises"].items():
+                gb.update_or_create_submission(ex_id, r.student_id, timestamp=_utc_naive(r.committed_at))
+                for check in data["checks"]:
+                    grade = gb.find_grade(check["id"], course.exercises[ex_id].notebook_name, ex_id, r.student_id)
+                    grade.auto_score = float(check["score"])
+                    grade.needs_manual_grade = False
+            gb.db.commit()

@@ -1,0 +1,136 @@
+"""What outside-the-kernel checks read.
+
+Trusted: the fixture server's request log (kept in the grader process) and the
+instructor's source notebook. Untrusted: claims, i.e. values the student's
+kernel reported; a check may use a claim only to compare it with trusted data.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+from coursegrader.config import Profile
+from coursegrader.fmapi.matchers import normalize_text
+from coursegrader.fmapi.server import CHAT_PATH, INVOCATIONS_PATH
+from coursegrader.grading.results import Verdict
+from coursegrader.notebook import graded_cells, literals_in  # noqa: F401 - literals_in: the checks' vocabulary
+from coursegrader.problems import wording
+
+CLAIM_MIMETYPE = "application/vnd.llmcourse.result+json"
+
+
+def ok(message: str = "OK") -> Verdict:
+    return Verdict(True, message)
+
+
+def fail(code: str, **fields) -> Verdict:
+    """A failed check: `code` names its wording in coursegrader/problems.py; `fields` fill in its placeholders."""
+    ja, _ = wording(code, **fields)
+    return Verdict(False, ja, code, fields)
+
+
+@dataclass
+class Exchange:
+    """One served chat request and its response."""
+    request: dict
+    response: dict
+    status: int
+    authorized: bool
+
+    @property
+    def messages(self) -> list[dict]:
+        return self.request.get("messages") or []
+
+    @property
+    def reply(self) -> dict:
+        choices = self.response.get("choices") or [{}]
+        return choices[0].get("message") or {}
+
+    @property
+    def schema_name(self) -> str | None:
+        rf = self.request.get("response_format") or {}
+        return (rf.get("json_schema") or {}).get("name")
+
+
+@dataclass
+class Evidence:
+    log: list[dict]
+    inputs: dict
+    source_literals: dict[str, dict]  # grade_id -> {name: literal}
+    claims: dict[str, dict] = field(default_factory=dict)  # grade_id -> {name: value}
+    chat_model: str = ""
+    profile: Profile | None = None
+    work_dir: Path | None = None  # where the student's notebook ran (its saved artifacts)
+    errors: dict[str, list] = field(default_factory=dict)  # grade_id -> [(ename, evalue)]: for messages only
+    adapter_dir: str | None = None  # ex06: the adapter the grader supplied to the kernel
+    notebook: object = None  # the graded notebook as nbgrader wrote it (never a file the kernel wrote)
+    sandboxed: bool = True  # run student code the checks start (ex06) in the sandbox
+    memo: dict = field(default_factory=dict, repr=False)  # checks' shared lookups (e.g. the MLflow runs)
+
+    @cached_property
+    def exchanges(self) -> list[Exchange]:
+        """The served chat requests, parsed from the log once."""
+        out = []
+        for e in self.log:
+            path = e.get("path", "")
+            if e.get("method") == "POST" and (path == CHAT_PATH or INVOCATIONS_PATH.match(path)) and e.get("request"):
+                out.append(Exchange(e["request"], e.get("response") or {}, e.get("status", 0), e.get("authorized", False)))
+        return out
+
+    def served(self, where: Callable[[Exchange], bool] = lambda x: True) -> list[Exchange]:
+        """Successful (HTTP 200) exchanges that satisfy `where`."""
+        return [x for x in self.exchanges if x.status == 200 and where(x)]
+
+    def claim(self, grade_id: str, name: str):
+        cell = self.claims.get(grade_id) or {}
+        if name not in cell:
+            raise KeyError(name)
+        return cell[name]
+
+
+def claim_matches(ev: "Evidence", grade_id: str, name: str, expected, /, mismatch: str | None = None,
+                  **fields) -> Verdict:
+    """Compare a value the kernel reported with one computed from trusted data.
+
+    For a dict, only the expected keys are compared (extra keys are allowed). A mismatch fails with
+    `fail(mismatch, **fields)`, or without `mismatch` with `claim_mismatch` (naming `expected`)."""
+    try:
+        claimed = ev.claim(grade_id, name)
+    except KeyError:
+        return fail("claim_missing", name=name, grade_id=grade_id)
+    if isinstance(expected, dict):
+        same = isinstance(claimed, dict) and all(claimed.get(k) == v for k, v in expected.items())
+    else:
+        same = claimed == expected
+    if not same:
+        return fail(mismatch, **fields) if mismatch else fail("claim_mismatch", name=name, expected=expected)
+    return ok()
+
+
+def same_messages(actual: list[dict], expected: list[tuple[str, str]]) -> bool:
+    """Role and normalised text equality for plain (non-tool) messages."""
+    if len(actual) != len(expected):
+        return False
+    return all(m.get("role") == r and normalize_text(m.get("content")) == normalize_text(t)
+               for m, (r, t) in zip(actual, expected))
+
+
+def claims_in(nb) -> dict[str, dict]:
+    """grade_id -> {name: value} reported by `report()` in that cell's outputs."""
+    claims: dict[str, dict] = {}
+    for grade_id, cell in graded_cells(nb):
+        if cell.get("cell_type") != "code":
+            continue
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}).get(CLAIM_MIMETYPE)
+            if isinstance(data, str):
+                try:
+                    data = json.loads(data)
+                except ValueError:
+                    continue
+            if isinstance(data, dict) and isinstance(data.get("name"), str):
+                claims.setdefault(grade_id, {})[data["name"]] = data.get("value")
+    return claims

@@ -1,0 +1,179 @@
+"""Course configuration: loads coursegrader/course.toml into typed objects (the one place for course facts)."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+SOURCE_DIR = REPO_ROOT / "source"
+RELEASE_DIR = REPO_ROOT / "release"
+FIXTURES_DIR = REPO_ROOT / "fixtures"
+CASSETTE_DIR = FIXTURES_DIR / "fmapi"
+SUBMISSIONS_DIR = FIXTURES_DIR / "submissions"
+COURSE_TOML = PACKAGE_DIR / "course.toml"
+
+
+@dataclass(frozen=True)
+class GradedCell:
+    grade_id: str
+    points: float
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AdapterSource:
+    """Where an exercise's LoRA adapter comes from: the exercise that saves it, the cell whose points
+    vouch for it, and the input naming its folder (course.toml `adapter_from`)."""
+    exercise: str
+    cell: str
+    input: str
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    title: str
+    cassette: str  # "" when the exercise makes no Foundation Model API calls
+    cells: tuple[GradedCell, ...]
+    cell_timeout_s: int | None = None  # overrides [grading] cell_timeout_s
+    adapter_from: AdapterSource | None = None  # the LoRA adapter this exercise evaluates
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.id}.ipynb"
+
+    @property
+    def notebook_name(self) -> str:
+        """The notebook's name without .ipynb, as nbgrader's gradebook keys it."""
+        return self.id
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.points for c in self.cells)
+
+    def cell(self, grade_id: str) -> GradedCell:
+        return next(c for c in self.cells if c.grade_id == grade_id)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    model_id: str
+    dataset: str
+    max_steps: int
+    learning_rate: float
+    max_new_tokens: int
+    min_gozaru_rate: float
+    min_gozaru_lift: float
+    bertscore_model: str
+    bertscore_layers: int
+    reference_adapter: str
+
+    def resolve(self, value: str) -> str:
+        """Repository-relative paths and `pkg:package/subdir` become absolute; hub IDs stay as they are."""
+        if value.startswith("pkg:"):
+            import importlib.util
+
+            package, _, sub = value[4:].partition("/")
+            spec = importlib.util.find_spec(package)
+            return str(Path(spec.submodule_search_locations[0]) / sub) if spec else value
+        path = REPO_ROOT / value
+        return str(path) if value and path.exists() else value
+
+    def reference_adapter_path(self) -> str | None:
+        """The adapter to evaluate when a student's own is unusable; None if the profile has none."""
+        return self.resolve(self.reference_adapter) if self.reference_adapter else None
+
+    def kernel_env(self, names: dict[str, str]) -> dict[str, str]:
+        env = {
+            names["profile"]: self.name,
+            names["model_id"]: self.resolve(self.model_id),
+            names["dataset"]: self.resolve(self.dataset),
+            names["max_steps"]: str(self.max_steps),
+            names["learning_rate"]: str(self.learning_rate),
+            names["max_new_tokens"]: str(self.max_new_tokens),
+            names["bertscore_model"]: self.resolve(self.bertscore_model),
+            names["bertscore_layers"]: str(self.bertscore_layers),
+        }
+        if self.name != "gpu":  # offline: never reach for the Hub
+            env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        return env
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    """ex06 during grading: the tracking store in the notebook's folder and the names it must use."""
+    tracking_uri: str
+    experiment: str
+    registered_model: str
+    metric_tolerance: float
+    load_timeout_s: int
+
+    def kernel_env(self) -> dict[str, str]:
+        return {"MLFLOW_TRACKING_URI": self.tracking_uri, "COURSE_EXPERIMENT": self.experiment,
+                "COURSE_REGISTERED_MODEL": self.registered_model}
+
+
+@dataclass(frozen=True)
+class Course:
+    title: str
+    chat_model: str
+    kernel: str
+    cell_timeout_s: int
+    exercise_timeout_s: int
+    redacted_host: str
+    workspace_id: str
+    exercises: dict[str, Exercise] = field(default_factory=dict)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    default_profile: str = "cpu"
+    profile_env: dict[str, str] = field(default_factory=dict)
+    deadline: str = ""
+    late_penalty_per_day: float = 0.0
+    late_penalty_max: float = 0.0
+    mlflow: MlflowSettings | None = None
+    sandbox: dict = field(default_factory=dict)
+
+    def profile(self, name: str | None = None) -> Profile:
+        return self.profiles[name or self.default_profile]
+
+
+def _parse(data: dict) -> Course:
+    exercises = {}
+    for ex_id, ex in data["exercises"].items():
+        cells = tuple(
+            GradedCell(gid, float(spec["points"]), tuple(spec.get("evidence", ())))
+            for gid, spec in ex["cells"].items()
+        )
+        adapter_from = AdapterSource(**ex["adapter_from"]) if "adapter_from" in ex else None
+        exercises[ex_id] = Exercise(ex_id, ex["title"], ex.get("cassette", ""), cells, ex.get("cell_timeout_s"),
+                                    adapter_from)
+    return Course(
+        title=data["course"]["title"],
+        chat_model=data["course"]["chat_model"],
+        kernel=data["course"]["kernel"],
+        cell_timeout_s=int(data["grading"]["cell_timeout_s"]),
+        exercise_timeout_s=int(data["grading"]["exercise_timeout_s"]),
+        redacted_host=data["fixture_server"]["redacted_host"],
+        workspace_id=str(data["fixture_server"]["workspace_id"]),
+        exercises=exercises,
+        profiles={
+            name: Profile(name=name, **{k: spec[k] for k in Profile.__dataclass_fields__ if k != "name"})
+            for name, spec in data["profiles"].items() if isinstance(spec, dict)
+        },
+        default_profile=data["profiles"]["default"],
+        profile_env=dict(data["profile_env"]),
+        deadline=data["course"]["deadline"],
+        late_penalty_per_day=float(data["course"]["late_penalty_per_day"]),
+        late_penalty_max=float(data["course"]["late_penalty_max"]),
+        mlflow=MlflowSettings(**data["mlflow"]),
+        sandbox=dict(data["sandbox"]),
+    )
+
+
+@lru_cache(maxsize=None)
+def load_course(path: Path = COURSE_TOML) -> Course:
+    with open(path, "rb") as fh:
+        return _parse(tomllib.load(fh))

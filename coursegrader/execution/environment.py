@@ -1,0 +1,46 @@
+"""What a student kernel's environment holds: PATH and locale, a private HOME, the course's settings; no secrets."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..config import Profile, load_course
+
+# Only these variables of the grader's environment reach a student kernel (no tokens:
+# the official workflow prefetches the gpu profile's model into HF_HOME, then grades offline).
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "HF_HOME", "HF_HUB_OFFLINE")
+ADAPTER_ENV = "COURSE_ADAPTER_DIR"  # ex06: the LoRA adapter to evaluate
+
+
+def our_tools_first(path: str | None) -> str:
+    """PATH with this environment's bin first: nbgrader runs `alembic`, found on PATH, and a grader
+    started as <venv>/bin/python without that folder on PATH must still find ours."""
+    return os.pathsep.join(filter(None, (os.path.dirname(sys.executable), path)))
+
+
+def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
+    """A kernel environment with no secrets: PATH and locale, a private HOME, plus `extra`."""
+    env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+    env["PATH"] = our_tools_first(env.get("PATH"))
+    env.update(
+        HOME=str(home),
+        PYTHONHASHSEED="0",
+        PYTHONDONTWRITEBYTECODE="1",
+        MPLBACKEND="Agg",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        TRANSFORMERS_VERBOSITY="error",
+    )
+    env.update(extra)
+    return env
+
+
+def course_kernel_env(server_env: dict[str, str], home: Path, profile: Profile,
+                      adapter_dir: str | None = None) -> dict[str, str]:
+    """The kernel environment for a course notebook: fixture server, model profile, MLflow store,
+    and the adapter to evaluate, only for an exercise that evaluates one."""
+    course = load_course()
+    env = {**server_env, **profile.kernel_env(course.profile_env), **course.mlflow.kernel_env()}
+    if adapter_dir:
+        env[ADAPTER_ENV] = adapter_dir
+    return kernel_env(env, home)

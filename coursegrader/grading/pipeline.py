@@ -1,0 +1,263 @@
+"""grade: one submission, exercise by exercise, as a pipeline of small steps.
+
+Each step does one job on an ExerciseRun and may stop the run with a fatal
+Problem; a stopped exercise scores 0 and the next exercise is still graded.
+
+  load_submission     read <submission>/<ex>/<ex>.ipynb (no links, FIFOs or devices)
+  restore_cells       put back deleted / edited protected cells
+  autograde           nbgrader autograde (hidden tests restored) with the fixture server; the
+                      kernel runs in the sandbox (official tier)
+  distrust_outputs    remove links and special files the kernel left in its work folder
+  note_execution      report timeouts, kernel deaths and sandbox limits seen in the outputs
+  verify_evidence     the tier's outside-the-kernel checks (official tier only)
+  award_points        a cell's points count only if its test and its evidence pass
+
+The tier (tier.py) says where nbgrader's source notebooks come from and who verifies evidence.
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+from ..config import CASSETTE_DIR, RELEASE_DIR, Exercise, Profile, load_course
+from ..execution.environment import course_kernel_env
+from ..execution.nbgrader_course import (AutogradeFailed, AutogradeTimeout, GraderUnavailable, KernelPlace,
+                                         NbgraderCourse, preflight)
+from ..execution.resilient_execute import KERNEL_DIED, NOT_RUN
+from ..fmapi import FixtureServer
+from ..fmapi.persister import load_cassettes
+from ..notebook import error_outputs, grade_id
+from ..problems import Problem, is_listed, limit_problems, problem
+from ..sandbox.policy import profile_paths
+from .handoff import AdapterHandoff
+from .results import CheckResult, ExerciseRun, SubmissionGrade, Verdict
+from .submission import find_notebook, load_notebook, restore_protected_cells
+from .tier import FEEDBACK, Tier
+from .untrusted import remove_unsafe, unsafe_entries
+
+TIMEOUT_ENAME = "CellTimeoutError"
+
+
+# -- steps ---------------------------------------------------------------
+
+def load_submission(run: ExerciseRun) -> None:
+    unsafe = unsafe_entries(run.submission_dir / run.exercise.id)
+    if unsafe:
+        run.problems.append(problem("submission_link", entries=_entries(unsafe)))
+        return
+    path = find_notebook(run.submission_dir, run.exercise.id, run.exercise.notebook)
+    run.student_nb, found = load_notebook(path)
+    if found:
+        run.problems.append(found)
+
+
+def _entries(found: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{path} ({kind})" for path, kind in found[:5]) + (" …" if len(found) > 5 else "")
+
+
+def restore_cells(run: ExerciseRun) -> None:
+    run.student_nb, found = restore_protected_cells(run.student_nb, run.release_nb)
+    run.problems.extend(found)
+
+
+def autograde(run: ExerciseRun) -> None:
+    course = load_course()
+    readable = profile_paths(run.profile) + ([Path(run.adapter_dir)] if run.adapter_dir else [])
+    kernel = KernelPlace(run.work_dir / "run", run.sandboxed, readable)
+    course_dir = NbgraderCourse(run.work_dir / "course", run.exercise, run.source_nb, run.cell_timeout_s, kernel)
+    with FixtureServer(cassettes=run.cassettes) as server:
+        kernel.connect(server)
+        env = course_kernel_env(server.env(), kernel.home, run.profile, run.adapter_dir)
+        try:
+            run.autograded = course_dir.autograde(run.student_nb, env, course.exercise_timeout_s, run.render_feedback)
+        except AutogradeTimeout:
+            run.problems.append(problem("grading_timeout", seconds=course.exercise_timeout_s))
+        except AutogradeFailed as err:
+            run.problems.append(problem("autograde_failed", detail=str(err)))
+        finally:
+            run.log = server.log.snapshot()
+
+
+def distrust_outputs(run: ExerciseRun) -> None:
+    """Nothing the grader reads later may lead out of the work folder: links and special files go."""
+    removed = remove_unsafe(run.autograded.work_dir)
+    if removed:
+        run.problems.append(problem("work_link", entries=_entries(removed)))
+
+
+def note_execution(run: ExerciseRun) -> None:
+    timed_out, died, errors = [], [], {}
+    for cell in run.autograded.notebook.cells:
+        gid = grade_id(cell) or cell.get("id", "?")
+        errors[gid] = error_outputs(cell)
+        enames = {ename for ename, _ in errors[gid]}
+        if TIMEOUT_ENAME in enames:
+            timed_out.append(gid)
+        if KERNEL_DIED in enames:
+            died.append(gid)
+    if timed_out:
+        run.problems.append(problem("cell_timeout", cells=", ".join(timed_out), seconds=run.cell_timeout_s))
+    if died:
+        run.problems.append(problem("kernel_died", cell=died[0]))
+    run.problems.extend(limit_problems(errors))
+
+
+def verify_evidence(run: ExerciseRun) -> None:
+    if not run.tier.verifies_evidence:
+        return
+    run.verdicts = run.tier.verify(run)
+    listed = {v.code: v.fields for v in run.verdicts.values() if not v.passed and v.code and is_listed(v.code)}
+    for code, fields in listed.items():
+        run.problems.append(problem(code, **fields))
+
+
+def award_points(run: ExerciseRun) -> None:
+    run.checks = [_cell_result(run, cell) for cell in run.exercise.cells]
+    unconfirmed = [c.id for c in run.checks if c.test["passed"] and not c.passed]
+    if unconfirmed:
+        run.problems.append(problem("tests_unconfirmed", cells=", ".join(unconfirmed)))
+
+
+STEPS = (load_submission, restore_cells, autograde, distrust_outputs, note_execution, verify_evidence, award_points)
+
+
+# -- one cell's points and message --------------------------------------------
+
+def _test_message(errors: list[tuple[str, str]]) -> str:
+    ename, evalue = errors[0]
+    if ename == TIMEOUT_ENAME:
+        return "テストセルが制限時間内に終わりませんでした。"
+    if ename in (KERNEL_DIED, NOT_RUN):
+        return "カーネルが停止したため、このテストは実行されませんでした。"
+    if ename == "NotImplementedError":
+        return "まだ実装されていません（NotImplementedError）。"
+    return f"テストが失敗しました: {ename}: {evalue}".strip().rstrip(":")
+
+
+def _first_line(text: str, limit: int = 400) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "…"
+
+
+def _failed_test_message(run: ExerciseRun, result) -> str:
+    """Why a test failed, naming the implementation cell above it when that cell raised."""
+    cause = run.autograded.errors_before(result.grade_id)
+    if cause and cause[0][1] not in (KERNEL_DIED, NOT_RUN):
+        where, ename, evalue = cause[0]
+        if ename == "NotImplementedError":
+            return f"実装セル {where} がまだ実装されていません（NotImplementedError）。"
+        return f"実装セル {where} でエラーが発生しました: {ename}: {_first_line(evalue)}"
+    return _test_message(result.errors or [("AssertionError", "")])
+
+
+def _evidence_of(run: ExerciseRun, cell) -> tuple[list[dict], bool]:
+    """The cell's evidence verdicts as reported, and whether every required one was given."""
+    required = cell.evidence if run.tier.verifies_evidence else ()
+    given: list[tuple[str, Verdict]] = [(n, run.verdicts[n]) for n in required if n in run.verdicts]
+    return [{"id": n, "passed": v.passed, "message": v.message} for n, v in given], len(given) == len(required)
+
+
+def _cell_result(run: ExerciseRun, cell) -> CheckResult:
+    result = run.autograded.cells.get(cell.grade_id) if run.autograded else None
+    evidence, complete = _evidence_of(run, cell)
+    test = {"passed": bool(result and result.passed),
+            "error": f"{result.errors[0][0]}: {result.errors[0][1]}" if result and result.errors else None}
+    failed_evidence = [e for e in evidence if not e["passed"]]
+    if result is None:
+        message = "このセルは採点されませんでした。"
+    elif not result.passed:
+        message = _failed_test_message(run, result)
+    elif failed_evidence:
+        message = failed_evidence[0]["message"]
+    else:
+        notes = [e["message"] for e in evidence if e["message"] != "OK"]  # e.g. the measured gozaru rate
+        message = run.tier.passed_message + "".join(f"（{n}）" for n in notes)
+    passed = test["passed"] and not failed_evidence and complete
+    return CheckResult(cell.grade_id, cell.points if passed else 0.0, cell.points, passed, message, test, evidence)
+
+
+def _unscored(cell, problems: list[Problem]) -> CheckResult:
+    reason = next(p.message_ja for p in problems if p.fatal)
+    return CheckResult(cell.grade_id, 0.0, cell.points, False, reason, {"passed": False, "error": None}, [])
+
+
+# -- one exercise, one submission ---------------------------------------------
+
+def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes, *, tier: Tier,
+                   profile: Profile, sandbox: bool, cell_timeout_s: int | None = None,
+                   adapter: tuple[str | None, str | None] = (None, None), render_feedback: bool = True) -> ExerciseRun:
+    """adapter: (the folder this exercise evaluates, the problem code saying where it came from)."""
+    adapter_dir, adapter_note = adapter
+    run = ExerciseRun(
+        exercise=exercise,
+        submission_dir=Path(submission_dir),
+        work_dir=work_dir,
+        source_nb=nbformat.read(tier.source_notebook(exercise), as_version=4),
+        release_nb=nbformat.read(RELEASE_DIR / exercise.id / exercise.notebook, as_version=4),
+        cassettes=cassettes,
+        cell_timeout_s=cell_timeout_s or exercise.cell_timeout_s or load_course().cell_timeout_s,
+        profile=profile,
+        tier=tier,
+        sandboxed=sandbox,
+        adapter_dir=adapter_dir,
+        render_feedback=render_feedback,
+    )
+    if adapter_note:
+        run.problems.append(problem(adapter_note))
+    for step in STEPS:
+        if run.stopped:
+            break
+        try:
+            step(run)
+        except GraderUnavailable:
+            raise  # the grader cannot grade anything here: no report of zeros
+        except Exception as err:  # noqa: BLE001 - one exercise's failure must not stop the others
+            run.problems.append(problem("grader_error", detail=f"{step.__name__}: {type(err).__name__}: {err}"))
+            traceback.print_exc()
+    if run.stopped:
+        run.checks = [_unscored(cell, run.problems) for cell in exercise.cells]
+    return run
+
+
+def gradable_exercises(requested=None, tier: Tier = FEEDBACK) -> list[Exercise]:
+    course = load_course()
+    ids = requested or [e for e in course.exercises if (tier.source_dir / e).is_dir()]
+    unknown = [e for e in ids if e not in course.exercises]
+    if unknown:
+        raise ValueError(f"unknown exercise(s): {', '.join(unknown)}")
+    return [course.exercises[e] for e in ids]
+
+
+def grade_submission(submission_dir: Path, exercises=None, *, tier: Tier = FEEDBACK, profile: Profile | None = None,
+                     cell_timeout_s: int | None = None, sandbox: bool | None = None,
+                     on_graded: Callable[[ExerciseRun], None] | None = None,
+                     render_feedback: bool = True) -> SubmissionGrade:
+    """Grade every requested exercise of one student's repository; never raises for bad input.
+
+    sandbox: None means the tier's default. The sandboxed grader refuses to start when the sandbox
+    is unavailable, and any grader when the kernel cannot start (GraderUnavailable): it never grades
+    notebooks it could not run. on_graded(run) is called while the run's work folder still exists
+    (the caller keeps what it wants of it: feedback HTML, the MLflow store, the request log);
+    render_feedback=False skips the feedback HTML nobody will read.
+    """
+    sandbox = tier.sandboxed if sandbox is None else sandbox
+    profile = profile or load_course().profile()
+    preflight(sandbox)
+    cassettes = load_cassettes(CASSETTE_DIR)  # loaded once, before any student code runs
+    runs = []
+    with AdapterHandoff(profile) as handoff:
+        for exercise in gradable_exercises(exercises, tier):
+            with tempfile.TemporaryDirectory(prefix=f"grade-{exercise.id}-", ignore_cleanup_errors=True) as work:
+                run = grade_exercise(exercise, submission_dir, Path(work), copy.deepcopy(cassettes), tier=tier,
+                                     profile=profile, sandbox=sandbox, cell_timeout_s=cell_timeout_s,
+                                     adapter=handoff.adapter_for(exercise), render_feedback=render_feedback)
+                handoff.keep_from(run)
+                if on_graded:
+                    on_graded(run)
+                runs.append(run)
+    return SubmissionGrade(Path(submission_dir), runs, tier, sandbox)

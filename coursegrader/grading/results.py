@@ -1,0 +1,92 @@
+"""What grading produces: verdicts of evidence checks, per-cell results, exercise runs, the submission's grade.
+
+The pipeline fills these in; reports and exports only read them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import nbformat
+
+from ..config import Exercise, Profile
+from ..problems import Problem
+
+if TYPE_CHECKING:
+    from ..execution.nbgrader_course import AutogradeResult
+    from .tier import Tier
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An evidence check's answer. A failure names its problems.py code and the fields of its text;
+    a code that is also an exercise-level problem is listed in the report's problems too."""
+    passed: bool
+    message: str  # Japanese, shown to the student on the cell
+    code: str | None = None
+    fields: dict = field(default_factory=dict)
+
+
+@dataclass
+class CheckResult:
+    id: str
+    score: float
+    max_score: float
+    passed: bool
+    message: str
+    test: dict
+    evidence: list[dict]
+
+    def to_json(self) -> dict:
+        return self.__dict__.copy()
+
+
+@dataclass
+class ExerciseRun:
+    """One exercise of one submission, as the pipeline's steps fill it in."""
+    exercise: Exercise
+    submission_dir: Path
+    work_dir: Path
+    source_nb: nbformat.NotebookNode
+    release_nb: nbformat.NotebookNode
+    cassettes: list
+    cell_timeout_s: int
+    profile: Profile
+    tier: "Tier"
+    sandboxed: bool = True  # student code runs in the sandbox (False only with --no-sandbox or the feedback tier)
+    adapter_dir: str | None = None  # the LoRA adapter this exercise evaluates (exercise.adapter_from)
+    render_feedback: bool = True  # nbgrader's feedback HTML, where someone reads it
+    student_nb: nbformat.NotebookNode | None = None
+    problems: list[Problem] = field(default_factory=list)
+    autograded: "AutogradeResult | None" = None
+    log: list[dict] = field(default_factory=list)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def stopped(self) -> bool:
+        return any(p.fatal for p in self.problems)
+
+    @property
+    def score(self) -> float:
+        return sum(c.score for c in self.checks)
+
+    def check(self, grade_id: str) -> CheckResult | None:
+        return next((c for c in self.checks if c.id == grade_id), None)
+
+
+@dataclass
+class SubmissionGrade:
+    submission: Path
+    runs: list[ExerciseRun]
+    tier: "Tier"
+    sandbox: bool = True
+
+    @property
+    def score(self) -> float:
+        return sum(r.score for r in self.runs)
+
+    @property
+    def max_score(self) -> float:
+        return sum(r.exercise.max_score for r in self.runs)

@@ -1,0 +1,349 @@
+"""Problems with a submission and failures of evidence checks, each named by a code and worded in
+Japanese and English: the one place for the wording.
+
+`_TEXT` holds the exercise-level problems (listed in the report, see `problem`); `CHECK_FAILURES`
+holds the reasons an evidence check fails a cell that are not listed as problems. A check's
+`fail(code, **fields)` takes its code from either table (`wording`); `docs/problem-codes.md` is
+generated from both (`render_problem_codes_doc`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .config import REPO_ROOT, load_course
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message_ja: str
+    message_en: str
+    fatal: bool  # True: the exercise could not be graded (score 0)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+_TEXT = {
+    "notebook_missing": (True, "ノートブック {path} が見つかりません。ファイル名と場所を変えずに提出してください。",
+                         "Notebook {path} is missing. Submit it under its original name and folder."),
+    "notebook_malformed": (True, "ノートブック {path} を読み込めません（壊れた .ipynb です）: {detail}",
+                           "Notebook {path} could not be read (malformed .ipynb): {detail}"),
+    "cell_restored": (False, "削除されていた保護セル {cells} を元に戻して採点しました。",
+                      "Deleted protected cells {cells} were restored before grading."),
+    "cell_edited": (False, "編集されていた保護セル {cells} を元の内容に戻して採点しました（編集による得点はありません）。",
+                    "Edited protected cells {cells} were reset to their original content before grading."),
+    "cell_timeout": (False, "セル {cells} が制限時間（{seconds} 秒）内に終わらなかったため中断しました。無限ループがないか確認してください。",
+                     "Cells {cells} did not finish within {seconds} s and were interrupted. Look for an infinite loop."),
+    "kernel_died": (False, "実行中にカーネルが停止しました（セル {cell}）。それ以降のセルは実行されず 0 点です。",
+                    "The kernel died while running cell {cell}; the cells after it did not run and score 0."),
+    "tests_unconfirmed": (False, "カーネル内のテストは通りましたが、API の記録などで裏付けられなかったため得点にならないセルがあります: {cells}",
+                          "Tests passed inside the kernel but were not confirmed from outside it, so they score 0: {cells}"),
+    # No fields: the ex05 -> ex06 handoff names it too (grading/handoff.py).
+    "adapter_missing": (False, "LoRA アダプタが保存されていません（ADAPTER_DIR のフォルダに adapter_config.json がありません）。",
+                        "The LoRA adapter was not saved (there is no adapter_config.json in the ADAPTER_DIR folder)."),
+    "adapter_mismatch": (False, "保存された LoRA アダプタが別のベースモデル用です（形が合いません）: {error}",
+                         "The saved LoRA adapter was trained on another base model (shape mismatch): {error}"),
+    "adapter_invalid": (False, "保存された LoRA アダプタをベースモデルに読み込めません（別のモデルで学習したアダプタではありませんか）: {error}",
+                        "The saved LoRA adapter cannot be loaded on the base model (was it trained on another model?): {error}"),
+    "adapter_not_safetensors": (False, "アダプタの重みが adapter_model.safetensors として保存されていません（save_pretrained の既定の形式で保存してください）。",
+                                "The adapter weights were not saved as adapter_model.safetensors (save them in save_pretrained's default format)."),
+    "target_modules_missing": (False, "LoraConfig の target_modules に、モデルに存在しない層の名前が指定されています（Gemma 3 では q_proj, v_proj など）。",
+                               "LoraConfig.target_modules names layers the model does not have (for Gemma 3: q_proj, v_proj, ...)."),
+    "loss_nan": (False, "学習の損失が NaN / inf になりました（損失か保存されたアダプタの重みに NaN / inf があります）。学習率などを確認してください。",
+                 "The training loss became NaN or inf (the loss or the saved adapter weights are not finite). Check the learning rate and other settings."),
+    "reference_adapter_used": (False, "Exercise 5 のアダプタを使えなかった（同時に採点していない・保存されていない・不正）ため、Exercise 6 は参照用アダプタで採点しました（Exercise 6 の得点には影響しません）。",
+                               "No usable Exercise 5 adapter (not graded together, not saved, or invalid): Exercise 6 was graded with the reference adapter."),
+    "mlflow_store_missing": (False, "MLflow の記録（トラッキングストア {store}）が見つかりません。run を記録してください。",
+                             "No MLflow tracking store ({store}) was found. Log the runs."),
+    "mlflow_no_runs": (False, "MLflow に run が 1 つも記録されていません。", "No MLflow runs were logged."),
+    "mlflow_wrong_experiment": (False, "指定の MLflow 実験 {experiment} に run がなく、別の実験（{found}）に記録されています（EXPERIMENT_NAME を使ってください）。",
+                                "No runs in the expected MLflow experiment {experiment}; they were logged to another one ({found}). Use EXPERIMENT_NAME."),
+    "mlflow_invalid_metric": (False, "MLflow のメトリクスに欠け・NaN・範囲外の値があります: {metrics}",
+                              "MLflow metrics are missing, NaN or out of range: {metrics}"),
+    "registry_failed": (False, "モデルレジストリへの登録、エイリアス champion の設定、またはモデルの読み込みができていません"
+                               "（登録モデル {model}。ステージではなくエイリアスを使います）: {detail}",
+                        "Registering the model, setting the champion alias or loading the model failed "
+                        "(registered model {model}; use an alias, not a stage): {detail}"),
+    "submission_link": (True, "提出物に、シンボリックリンク・ハードリンク・FIFO・デバイスなど通常のファイルでないものがあります（{entries}）。採点できないため 0 点です。通常のファイルとして提出してください。",
+                        "The submission contains links or special files ({entries}); they are refused and this exercise scores 0. Submit plain files."),
+    "work_link": (False, "ノートブックが作ったリンクや特殊ファイル、作業フォルダの外を指す保存先（{entries}）は、採点では読みませんでした。",
+                  "Links, special files or storage locations outside the work folder that the notebook created ({entries}) "
+                  "were not read by the grader."),
+    "memory_limit": (False, "セル {cells} がメモリの上限（{memory_mb} MB）を超えました。",
+                     "Cells {cells} exceeded the memory limit ({memory_mb} MB)."),
+    "process_limit": (False, "セル {cells} がプロセス・スレッド数の上限（{processes}）に達しました。",
+                      "Cells {cells} reached the limit on processes and threads ({processes})."),
+    "file_size_limit": (False, "セル {cells} がファイルサイズの上限（{file_size_mb} MB）を超えて書き込もうとしました。",
+                        "Cells {cells} tried to write a file larger than the limit ({file_size_mb} MB)."),
+    "network_blocked": (False, "セル {cells} が採点用 API サーバー以外へ接続しようとしました。採点環境では外部に接続できません。",
+                        "Cells {cells} tried to reach the network beyond the grading API server, which the grader does not allow."),
+    "sandbox_denied": (False, "セル {cells} が、採点環境で許されていない場所（作業フォルダの外）へのアクセスや操作をしようとしました。",
+                       "Cells {cells} tried to access or change something outside their work folder, which the grader does not allow."),
+    "grading_timeout": (True, "この演習の採点が制限時間（{seconds} 秒）を超えたため打ち切りました。",
+                        "Grading this exercise exceeded {seconds} s and was stopped."),
+    "autograde_failed": (True, "採点ツール（nbgrader）がこのノートブックを採点できませんでした: {detail}",
+                         "nbgrader could not autograde this notebook: {detail}"),
+    "grader_error": (True, "採点システム内部のエラーです。TA に連絡してください: {detail}",
+                     "Internal grader error; please contact a TA: {detail}"),
+}
+
+
+
+
+# Why an evidence check failed a cell, when that is not an exercise-level problem: code -> (ja, en).
+# A check returns `fail(code, **fields)` (autograder/evidence.py); a code is in this table or in `_TEXT`, never both.
+CHECK_FAILURES: dict[str, tuple[str, str]] = {
+    # shared
+    "claim_missing": ("{name} が記録されていません（セル {grade_id} まで実行されたか確認してください）。",
+                      "{name} was not reported (check that the notebook ran up to cell {grade_id})."),
+    "claim_mismatch": ("{name} が API の記録から計算した値と一致しません。期待値: {expected}",
+                       "{name} does not match the value computed from the API log. Expected: {expected}"),
+    "check_crashed": ("記録を検証できませんでした（{error_type}: {error}）",
+                      "The evidence could not be checked ({error_type}: {error})"),
+    # ex01 Chat Completion
+    "ex01_no_authorized_request": (
+        "Foundation Model API への認証済みリクエストが記録されていません。"
+        "WorkspaceClient().serving_endpoints.get_open_ai_client() で作成した client を使ってください。",
+        "No authenticated request to the Foundation Model API was logged. "
+        "Use the client created with WorkspaceClient().serving_endpoints.get_open_ai_client()."),
+    "ex01_qa_request_missing": ("QA_QUESTION だけを user メッセージとして送ったリクエストが見つかりません。",
+                                "No request was found that sent QA_QUESTION alone as the user message."),
+    "ex01_wrong_model": ("model には MODEL_NAME（{model}）を指定してください。",
+                         "Set model to MODEL_NAME ({model})."),
+    "ex01_system_prompt_missing": ("先頭に SYSTEM_PROMPT の system メッセージを置いたリクエストが見つかりません。",
+                                   "No request was found that starts with SYSTEM_PROMPT as a system message."),
+    "ex01_baseline_request_missing": ("比較用の、システムプロンプトなしのリクエストが見つかりません。",
+                                      "The request without a system prompt, for comparison, was not found."),
+    "ex01_temperature_trials": ("temperature={temperature} のリクエストが {count} 回しか記録されていません（{trials} 回必要）。",
+                                "Only {count} requests with temperature={temperature} were logged ({trials} needed)."),
+    "ex01_history_missing": ("{turn} ターン目のリクエストに、それまでの会話履歴（system と過去の user / assistant）が含まれていません。",
+                             "The request of turn {turn} does not contain the conversation so far "
+                             "(the system message and the earlier user / assistant messages)."),
+    "ex01_usage_requests_missing": ("USAGE_QUESTIONS の各質問を送ったリクエストが揃っていません。",
+                                    "Not every question in USAGE_QUESTIONS was sent in a request."),
+    # ex02 Structured Outputs
+    "ex02_schema_not_sent": ("スキーマ名 {schema}・strict: true のリクエストが成功していません。",
+                             "No request with schema name {schema} and strict: true succeeded."),
+    "ex02_rating_not_integer": ("送信したスキーマの rating が integer ではありません。",
+                                "In the schema you sent, rating is not an integer."),
+    "ex02_product_name_not_string": ("送信したスキーマの product_name が string ではありません。",
+                                     "In the schema you sent, product_name is not a string."),
+    "ex02_sentiment_not_enum": ("送信したスキーマの sentiment が positive / negative / neutral の enum ではありません。",
+                                "In the schema you sent, sentiment is not the enum positive / negative / neutral."),
+    "ex02_fields_not_required": ("送信したスキーマで3つのフィールドが required になっていません。",
+                                 "The schema you sent does not list the three fields as required."),
+    "ex02_detailed_features": ("送信した detailed_review スキーマが仕様と違います: features は name と opinion を持つオブジェクトのリスト",
+                               "The detailed_review schema you sent does not match the specification: "
+                               "features is a list of objects with name and opinion"),
+    "ex02_detailed_would_recommend": ("送信した detailed_review スキーマが仕様と違います: would_recommend は boolean",
+                                      "The detailed_review schema you sent does not match the specification: "
+                                      "would_recommend is a boolean"),
+    "ex02_detailed_category": ("送信した detailed_review スキーマが仕様と違います: category は5値の enum",
+                               "The detailed_review schema you sent does not match the specification: "
+                               "category is an enum of five values"),
+    "ex02_detailed_string_list": ("送信した detailed_review スキーマが仕様と違います: {key} は文字列のリスト",
+                                  "The detailed_review schema you sent does not match the specification: "
+                                  "{key} is a list of strings"),
+    "ex02_batch_requests_missing": ("REVIEWS のすべてのレビューについて detailed_review のリクエストが成功していません。",
+                                    "The detailed_review request did not succeed for every review in REVIEWS."),
+    "ex02_batch_incomplete": ("集計の元になる一括分析のリクエストが揃っていません。",
+                              "The batch analysis requests that the summary is built from are incomplete."),
+    "ex02_validation_mismatch": ("validate_review の結果が、隠しテストの {count} 件のルール判定と一致しません。",
+                                 "The results of validate_review do not match the rule decisions of the {count} hidden test cases."),
+    "ex02_rating_description": ("rating の description に、取り除いた制約（minimum=1, maximum=5）が書かれていません。",
+                                "The description of rating does not state the removed constraints (minimum=1, maximum=5)."),
+    # ex03 Function Calling
+    "ex03_no_tool_request": ("「{question}」について、tools 付きの最初のリクエストが成功していません。",
+                             "For “{question}”, the first request with tools did not succeed."),
+    "ex03_no_tool_result": ("「{question}」について、ツールの実行結果（tool メッセージ）を送り返したリクエストがありません。",
+                            "For “{question}”, no request sent the tool results (tool messages) back."),
+    "ex03_assistant_tool_calls_missing": (
+        "tool メッセージの前に、モデルが返した tool_calls をそのまま含む assistant メッセージを送ってください。",
+        "Before the tool messages, send an assistant message that contains the tool_calls the model returned, unchanged."),
+    "ex03_tool_call_id_mismatch": ("各 tool_call に対して、同じ id を tool_call_id に持つ tool メッセージを1つずつ送ってください。",
+                                   "For each tool_call, send one tool message whose tool_call_id is that call's id."),
+    "ex03_tool_content_not_json": ("tool メッセージの content は JSON 文字列にしてください（json.dumps）。",
+                                   "Make the content of a tool message a JSON string (json.dumps)."),
+    "ex03_no_final_answer": ("ツール結果を送った後の最終回答が得られていません。",
+                             "No final answer was received after sending the tool results."),
+    "ex03_no_tools_sent": ("tools を付けたリクエストが成功していません。",
+                           "No request with tools succeeded."),
+    "ex03_tool_names": ("送信したツール名が仕様と違います: {names}",
+                        "The tool names you sent do not match the specification: {names}"),
+    "ex03_tool_parameters": ("{tool} の parameters（type: object / required）が仕様と違います。",
+                             "The parameters of {tool} (type: object / required) do not match the specification."),
+    "ex03_argument_type": ("{tool} の引数 {argument} の型は {type} にしてください。",
+                           "Make the type of argument {argument} of {tool} {type}."),
+    "ex03_argument_enum": ("{tool} の引数 {argument} の enum は {values} にしてください。",
+                           "Make the enum of argument {argument} of {tool} {values}."),
+    "ex03_tool_result_wrong": ("{tool} の実行結果が正しくありません。期待値: {expected}",
+                               "The result of {tool} is wrong. Expected: {expected}"),
+    "ex03_no_tool_results": ("ツールの実行結果を送ったリクエストが記録されていません。",
+                             "No request that sent tool results was logged."),
+    "ex03_tools_not_distinct": ("3つの質問で、それぞれ別のツールが使われていません。",
+                                "The three questions did not each use a different tool."),
+    "ex03_tool_choice_missing": ("tool_choice={tool_choice} のリクエストが成功していません。",
+                                 "No request with tool_choice={tool_choice} succeeded."),
+    # ex04 local inference
+    "ex04_model_mismatch": ("読み込んだモデルが MODEL_ID のモデルと一致しません（期待: {expected}）。",
+                            "The loaded model is not the model of MODEL_ID (expected: {expected})."),
+    "ex04_prompt_mismatch": ("qa_prompt がチャットテンプレート（add_generation_prompt=True）の出力と一致しません。",
+                             "qa_prompt does not match the output of the chat template (add_generation_prompt=True)."),
+    "ex04_greedy_mismatch": ("qa_answer が、貪欲法で生成して新しいトークンだけをデコードした結果と一致しません。",
+                             "qa_answer does not match greedy generation with only the new tokens decoded."),
+    "ex04_pipeline_mismatch": ("pipeline_answer が貪欲法の生成結果と一致しません（return_full_text=False を確認）。",
+                               "pipeline_answer does not match greedy generation (check return_full_text=False)."),
+    "ex04_multi_turn_mismatch": ("followup_answer が、最初の回答を含む会話履歴から生成した結果と一致しません。",
+                                 "followup_answer does not match generation from the conversation history including the first answer."),
+    "ex04_task_answers_mismatch": ("task_answers がプロンプトごとの貪欲法の生成結果と一致しません。",
+                                   "task_answers does not match greedy generation for each prompt."),
+    "ex04_speed_missing": ("speed が記録されていないか、必要なキー（new_tokens, seconds, tokens_per_s, memory_mb）がありません。",
+                           "speed was not reported or lacks a required key (new_tokens, seconds, tokens_per_s, memory_mb)."),
+    "ex04_new_tokens_wrong": ("new_tokens は新しく生成されたトークン数（{expected}）にしてください（記録: {recorded}）。",
+                              "new_tokens must be the number of newly generated tokens ({expected}); reported: {recorded}."),
+    "ex04_speed_inconsistent": ("tokens_per_s は new_tokens / seconds で計算してください（seconds と memory_mb は正の値）。",
+                                "Compute tokens_per_s as new_tokens / seconds (seconds and memory_mb are positive)."),
+    "ex04_batch_mismatch": ("バッチ生成の結果が1件ずつの生成と一致しません。padding_side='left' にしていますか？",
+                            "Batched generation does not match generating one prompt at a time. Did you set padding_side='left'?"),
+    # ex05 LoRA fine-tuning
+    "ex05_split_mismatch": ("split が、同じ変換と train_test_split(test_size=0.1, seed=42) の結果と一致しません。",
+                            "split does not match the same conversion followed by train_test_split(test_size=0.1, seed=42)."),
+    "ex05_quantization_mismatch": ("BitsAndBytesConfig は 4bit・nf4・compute_dtype=bfloat16 にしてください。",
+                                   "Configure BitsAndBytesConfig with 4-bit, nf4 and compute_dtype=bfloat16."),
+    "ex05_lora_params_mismatch": ("学習可能パラメータ数が r(d_in+d_out)×層数 の計算と一致しません（期待: {expected}）。",
+                                  "The trainable parameter count does not match r(d_in+d_out) × layers (expected: {expected})."),
+    "ex05_train_summary_missing": ("学習の結果（train_summary）が記録されていません。学習セルがエラーか時間切れになっていないか確認してください。",
+                                   "The training result (train_summary) was not reported. "
+                                   "Check whether the training cell failed or timed out."),
+    "ex05_wrong_max_steps": ("学習ステップ数は MAX_STEPS（{expected}）にしてください（記録: {recorded}）。",
+                             "Train for MAX_STEPS ({expected}) steps; reported: {recorded}."),
+    "ex05_adapter_config_wrong": ("adapter_config.json の設定が課題と違います: {config}",
+                                  "The settings in adapter_config.json differ from the assignment: {config}"),
+    "ex05_adapter_params_mismatch": ("保存されたアダプタのパラメータ数 {actual} が計算値 {expected} と一致しません。",
+                                     "The saved adapter has {actual} parameters, not the computed {expected}."),
+    "ex05_gozaru_rate_low": ("採点用の未知のプロンプトでのござる率が {tuned:.2f}（学習前 {base:.2f}）です。"
+                             "{need:.2f} 以上、かつ学習前より {lift:.2f} 以上の向上が必要です。",
+                             "The gozaru rate on the grader's unseen prompts is {tuned:.2f} (before training: {base:.2f}). "
+                             "It must be at least {need:.2f} and at least {lift:.2f} above the rate before training."),
+    # ex06 MLflow
+    "ex06_runs_missing": ("run {runs} が記録されていません（run 名は base と finetuned）。",
+                          "Run(s) {runs} were not logged (the run names are base and finetuned)."),
+    "ex06_table_missing": ("run {run} に {artifact} がありません（mlflow.log_table で記録してください）。",
+                           "Run {run} has no {artifact} (log it with mlflow.log_table)."),
+    "ex06_eval_input_missing": ("run {run} に評価データ gozaru_eval が記録されていません（mlflow.log_input）。",
+                                "Run {run} did not log the evaluation data gozaru_eval (mlflow.log_input)."),
+    "ex06_eval_set_mismatch": ("run {run} の評価データが、課題の分割（test 側の先頭 {count} 件）と一致しません。",
+                               "The evaluation data of run {run} does not match the assignment's split (the first {count} test rows)."),
+    "ex06_params_missing": ("run {run} にパラメータ {params} がありません。",
+                            "Run {run} lacks the parameters {params}."),
+    "ex06_eval_samples_wrong": ("run {run} の eval_samples が {expected} ではありません。",
+                                "eval_samples of run {run} is not {expected}."),
+    "ex06_gozaru_mean_mismatch": ("run {run} のカスタム指標 gozaru/mean が gozaru_rate と一致しません。",
+                                  "The custom metric gozaru/mean of run {run} does not match gozaru_rate."),
+    "ex06_predictions_missing": ("run {run} の predictions.json に prediction / reference 列がありません。",
+                                 "predictions.json of run {run} lacks the prediction / reference columns."),
+    "ex06_predictions_mismatch": ("run {run} の予測が、採点側で同じモデルから貪欲に生成した回答と一致しません。",
+                                  "The predictions of run {run} do not match the grader's greedy generation from the same model."),
+    "ex06_metric_mismatch": ("run {run} の {metric}（記録 {logged}）が、記録された予測から計算し直した値 {value:.4f} と一致しません。",
+                             "{metric} of run {run} (logged: {logged}) does not match {value:.4f}, "
+                             "recomputed from the logged predictions."),
+    "ex06_judge_not_called": ("LLM-as-a-judge の API 呼び出し（スキーマ名 judge_result）が記録されていません。",
+                              "No LLM-as-a-judge API call (schema name judge_result) was logged."),
+    "ex06_prediction_not_judged": ("run {run} の予測のうち、審査員に送られていないものがあります。",
+                                   "Some predictions of run {run} were not sent to the judge."),
+    "ex06_judge_average_mismatch": ("{metric}（記録 {logged}）が、実際に審査員が返した点数の平均 {value:.4f} と一致しません。",
+                                    "{metric} (logged: {logged}) does not match {value:.4f}, the average of the scores the judge returned."),
+    "ex06_champion_wrong_run": ("champion が指すバージョンが finetuned の run から登録されたものではありません。",
+                                "The version that champion points to was not registered from the finetuned run."),
+    "ex06_criteria_undefined": ("meets_production_criteria が定義されていません。",
+                                "meets_production_criteria is not defined."),
+    "ex06_criteria_crashed": ("meets_production_criteria を採点用のケースで実行できませんでした（エラーか時間切れ）。",
+                              "meets_production_criteria could not be run on the grader's cases (error or timeout)."),
+    "ex06_criteria_wrong": ("meets_production_criteria の判定が {wrong}/{total} 件の採点用ケースで基準と違います"
+                            "（基準ちょうどの値・欠けた値・NaN の扱いを確認してください）。",
+                            "meets_production_criteria decides {wrong} of {total} grading cases against the criteria "
+                            "(check values exactly at a threshold, missing values and NaN)."),
+}
+
+
+def is_listed(code: str) -> bool:
+    """True for an exercise-level problem (`_TEXT`): a failing check with this code is listed in the report too."""
+    return code in _TEXT
+
+
+def texts(code: str) -> tuple[str, str]:
+    """The unformatted (ja, en) texts of a code of either table."""
+    if code in _TEXT:
+        return _TEXT[code][1:]
+    return CHECK_FAILURES[code]
+
+
+def wording(code: str, **fields) -> tuple[str, str]:
+    """(ja, en) for a code of either table, formatted with `fields`."""
+    ja, en = texts(code)
+    return ja.format(**fields), en.format(**fields)
+
+
+def problem(code: str, **fields) -> Problem:
+    ja, en = wording(code, **fields)
+    return Problem(code, ja, en, _TEXT[code][0])
+
+
+def markdown_table() -> str:
+    """Every code, exercise-level problems first, each table in its order."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    rows = ["| code | listed as an exercise problem? | fatal | 日本語 | English |", "| --- | --- | --- | --- | --- |"]
+    for code, (fatal, ja, en) in _TEXT.items():
+        rows.append(f"| `{code}` | yes | {'yes' if fatal else 'no'} | {cell(ja)} | {cell(en)} |")
+    for code, (ja, en) in CHECK_FAILURES.items():
+        rows.append(f"| `{code}` | no | no | {cell(ja)} | {cell(en)} |")
+    return "\n".join(rows) + "\n"
+
+
+REGENERATE_DOC = ("python -c \"from coursegrader.problems import render_problem_codes_doc; "
+                  "open('docs/problem-codes.md', 'w', encoding='utf-8').write(render_problem_codes_doc())\"")
+
+
+def render_problem_codes_doc() -> str:
+    """The text of docs/problem-codes.md."""
+    return ("# Problem codes\n\n"
+            "<!-- Generated from coursegrader/problems.py; do not edit. Regenerate with:\n"
+            f"     {REGENERATE_DOC} -->\n\n"
+            "Listed codes (`_TEXT`) are exercise-level problems: they appear in the report's problem list, and a fatal "
+            "one stops grading the exercise (score 0). The others (`CHECK_FAILURES`) only say why an evidence check "
+            "failed a cell. Text in `{braces}` is filled in from the failure's fields.\n\n"
+            + markdown_table())
+
+
+# A cell error that shows which limit of the sandbox it hit: (problem code, texts any of which identify it).
+LIMIT_ERRORS = (
+    ("memory_limit", ("MemoryError", "can't allocate memory", "Cannot allocate memory", "[Errno 12]")),
+    ("process_limit", ("[Errno 11] Resource temporarily unavailable", "can't start new thread")),
+    ("file_size_limit", ("[Errno 27]", "File too large")),
+    ("network_blocked", ("[Errno 101]", "Network is unreachable", "[Errno 111]", "Temporary failure in name resolution",
+                         "Name or service not known")),
+    ("sandbox_denied", ("[Errno 30]", "Read-only file system", "[Errno 13]", "[Errno 1] Operation not permitted")),
+)
+
+
+def _names_the_checkout(text: str) -> bool:
+    """An error about a path of the grader's checkout (invisible in the sandbox), other than the runtime it sees."""
+    return any(str(REPO_ROOT / part) in text for part in ("source", "autograder", "coursegrader", "release", ".git", "nbgrader_config.py"))
+
+
+def limit_problems(errors_by_cell: dict[str, list[tuple[str, str]]]) -> list[Problem]:
+    """One problem per limit that cell errors name, listing the cells."""
+    found: dict[str, list[str]] = {}
+    for cell, errors in errors_by_cell.items():
+        for ename, evalue in errors:
+            text = f"{ename}: {evalue}"
+            code = next((c for c, marks in LIMIT_ERRORS if any(m in text for m in marks)), None)
+            if code is None and _names_the_checkout(text):
+                code = "sandbox_denied"
+            if code and cell not in found.setdefault(code, []):
+                found[code].append(cell)
+    limits = load_course().sandbox
+    return [problem(code, cells=", ".join(cells), **limits) for code, cells in found.items()]

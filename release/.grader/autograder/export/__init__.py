@@ -1,1 +1,0 @@
-"""export: grade.json to what other tools read (GitHub Classroom, TA reports)."""

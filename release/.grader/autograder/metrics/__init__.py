@@ -1,1 +1,0 @@
-"""Metrics shared by the grader and the notebooks (ex05, ex06)."""

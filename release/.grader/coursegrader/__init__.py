@@ -1,0 +1,7 @@
+"""The course's grader as students receive it: the feedback tier, and the core the official grader builds on.
+
+Everything here may be seen and run by students (the release ships this package whole).
+The instructor's package (`autograder`) adds what they must not have: the evidence checks,
+solutions and hidden tests, samples, collection, batch grading and the TA dashboard.
+"""
+__version__ = "0.2.0"

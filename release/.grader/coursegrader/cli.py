@@ -1,0 +1,118 @@
+"""The student's command line: check (the feedback tier), classroom (its report), serve-fixtures."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import CASSETTE_DIR
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def graded(grade_it, out) -> int:
+    """Grade and print; exit 1 with grader_error, writing no report, when the grader cannot run notebooks."""
+    from .execution.nbgrader_course import GraderUnavailable
+
+    try:
+        grade = grade_it()
+    except GraderUnavailable as err:
+        print(f"grader_error: nothing was graded. {err}", file=sys.stderr)
+        return 1
+    rows = [["exercise", "score", "problems"]]
+    rows += [[r.exercise.id, f"{r.score:g}/{r.exercise.max_score:g}", ",".join(p.code for p in r.problems) or "-"]
+             for r in grade.runs]
+    rows.append(["total", f"{grade.score:g}/{grade.max_score:g}", ""])
+    print(table(rows))
+    for run in grade.runs:
+        for p in run.problems:
+            print(f"[{run.exercise.id}] {p.message_ja} / {p.message_en}")
+    if out:
+        print(f"reports written to {out}/grade.json, grade.md")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .grading import grade_into
+    from .grading.tier import FEEDBACK
+
+    return graded(lambda: grade_into(Path(args.out), Path(args.submission), args.exercise, tier=FEEDBACK), args.out)
+
+
+def cmd_serve(args) -> int:
+    from .fmapi import FixtureServer
+    from .fmapi.server import Upstream
+
+    upstream = None
+    if args.record:
+        host, token = os.environ.get("DATABRICKS_HOST"), os.environ.get("DATABRICKS_TOKEN")
+        if not host or not token:
+            print("record mode needs DATABRICKS_HOST and DATABRICKS_TOKEN for the real workspace", file=sys.stderr)
+            return 2
+        upstream = Upstream(host, token)
+    server = FixtureServer(Path(args.cassettes), token=args.token, port=args.port, log_path=args.log,
+                           upstream=upstream, record_to=args.record)
+    with server:
+        print(f"fixture server on {server.url} ({'record' if upstream else 'replay'} mode)", flush=True)
+        print(f"  export DATABRICKS_HOST={server.url} DATABRICKS_TOKEN={server.token}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_classroom(args) -> int:
+    import json
+
+    from .export.classroom import github_output_line
+
+    grade = json.loads(Path(args.grade_json).read_text(encoding="utf-8"))
+    for ex in args.exercise or list(grade["exercises"]):
+        print(github_output_line(grade, ex))
+    return 0
+
+
+def add_commands(sub) -> None:
+    """The commands a student's repository can run (the instructor's CLI adds its own to these)."""
+    s = sub.add_parser("check", help="feedback tier: visible tests only, cpu profile (the student's workflow)")
+    s.add_argument("submission", nargs="?", default=".", help="the student's repository (default: .)")
+    s.add_argument("--exercise", action="append")
+    s.add_argument("--out", default="feedback")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("serve-fixtures", help="run the Foundation Model API fixture server")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--token", help="bearer token clients must send (default: random)")
+    s.add_argument("--cassettes", default=str(CASSETTE_DIR))
+    s.add_argument("--log", help="append every request as JSONL here")
+    s.add_argument("--record", help="record mode: proxy to DATABRICKS_HOST and write this cassette")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("classroom", help="print `<exercise>=<base64>` lines ($GITHUB_OUTPUT) for the Classroom grading reporter")
+    s.add_argument("grade_json")
+    s.add_argument("--exercise", action="append", help="default: every exercise in grade.json")
+    s.set_defaults(func=cmd_classroom)
+
+
+def run(parser: argparse.ArgumentParser, argv=None) -> int:
+    from .execution.environment import our_tools_first
+
+    os.environ["PATH"] = our_tools_first(os.environ.get("PATH"))  # nbgrader's gradebook runs `alembic` from PATH
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:  # bad arguments (e.g. an unknown exercise), not a grader failure
+        parser.error(str(err))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m coursegrader", description=__doc__)
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return run(parser, argv)

@@ -1,0 +1,27 @@
+"""grade: a submission through the pipeline, into results and reports.
+
+  pipeline.py    the steps and the orchestrator (grade_submission)
+  tier.py        the two tiers (the feedback tier here; the official tier comes with its verifier)
+  results.py     what grading produces
+  handoff.py     the ex05 -> ex06 adapter handoff
+  submission.py  reading a student's notebook, restoring protected cells
+  untrusted.py   files a student or a kernel wrote: no links, FIFOs or devices
+  report.py      grade.json, grade.md and the per-exercise artifacts
+"""
+from pathlib import Path
+
+from .pipeline import grade_submission
+from .report import write_exercise_artifacts, write_reports
+from .results import SubmissionGrade
+
+
+def grade_into(out_dir: Path | None, submission_dir: Path, exercises=None, **options) -> SubmissionGrade:
+    """grade_submission, writing everything a report reader needs into out_dir (when given)."""
+    keep = (lambda run: write_exercise_artifacts(run, Path(out_dir))) if out_dir else None
+    grade = grade_submission(submission_dir, exercises, on_graded=keep, render_feedback=out_dir is not None, **options)
+    if out_dir:
+        write_reports(grade, Path(out_dir))
+    return grade
+
+
+__all__ = ["grade_into", "grade_submission", "write_reports"]

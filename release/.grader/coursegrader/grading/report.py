@@ -1,0 +1,93 @@
+"""What `--out` holds: grade.json (versioned; docs/grade.schema.json), grade.md (a job summary),
+and per exercise the feedback HTML, the request log and the MLflow store."""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from .. import __version__
+from ..execution.feedback_filters import with_csp
+from ..mlflow_store import STORE_DIR, keep_store
+from .results import ExerciseRun, SubmissionGrade
+
+SCHEMA_VERSION = 1
+
+
+def to_json(grade: SubmissionGrade) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "grader_version": __version__,
+        "submission": grade.submission.resolve().name,
+        "tier": grade.tier.name,
+        "sandbox": grade.sandbox,
+        "score": grade.score,
+        "max_score": grade.max_score,
+        "exercises": {
+            run.exercise.id: {
+                "title": run.exercise.title,
+                "score": run.score,
+                "max_score": run.exercise.max_score,
+                "status": "error" if run.stopped else "graded",
+                "problems": [p.to_json() for p in run.problems],
+                "checks": [c.to_json() for c in run.checks],
+            }
+            for run in grade.runs
+        },
+    }
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def to_markdown(data: dict) -> str:
+    lines = [f"# 採点結果 / Grade report: {_fmt(data['score'])} / {_fmt(data['max_score'])}", ""]
+    if data.get("tier") == "official" and data.get("sandbox") is False:
+        lines += ["> ⚠️ サンドボックスなしで採点しました（デバッグ用。正式な成績には使えません）。  ",
+                  "> Graded without the sandbox (debugging only; not an official grade).", ""]
+    if data.get("tier") == "feedback":
+        lines += ["> ℹ️ これは公開テストだけによる途中経過です。成績は締め切り後の正式な採点（非公開テストと記録の検証）で決まります。  ",
+                  "> Preview from the visible tests only; the official grade (hidden tests, evidence checks) comes after the deadline.", ""]
+    lines += ["| 演習 | 得点 | 状態 |", "|---|---:|---|"]
+    for ex_id, ex in data["exercises"].items():
+        status = "採点済み" if ex["status"] == "graded" else "採点不可 (error)"
+        lines.append(f"| {ex_id} {ex['title']} | {_fmt(ex['score'])} / {_fmt(ex['max_score'])} | {status} |")
+    for ex_id, ex in data["exercises"].items():
+        lines += ["", f"## {ex_id} {ex['title']}", ""]
+        for p in ex["problems"]:
+            lines.append(f"> ⚠️ {_text(p['message_ja'])}  \n> {_text(p['message_en'])}")
+            lines.append("")
+        lines += ["| チェック | 得点 | 結果 | メッセージ |", "|---|---:|:---:|---|"]
+        for c in ex["checks"]:
+            mark = "✅" if c["passed"] else "❌"
+            message = _text(c["message"]).replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{c['id']}` | {_fmt(c['score'])} / {_fmt(c['max_score'])} | {mark} | {message} |")
+    return "\n".join(lines) + "\n"
+
+
+def _text(message: str) -> str:
+    """Student-influenced text as inert Markdown: no HTML, no links or images."""
+    return html.escape(message, quote=False).replace("[", "\\[").replace("]", "\\]")
+
+
+def write_reports(grade: SubmissionGrade, out_dir: Path) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = to_json(grade)
+    (out_dir / "grade.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "grade.md").write_text(to_markdown(data), encoding="utf-8")
+    return data
+
+
+def write_exercise_artifacts(run: ExerciseRun, out_dir: Path) -> None:
+    """Feedback HTML, the MLflow store (ex06) and the request log, copied out before the work dir goes."""
+    ex_dir = Path(out_dir) / run.exercise.id
+    ex_dir.mkdir(parents=True, exist_ok=True)
+    if run.autograded and run.autograded.feedback_html:
+        html_text = run.autograded.feedback_html.read_text(encoding="utf-8")
+        (ex_dir / "feedback.html").write_text(with_csp(html_text), encoding="utf-8")
+    if run.autograded:
+        keep_store(run.autograded.work_dir, ex_dir / STORE_DIR)  # for `python -m autograder mlflow-ui`
+    with open(ex_dir / "requests.jsonl", "w", encoding="utf-8") as fh:
+        for entry in run.log:
+            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")

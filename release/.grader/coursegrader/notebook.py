@@ -1,0 +1,84 @@
+"""The notebook vocabulary, written once (as nbgrader's utils.py): nbgrader cell metadata, outputs, inputs."""
+from __future__ import annotations
+
+import ast
+from typing import Iterator
+
+Errors = list[tuple[str, str]]  # (ename, evalue) of a cell's error outputs
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def grade_id(cell) -> str | None:
+    return nbgrader_meta(cell).get("grade_id")
+
+
+def is_solution(cell) -> bool:
+    return bool(nbgrader_meta(cell).get("solution"))
+
+
+def is_test(cell) -> bool:
+    """An autograded test cell (nbgrader `grade` without `solution`)."""
+    return bool(nbgrader_meta(cell).get("grade"))
+
+
+def is_protected(cell) -> bool:
+    """A cell the student must not change: locked, or a test, and not a solution cell."""
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("locked") or meta.get("grade")) and not meta.get("solution")
+
+
+def graded_cells(nb) -> Iterator[tuple[str, object]]:
+    """(grade_id, cell) for every cell nbgrader knows by id."""
+    for cell in nb.cells:
+        gid = grade_id(cell)
+        if gid:
+            yield gid, cell
+
+
+def find_cell(nb, wanted: str):
+    """The first cell with this grade_id, or None."""
+    return next((cell for gid, cell in graded_cells(nb) if gid == wanted), None)
+
+
+def error_outputs(cell) -> Errors:
+    return [(o.get("ename", ""), str(o.get("evalue", ""))) for o in cell.get("outputs", [])
+            if o.get("output_type") == "error"]
+
+
+def cell_errors(nb) -> dict[str, Errors]:
+    """grade_id -> its error outputs, for every cell with a grade_id."""
+    return {gid: error_outputs(cell) for gid, cell in graded_cells(nb)}
+
+
+def literals_in(source: str) -> dict:
+    """Module-level `NAME = <literal>` assignments of a cell, evaluated safely."""
+    found = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return found
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return found
+
+
+def inputs_cell_id(exercise_id: str) -> str:
+    return f"{exercise_id}_inputs"
+
+
+def inputs_of(nb, exercise_id: str) -> dict:
+    """The exercise's fixed inputs: the literals of its `<exercise>_inputs` cell."""
+    cell = find_cell(nb, inputs_cell_id(exercise_id))
+    return literals_in(cell.source) if cell is not None else {}
+
+
+def code_literals(nb) -> dict[str, dict]:
+    """grade_id -> literals, for every graded code cell."""
+    return {gid: literals_in(cell.source) for gid, cell in graded_cells(nb) if cell.cell_type == "code"}
