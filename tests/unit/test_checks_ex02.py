@@ -1,0 +1,258 @@
+"""ex02 (Structured Outputs) evidence checks on synthetic request logs replayed from the ex02 cassette."""
+from __future__ import annotations
+
+import ast
+import copy
+
+import pandas as pd
+import pytest
+
+import builders as b
+from autograder.checks import get_check
+
+EX = "ex02"
+INPUTS = b.inputs(EX)
+
+
+def run(name, log, claims=None, **fields):
+    return get_check(EX, name)(b.evidence(EX, log, claims, **fields))
+
+
+def strict_requests(log, name):
+    return [e for e in log if b.schema_name(e) == name]
+
+
+def schema(entry) -> dict:
+    return entry["request"]["response_format"]["json_schema"]["schema"]
+
+
+def batch(log):
+    """The detailed_review requests for REVIEWS, in order."""
+    return [b.one(log, user=review, where=lambda e: b.schema_name(e) == "detailed_review") for review in INPUTS["REVIEWS"]]
+
+
+def hidden_validation_answers() -> list:
+    """The expected results the hidden test of ex02_validation asserts (`assert _results == [...]`)."""
+    for node in ast.walk(ast.parse(b.cell_source(EX, "ex02_validation"))):
+        if isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare) \
+                and getattr(node.test.left, "id", None) == "_results":
+            return ast.literal_eval(node.test.comparators[0])
+    raise AssertionError("no hidden expectation in ex02_validation")
+
+
+def solution_claims(log) -> dict:
+    """What the solution reports: summarize_reviews(build_dataframe(batch_results)) and the hidden validation results."""
+    df = pd.DataFrame([b.reply_json(e) for e in batch(log)])
+    summary = {
+        "count": int(len(df)),
+        "avg_rating": round(float(df["rating"].mean()), 2),
+        "recommend_rate": round(float(df["would_recommend"].mean()), 2),
+        "sentiment_counts": {k: int(v) for k, v in df["sentiment"].value_counts().items()},
+        "low_rated_products": df.loc[df["rating"] <= 2, "product_name"].tolist(),
+    }
+    return {"ex02_dataframe_report": {"review_summary": summary},
+            "ex02_validation": {"validation_hidden": hidden_validation_answers()}}
+
+
+@pytest.fixture
+def log():
+    return b.cassette_log(EX)
+
+
+def test_the_solution_claims_agree_with_the_notebooks_hidden_tests(log):
+    summary = solution_claims(log)["ex02_dataframe_report"]["review_summary"]
+    assert summary["avg_rating"] == 3.0 and summary["low_rated_products"] == ["FitTrack S", "CleanBot Mini"]
+
+
+# -- strict_schema_sent ------------------------------------------------------------------------
+
+def test_strict_schema_sent_passes_on_the_solution_log(log):
+    assert run("strict_schema_sent", log).passed
+
+
+def test_strict_schema_sent_passes_with_the_enum_in_defs(log):
+    """pydantic puts an Enum class under $defs and refers to it: the check resolves the $ref."""
+    s = schema(strict_requests(log, "review_analysis")[0])
+    s["$defs"] = {"Sentiment": s["properties"]["sentiment"]}
+    s["properties"]["sentiment"] = {"$ref": "#/$defs/Sentiment"}
+    assert run("strict_schema_sent", log).passed
+
+
+@pytest.mark.parametrize("case, code", [
+    ("not_strict", "ex02_schema_not_sent"),
+    ("other_schema_name", "ex02_schema_not_sent"),
+    ("rejected", "ex02_schema_not_sent"),
+    ("rating_number", "ex02_rating_not_integer"),
+    ("product_name_integer", "ex02_product_name_not_string"),
+    ("sentiment_free_text", "ex02_sentiment_not_enum"),
+    ("sentiment_enum_incomplete", "ex02_sentiment_not_enum"),
+    ("rating_not_required", "ex02_fields_not_required"),
+])
+def test_strict_schema_sent_fails(log, case, code):
+    entry = strict_requests(log, "review_analysis")[0]
+    js, s = entry["request"]["response_format"]["json_schema"], schema(entry)
+    if case == "not_strict":
+        js["strict"] = False
+    elif case == "other_schema_name":
+        js["name"] = "ReviewAnalysis"
+    elif case == "rejected":
+        log[log.index(entry)] = b.rejected(entry)
+    elif case == "rating_number":
+        s["properties"]["rating"]["type"] = "number"
+    elif case == "product_name_integer":
+        s["properties"]["product_name"]["type"] = "integer"
+    elif case == "sentiment_free_text":
+        del s["properties"]["sentiment"]["enum"]
+    elif case == "sentiment_enum_incomplete":
+        s["properties"]["sentiment"]["enum"] = ["positive", "negative"]
+    else:
+        s["required"].remove("rating")
+    verdict = run("strict_schema_sent", log)
+    assert not verdict.passed and verdict.code == code
+
+
+# -- detailed_schema_sent ------------------------------------------------------------------------
+
+def test_detailed_schema_sent_passes_on_the_solution_log(log):
+    assert run("detailed_schema_sent", log).passed
+
+
+@pytest.mark.parametrize("case, code", [
+    ("not_sent", "ex02_schema_not_sent"),
+    ("features_strings", "ex02_detailed_features"),
+    ("feature_opinion_free_text", "ex02_detailed_features"),
+    ("feature_without_name", "ex02_detailed_features"),
+    ("would_recommend_string", "ex02_detailed_would_recommend"),
+    ("category_enum_incomplete", "ex02_detailed_category"),
+    ("pros_string", "ex02_detailed_string_list"),
+    ("cons_missing", "ex02_detailed_string_list"),
+])
+def test_detailed_schema_sent_fails(log, case, code):
+    if case == "not_sent":
+        log = b.without(log, strict_requests(log, "detailed_review"))
+    else:
+        s = schema(strict_requests(log, "detailed_review")[0])
+        props, feature = s["properties"], s["$defs"]["Feature"]["properties"]
+        if case == "features_strings":
+            props["features"]["items"] = {"type": "string"}
+        elif case == "feature_opinion_free_text":
+            del feature["opinion"]["enum"]
+        elif case == "feature_without_name":
+            del feature["name"]
+        elif case == "would_recommend_string":
+            props["would_recommend"]["type"] = "string"
+        elif case == "category_enum_incomplete":
+            props["category"]["enum"].remove("other")
+        elif case == "pros_string":
+            props["pros"] = {"type": "string"}
+        else:
+            del props["cons"]
+    verdict = run("detailed_schema_sent", log)
+    assert not verdict.passed and verdict.code == code
+
+
+# -- batch_requests ------------------------------------------------------------------------------
+
+def test_batch_requests_passes_on_the_solution_log(log):
+    assert run("batch_requests", log).passed
+
+
+@pytest.mark.parametrize("case", ["one_review_not_sent", "one_review_rejected", "one_review_not_strict",
+                                  "one_review_with_the_simple_schema"])
+def test_batch_requests_fails(log, case):
+    entry = batch(log)[2]
+    if case == "one_review_not_sent":
+        log = b.without(log, [entry])
+    elif case == "one_review_rejected":
+        log[log.index(entry)] = b.rejected(entry)
+    elif case == "one_review_not_strict":
+        entry["request"]["response_format"]["json_schema"]["strict"] = False
+    else:
+        entry["request"]["response_format"] = copy.deepcopy(strict_requests(log, "review_analysis")[0]["request"]["response_format"])
+    verdict = run("batch_requests", log)
+    assert not verdict.passed and verdict.code == "ex02_batch_requests_missing"
+
+
+# -- dataframe_summary ---------------------------------------------------------------------------
+
+def test_dataframe_summary_passes_with_the_solutions_summary(log):
+    assert run("dataframe_summary", log, solution_claims(log)).passed
+
+
+@pytest.mark.parametrize("case, code", [
+    ("avg_rating_unrounded", "claim_mismatch"),
+    ("single_review_counted", "claim_mismatch"),
+    ("low_rated_threshold_wrong", "claim_mismatch"),
+    ("claim_missing", "claim_missing"),
+    ("batch_incomplete", "ex02_batch_incomplete"),
+])
+def test_dataframe_summary_fails(log, case, code):
+    claims = solution_claims(log)
+    summary = claims["ex02_dataframe_report"]["review_summary"]
+    if case == "avg_rating_unrounded":
+        summary["avg_rating"] = 3.0000001
+    elif case == "single_review_counted":  # REVIEW_SINGLE added to the batch
+        summary["count"] += 1
+    elif case == "low_rated_threshold_wrong":  # rating < 2 instead of <= 2
+        summary["low_rated_products"] = ["FitTrack S"]
+    elif case == "claim_missing":
+        del claims["ex02_dataframe_report"]
+    else:
+        log = b.without(log, batch(log)[:1])
+    verdict = run("dataframe_summary", log, claims)
+    assert not verdict.passed and verdict.code == code
+
+
+# -- validation_rules ----------------------------------------------------------------------------
+
+def test_validation_rules_passes_with_the_hidden_tests_answers(log):
+    assert run("validation_rules", log, solution_claims(log)).passed
+
+
+@pytest.mark.parametrize("case, code", [
+    ("recommend_rule_missing", "ex02_validation_mismatch"),
+    ("issues_in_another_order", "ex02_validation_mismatch"),
+    ("one_case_left_out", "ex02_validation_mismatch"),
+    ("claim_missing", "claim_missing"),
+])
+def test_validation_rules_fails(log, case, code):
+    claims = solution_claims(log)
+    results = claims["ex02_validation"]["validation_hidden"]
+    if case == "recommend_rule_missing":
+        claims["ex02_validation"]["validation_hidden"] = [[i for i in r if i != "recommend_mismatch"] for r in results]
+    elif case == "issues_in_another_order":
+        results[1].reverse()
+    elif case == "one_case_left_out":
+        results.pop()
+    else:
+        claims = {}
+    verdict = run("validation_rules", log, claims)
+    assert not verdict.passed and verdict.code == code
+
+
+# -- strict_safe_schema --------------------------------------------------------------------------
+
+def test_strict_safe_schema_passes_on_the_solution_log(log):
+    assert run("strict_safe_schema", log).passed
+
+
+@pytest.mark.parametrize("case, code", [
+    ("constraints_dropped_silently", "ex02_rating_description"),
+    ("only_minimum_kept", "ex02_rating_description"),
+    ("constraints_left_in_schema", "ex02_schema_not_sent"),
+    ("not_sent", "ex02_schema_not_sent"),
+])
+def test_strict_safe_schema_fails(log, case, code):
+    entry = strict_requests(log, "rated_review")[0]
+    rating = schema(entry)["properties"]["rating"]
+    if case == "constraints_dropped_silently":
+        rating["description"] = "評価"
+    elif case == "only_minimum_kept":
+        rating["description"] = "評価（制約: minimum=1）"
+    elif case == "constraints_left_in_schema":  # the API rejects minimum/maximum under strict
+        rating.update(minimum=1, maximum=5)
+        log[log.index(entry)] = b.rejected(entry, "INVALID_PARAMETER_VALUE")
+    else:
+        log = b.without(log, [entry])
+    verdict = run("strict_safe_schema", log)
+    assert not verdict.passed and verdict.code == code

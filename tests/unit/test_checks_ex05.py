@@ -1,0 +1,321 @@
+"""ex05 (LoRA fine-tuning) evidence checks: claims computed as the solution computes them, and adapters in a
+work folder: the reference adapter (fixtures/models/tiny-gemma3-ja-gozaru-lora) and broken copies of it."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import builders as b
+from autograder.checks import get_check
+
+EX = "ex05"
+INPUTS = b.inputs(EX)
+WEIGHTS, CONFIG = "adapter_model.safetensors", "adapter_config.json"
+
+pytestmark = pytest.mark.filterwarnings("ignore:Found missing adapter keys:UserWarning", "ignore::FutureWarning")
+
+
+def run(name, claims=None, **fields):
+    return get_check(EX, name)(b.evidence(EX, claims=claims, **fields))
+
+
+@pytest.fixture(scope="module")
+def solution(profile):
+    """What ex05's solution reports (dataset split, quantization config, LoRA parameter count, training summary),
+    computed its way on the cpu profile, and the error peft raises for target modules the model lacks."""
+    from datasets import load_dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    def to_messages(row):
+        user = row["instruction"] if not row.get("input") else f"{row['instruction']}\n\n{row['input']}"
+        return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}]}
+
+    dataset = load_dataset("json", data_files=profile.resolve(profile.dataset), split="train")
+    chat = dataset.map(to_messages, remove_columns=dataset.column_names)
+    split = chat.train_test_split(test_size=0.1, seed=42)
+    other_seed = chat.train_test_split(test_size=0.1, seed=0)
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
+                                      bnb_4bit_use_double_quant=True)
+
+    def lora_params(**config):
+        model = AutoModelForCausalLM.from_pretrained(profile.resolve(profile.model_id))
+        peft_model = get_peft_model(model, LoraConfig(lora_alpha=32, lora_dropout=0.05, bias="none", task_type="CAUSAL_LM",
+                                                      **config))
+        trainable, total = peft_model.get_nb_trainable_parameters()
+        return {"trainable": trainable, "total": total, "percent": round(100 * trainable / total, 4)}
+
+    try:
+        lora_params(r=16, target_modules=["query", "value"])  # BERT's names
+    except Exception as err:  # noqa: BLE001 - peft's own message, as the kernel would show it
+        target_error = (type(err).__name__, str(err))
+    claims = {
+        "ex05_dataset_report": {"split_info": {"train": len(split["train"]), "test": len(split["test"]),
+                                               "first_train": split["train"][0]["messages"]}},
+        "ex05_quantization_report": {"quantization": {"load_in_4bit": quantization.load_in_4bit,
+                                                      "quant_type": quantization.bnb_4bit_quant_type,
+                                                      "compute_dtype": str(quantization.bnb_4bit_compute_dtype)}},
+        "ex05_lora_report": {"lora_params": lora_params(r=16, target_modules=["q_proj", "v_proj"])},
+        "ex05_train_report": {"train_summary": {"steps": profile.max_steps, "final_loss": 1.734}},
+    }
+    mistakes = {"other_seed_first_train": other_seed["train"][0]["messages"],
+                "lora_r8": lora_params(r=8, target_modules=["q_proj", "v_proj"]),
+                "lora_all_attention": lora_params(r=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
+                "target_error": target_error}
+    return claims, mistakes
+
+
+@pytest.fixture
+def claims(solution):
+    return copy.deepcopy(solution[0])
+
+
+@pytest.fixture
+def mistakes(solution):
+    return solution[1]
+
+
+@pytest.fixture
+def work(tmp_path):
+    """The folder the notebook ran in (the grader copies the adapter to a sibling folder)."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def adapter(work, profile):
+    """The reference adapter, saved where the notebook saves it (ADAPTER_DIR)."""
+    return shutil.copytree(profile.reference_adapter_path(), work / INPUTS["ADAPTER_DIR"])
+
+
+def edit_weights(folder, change):
+    weights = load_file(folder / WEIGHTS)
+    save_file(change(weights), folder / WEIGHTS)
+
+
+def edit_config(folder, **changes):
+    config = json.loads((folder / CONFIG).read_text())
+    (folder / CONFIG).write_text(json.dumps({**config, **changes}))
+
+
+# -- split_reproducible --------------------------------------------------------------------------
+
+def test_split_reproducible_passes_with_the_solutions_split(claims):
+    assert run("split_reproducible", claims).passed
+
+
+@pytest.mark.parametrize("case, code", [
+    ("other_seed", "ex05_split_mismatch"),
+    ("input_not_appended", "ex05_split_mismatch"),
+    ("test_size_0_2", "ex05_split_mismatch"),
+    ("claim_missing", "claim_missing"),
+])
+def test_split_reproducible_fails(claims, mistakes, case, code):
+    info = claims["ex05_dataset_report"]["split_info"]
+    if case == "other_seed":
+        info["first_train"] = mistakes["other_seed_first_train"]
+    elif case == "input_not_appended":  # a row with an input must carry it after a blank line
+        info["first_train"][0]["content"] = info["first_train"][0]["content"].split("\n\n")[0] + "。"
+    elif case == "test_size_0_2":
+        total = info["train"] + info["test"]
+        info["test"] = math.ceil(total * 0.2)
+        info["train"] = total - info["test"]
+    else:
+        claims = {}
+    verdict = run("split_reproducible", claims)
+    assert not verdict.passed and verdict.code == code
+
+
+# -- nf4_config ----------------------------------------------------------------------------------
+
+def test_nf4_config_passes_with_the_solutions_config(claims):
+    assert run("nf4_config", claims).passed
+
+
+@pytest.mark.parametrize("case, code", [
+    ("fp4", "ex05_quantization_mismatch"),
+    ("float16_compute", "ex05_quantization_mismatch"),
+    ("eight_bit", "ex05_quantization_mismatch"),
+    ("claim_missing", "claim_missing"),
+])
+def test_nf4_config_fails(claims, case, code):
+    quantization = claims["ex05_quantization_report"]["quantization"]
+    if case == "fp4":
+        quantization["quant_type"] = "fp4"
+    elif case == "float16_compute":
+        quantization["compute_dtype"] = "torch.float16"
+    elif case == "eight_bit":
+        quantization["load_in_4bit"] = False
+    else:
+        claims = {}
+    verdict = run("nf4_config", claims)
+    assert not verdict.passed and verdict.code == code
+
+
+# -- lora_param_count ----------------------------------------------------------------------------
+
+def test_lora_param_count_passes_with_the_solutions_count(claims):
+    assert run("lora_param_count", claims).passed
+
+
+@pytest.mark.parametrize("case, code", [
+    ("rank_8", "ex05_lora_params_mismatch"),
+    ("all_attention_projections", "ex05_lora_params_mismatch"),
+    ("percent_of_trainable", "ex05_lora_params_mismatch"),
+    ("target_modules_not_in_model", "target_modules_missing"),
+    ("claim_missing", "claim_missing"),
+])
+def test_lora_param_count_fails(claims, mistakes, case, code):
+    errors = {}
+    params = claims["ex05_lora_report"]["lora_params"]
+    if case == "rank_8":
+        claims["ex05_lora_report"]["lora_params"] = mistakes["lora_r8"]
+    elif case == "all_attention_projections":
+        claims["ex05_lora_report"]["lora_params"] = mistakes["lora_all_attention"]
+    elif case == "percent_of_trainable":  # trainable / (total - trainable)
+        params["percent"] = round(100 * params["trainable"] / (params["total"] - params["trainable"]), 4)
+    elif case == "target_modules_not_in_model":  # the lora cell raised; nothing was reported
+        del claims["ex05_lora_report"]
+        errors = {"ex05_lora_impl": [mistakes["target_error"]]}
+    else:
+        del claims["ex05_lora_report"]
+    verdict = run("lora_param_count", claims, errors=errors)
+    assert not verdict.passed and verdict.code == code
+
+
+# -- training_ran --------------------------------------------------------------------------------
+
+def test_training_ran_passes_with_the_solutions_summary(claims):
+    assert run("training_ran", claims).passed
+
+
+@pytest.mark.parametrize("case, code", [
+    ("claim_missing", "ex05_train_summary_missing"),
+    ("loss_missing", "ex05_train_summary_missing"),
+    ("nan_loss", "loss_nan"),
+    ("infinite_loss", "loss_nan"),
+    ("loss_as_text", "loss_nan"),
+    ("gpu_max_steps", "ex05_wrong_max_steps"),
+])
+def test_training_ran_fails(claims, profile, case, code):
+    summary = claims["ex05_train_report"]["train_summary"]
+    if case == "claim_missing":
+        claims = {}
+    elif case == "loss_missing":
+        del summary["final_loss"]
+    elif case == "nan_loss":
+        summary["final_loss"] = float("nan")
+    elif case == "infinite_loss":
+        summary["final_loss"] = float("inf")
+    elif case == "loss_as_text":
+        summary["final_loss"] = "1.73"
+    else:  # MAX_STEPS hard-coded instead of read from the profile
+        summary["steps"] = 300
+        assert profile.max_steps != 300
+    verdict = run("training_ran", claims)
+    assert not verdict.passed and verdict.code == code
+
+
+# -- adapter_valid -------------------------------------------------------------------------------
+
+def test_adapter_valid_passes_with_the_reference_adapter(adapter, work):
+    (adapter / "tokenizer_config.json").write_text("{}")  # the solution saves the tokenizer there too
+    assert run("adapter_valid", work_dir=work).passed
+
+
+def _break_adapter(folder, case):
+    if case == "config_missing":
+        (folder / CONFIG).unlink()
+    elif case == "weights_as_bin":  # torch.save: the grader unpickles nothing
+        torch.save(load_file(folder / WEIGHTS), folder / "adapter_model.bin")
+        (folder / WEIGHTS).unlink()
+    elif case == "weights_symlinked":
+        target = folder.parent.parent / "elsewhere.safetensors"
+        shutil.move(folder / WEIGHTS, target)
+        (folder / WEIGHTS).symlink_to(target)
+    elif case == "other_base_model_shapes":  # trained on a model with a hidden size of 128
+        edit_weights(folder, lambda w: {k: (v[:, :128] if "lora_A" in k else v[:128]).contiguous() for k, v in w.items()})
+    elif case == "truncated_weights":
+        data = (folder / WEIGHTS).read_bytes()
+        (folder / WEIGHTS).write_bytes(data[: len(data) // 2])
+    elif case == "nan_weights":
+        edit_weights(folder, lambda w: {k: torch.full_like(v, float("nan")) if "lora_B" in k else v for k, v in w.items()})
+    elif case == "dropout_0_1":
+        edit_config(folder, lora_dropout=0.1)
+    elif case == "rank_8":  # a consistent rank-8 adapter: loads, but not the required configuration
+        edit_config(folder, r=8, lora_alpha=16)
+        edit_weights(folder, lambda w: {k: (v[:8] if "lora_A" in k else v[:, :8]).contiguous() for k, v in w.items()})
+    elif case == "k_proj_too":
+        edit_config(folder, target_modules=["q_proj", "k_proj", "v_proj"])
+    elif case == "first_layer_only":
+        edit_config(folder, layers_to_transform=[0])
+        edit_weights(folder, lambda w: {k: v for k, v in w.items() if ".layers.0." in k})
+    elif case == "not_saved":
+        shutil.rmtree(folder)
+    else:
+        raise ValueError(case)
+
+
+@pytest.mark.parametrize("case, code", [
+    ("not_saved", "adapter_missing"),
+    ("config_missing", "adapter_missing"),
+    ("weights_as_bin", "adapter_not_safetensors"),
+    ("weights_symlinked", "adapter_not_safetensors"),
+    ("other_base_model_shapes", "adapter_mismatch"),
+    ("truncated_weights", "adapter_invalid"),
+    ("nan_weights", "loss_nan"),
+    ("dropout_0_1", "ex05_adapter_config_wrong"),
+    ("rank_8", "ex05_adapter_config_wrong"),
+    ("k_proj_too", "ex05_adapter_config_wrong"),
+    ("first_layer_only", "ex05_adapter_params_mismatch"),
+])
+def test_adapter_valid_fails(adapter, work, case, code):
+    _break_adapter(adapter, case)
+    verdict = run("adapter_valid", work_dir=work)
+    assert not verdict.passed and verdict.code == code
+
+
+@pytest.mark.xfail(reason="known gap: peft loads an adapter whose weights are missing or do not match the model's "
+                          "module names with only a warning (fresh LoRA weights), and adapter_valid counts those",
+                   strict=False)
+@pytest.mark.parametrize("case", ["no_tensors", "keys_renamed"])
+def test_adapter_valid_rejects_weights_that_do_not_load(adapter, work, case):
+    if case == "no_tensors":
+        edit_weights(adapter, lambda w: {})
+    else:
+        edit_weights(adapter, lambda w: {k.replace(".model.layers.", ".model.blocks."): v for k, v in w.items()})
+    assert not run("adapter_valid", work_dir=work).passed
+
+
+# -- gozaru_rate_heldout -------------------------------------------------------------------------
+
+@pytest.mark.slow  # 24 held-out prompts with the adapter and 24 without (about 10-20 s on a laptop CPU)
+def test_gozaru_rate_heldout_passes_with_the_reference_adapter(adapter, work):
+    verdict = run("gozaru_rate_heldout", work_dir=work)
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.parametrize("case, code", [
+    ("not_saved", "adapter_missing"),
+    ("weights_as_bin", "adapter_not_safetensors"),
+    ("other_base_model_shapes", "adapter_mismatch"),
+])
+def test_gozaru_rate_heldout_fails_without_a_usable_adapter(adapter, work, case, code):
+    _break_adapter(adapter, case)
+    verdict = run("gozaru_rate_heldout", work_dir=work)
+    assert not verdict.passed and verdict.code == code
+
+
+@pytest.mark.slow  # generates the 24 held-out answers twice (base and adapter)
+def test_gozaru_rate_heldout_fails_with_an_untrained_adapter(adapter, work):
+    """lora_B = 0 is what get_peft_model starts from: the model answers as the base model does."""
+    edit_weights(adapter, lambda w: {k: torch.zeros_like(v) if "lora_B" in k else v for k, v in w.items()})
+    verdict = run("gozaru_rate_heldout", work_dir=work)
+    assert not verdict.passed and verdict.code == "ex05_gozaru_rate_low"
