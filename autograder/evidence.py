@@ -16,7 +16,7 @@ from coursegrader.config import Profile
 from coursegrader.fmapi.matchers import normalize_text
 from coursegrader.fmapi.server import CHAT_PATH, INVOCATIONS_PATH
 from coursegrader.grading.results import Verdict
-from coursegrader.notebook import graded_cells, literals_in  # noqa: F401 - literals_in: the checks' vocabulary
+from coursegrader.notebook import graded_cells
 from coursegrader.problems import wording
 
 CLAIM_MIMETYPE = "application/vnd.llmcourse.result+json"

@@ -25,7 +25,7 @@ def evidence_of(run: ExerciseRun) -> Evidence:
         chat_model=load_course().chat_model,
         profile=run.profile,
         work_dir=run.autograded.work_dir,
-        errors={gid: e for gid, e in run.autograded.errors_by_cell().items()},
+        errors=run.autograded.errors_by_cell(),
         adapter_dir=run.adapter_dir,
         notebook=run.autograded.notebook,
         sandboxed=run.sandboxed,

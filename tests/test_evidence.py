@@ -2,7 +2,8 @@
 import nbformat
 
 from coursegrader.config import RELEASE_DIR
-from autograder.evidence import CLAIM_MIMETYPE, Evidence, claim_matches, claims_in, literals_in
+from autograder.evidence import CLAIM_MIMETYPE, Evidence, claim_matches, claims_in
+from coursegrader.notebook import literals_in
 from coursegrader.grading.submission import restore_protected_cells
 
 

@@ -19,7 +19,8 @@ from coursegrader.config import REPO_ROOT, SOURCE_DIR, load_course
 from coursegrader.fmapi.matchers import mismatches, signature
 from autograder.checks import get_check
 from autograder.checks.ex06 import hidden_criteria_cases
-from autograder.evidence import Evidence, literals_in
+from autograder.evidence import Evidence
+from coursegrader.notebook import literals_in
 from autograder.metrics.text import bleu, rouge
 
 

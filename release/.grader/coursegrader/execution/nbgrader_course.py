@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import nbformat
@@ -178,6 +179,7 @@ class NbgraderCourse:
         return results
 
 
+@lru_cache(maxsize=None)
 def empty_gradebook() -> Path:
     """An empty nbgrader gradebook with its tables and alembic version, made once per nbgrader version
     and copied for each exercise (a new one costs seconds: nbgrader asks `alembic heads` in a subprocess)."""
