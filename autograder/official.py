@@ -7,7 +7,7 @@ from coursegrader.config import SOURCE_DIR, load_course
 from coursegrader.grading import grade_into
 from coursegrader.grading.results import ExerciseRun, SubmissionGrade, Verdict
 from coursegrader.grading.tier import Tier
-from coursegrader.notebook import code_literals, inputs_cell_id
+from coursegrader.notebook import code_literals, inputs_cell_id, inputs_of
 
 from . import checks
 from .evidence import Evidence, claims_in, fail
@@ -32,6 +32,11 @@ def evidence_of(run: ExerciseRun) -> Evidence:
     )
 
 
+def warm_up_checks(run: ExerciseRun) -> None:
+    """While the kernel runs: what this exercise's checks compute the same for every student."""
+    checks.warm_up(run.exercise.id, inputs_of(run.source_nb, run.exercise.id), run.profile)
+
+
 def verify_with_checks(run: ExerciseRun) -> dict[str, Verdict]:
     """Every evidence check course.toml names for this exercise's cells, each run once."""
     evidence = evidence_of(run)
@@ -44,7 +49,8 @@ def verify_with_checks(run: ExerciseRun) -> dict[str, Verdict]:
     return verdicts
 
 
-OFFICIAL = Tier("official", SOURCE_DIR, passed_message="正解です。", verify=verify_with_checks, sandboxed=True)
+OFFICIAL = Tier("official", SOURCE_DIR, passed_message="正解です。", verify=verify_with_checks, sandboxed=True,
+                prepare=warm_up_checks)
 
 
 def grade_official(submission_dir: Path, exercises=None, out_dir: Path | None = None, **options) -> SubmissionGrade:

@@ -12,11 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 
-from coursegrader.config import REPO_ROOT, SUBMISSIONS_DIR
+from coursegrader.config import RELEASE_DIR, REPO_ROOT, SOURCE_DIR, SUBMISSIONS_DIR, load_course
 from autograder.official import grade_official
-from coursegrader.execution.nbgrader_course import GraderUnavailable, preflight
+from coursegrader.execution.environment import kernel_env
+from coursegrader.execution.nbgrader_course import GraderUnavailable, KernelPlace, NbgraderCourse
 from autograder.samples import build_sample, load_catalog
 from coursegrader.sandbox import probe
 from coursegrader.sandbox.launch import UID_BASE
@@ -199,7 +201,19 @@ def test_kernel_runs_the_graders_interpreter_whatever_is_on_path(tmp_path):
     assert "サンドボックスなし" in (tmp_path / "out1" / "grade.md").read_text(encoding="utf-8")
 
 
-def test_a_kernel_that_cannot_start_stops_grading(monkeypatch):
-    monkeypatch.setattr(sys, "executable", "/bin/false")  # an interpreter that exits at once
+@pytest.mark.parametrize("kernel_argv", [
+    ["/bin/false", "-f", "{connection_file}"],  # not the grader's interpreter
+    [sys.executable, "-c", "raise SystemExit(1)", "{connection_file}"],  # exits before its kernel_info reply
+], ids=["other_interpreter", "exits_at_once"])
+def test_a_kernel_that_cannot_start_stops_grading(tmp_path, kernel_argv):
+    """A broken course kernel fails before any student code runs: the grader's failure, never a 0."""
+    exercise = load_course().exercises["ex01"]
+    kernel = KernelPlace(tmp_path / "run", sandboxed=False, readable=[])
+    env = {**kernel_env({}, kernel.home), **kernel.install_kernelspec()}
+    spec_file = tmp_path / "run" / "jupyter" / "kernels" / load_course().kernel / "kernel.json"
+    spec_file.write_text(json.dumps({**json.loads(spec_file.read_text()), "argv": kernel_argv}))
+    course = NbgraderCourse(tmp_path / "course", exercise,
+                            nbformat.read(SOURCE_DIR / "ex01" / exercise.notebook, as_version=4), 30, kernel)
+    submitted = nbformat.read(RELEASE_DIR / "ex01" / exercise.notebook, as_version=4)
     with pytest.raises(GraderUnavailable, match="did not start"):
-        preflight(sandboxed=False)
+        course.autograde(submitted, env, timeout_s=300, feedback=False)

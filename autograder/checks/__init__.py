@@ -8,10 +8,14 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
+from coursegrader.config import Profile
+
 from ..evidence import Evidence, Verdict
 
 Check = Callable[[Evidence], Verdict]
+WarmUp = Callable[[dict, Profile], None]  # (the instructor's inputs cell, the profile)
 _REGISTRY: dict[tuple[str, str], Check] = {}
+_WARM_UPS: dict[str, WarmUp] = {}
 
 
 def check(exercise_id: str):
@@ -21,6 +25,20 @@ def check(exercise_id: str):
     return register
 
 
+def warms_up(exercise_id: str):
+    """Marks what an exercise's checks compute the same for every student (from trusted inputs only)."""
+    def register(fn: WarmUp) -> WarmUp:
+        _WARM_UPS[exercise_id] = fn
+        return fn
+    return register
+
+
 def get_check(exercise_id: str, name: str) -> Check:
     importlib.import_module(f"{__name__}.{exercise_id}")
     return _REGISTRY[(exercise_id, name)]
+
+
+def warm_up(exercise_id: str, inputs: dict, profile: Profile) -> None:
+    importlib.import_module(f"{__name__}.{exercise_id}")
+    if exercise_id in _WARM_UPS:
+        _WARM_UPS[exercise_id](inputs, profile)

@@ -1,15 +1,22 @@
 """ex04 local inference: the kernel's reported outputs against the grader's own generations."""
 from __future__ import annotations
 
+from coursegrader.config import Profile
+
 from ..evidence import Evidence, Verdict, claim_matches, fail, ok
 from ..reference_lm import ReferenceLM
-from . import check
+from . import check, warms_up
 
 EX = "ex04"
 
 
 def _lm(ev: Evidence) -> ReferenceLM:
     return ReferenceLM(ev.profile.resolve(ev.profile.model_id))
+
+
+@warms_up(EX)
+def load_reference_model(inputs: dict, profile: Profile) -> None:
+    ReferenceLM(profile.resolve(profile.model_id))
 
 
 def _user(text: str) -> list[dict]:

@@ -6,14 +6,14 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from coursegrader.config import FIXTURES_DIR
+from coursegrader.config import FIXTURES_DIR, Profile
 from coursegrader.grading.untrusted import copy_adapter
 from coursegrader.metrics.gozaru import gozaru_rate
 
 from ..evidence import Evidence, Verdict, claim_matches, fail, ok
 from ..metrics.lora import lora_trainable_params, trainable_percent
 from ..reference_lm import ReferenceLM
-from . import check
+from . import check, warms_up
 
 EX = "ex05"
 REQUIRED_LORA = {"r": 16, "lora_alpha": 32, "target_modules": {"q_proj", "v_proj"}, "lora_dropout": 0.05}
@@ -149,6 +149,12 @@ def base_heldout_rate(model_id: str, max_new_tokens: int) -> float:
     """The base model's rate: the same for every student, so computed once per process."""
     lm = ReferenceLM(model_id)
     return gozaru_rate(lm.answer([{"role": "user", "content": p}], max_new_tokens) for p in _heldout_prompts())
+
+
+@warms_up(EX)
+def base_model_rate(inputs: dict, profile: Profile) -> None:
+    base_heldout_rate(profile.resolve(profile.model_id), profile.max_new_tokens)
+    import peft  # noqa: F401 - what load_adapter needs next
 
 
 def heldout_rates(ev: Evidence, lm: ReferenceLM) -> tuple[float, float]:

@@ -10,7 +10,7 @@ import urllib.parse
 from functools import lru_cache
 from pathlib import Path
 
-from coursegrader.config import load_course
+from coursegrader.config import Profile, load_course
 from coursegrader.execution.fresh_python import fresh_python
 from coursegrader.fmapi.matchers import ANSWER_TAG
 from coursegrader.metrics.gozaru import gozaru_rate
@@ -21,7 +21,7 @@ from coursegrader.sandbox.policy import profile_paths
 from ..evidence import Evidence, Verdict, fail, ok
 from ..metrics.text import bleu, rouge
 from ..reference_lm import ReferenceLM
-from . import check
+from . import check, warms_up
 from .ex05 import question_of
 
 EX = "ex06"
@@ -188,9 +188,29 @@ def runs_logged(ev: Evidence) -> Verdict:
     return ok()
 
 
+def _answers(lm: ReferenceLM, questions, max_new_tokens: int) -> list[str]:
+    return [lm.answer([{"role": "user", "content": q}], max_new_tokens) for q in questions]
+
+
+@lru_cache(maxsize=2)
+def base_answers(model_id: str, questions: tuple[str, ...], max_new_tokens: int) -> list[str]:
+    """The base model's answers: the same for every student."""
+    return _answers(ReferenceLM(model_id), questions, max_new_tokens)
+
+
 def _reference_predictions(ev: Evidence, adapter: str | None) -> list[str]:
-    lm = ReferenceLM(ev.profile.resolve(ev.profile.model_id), adapter)
-    return [lm.answer([{"role": "user", "content": q}], ev.profile.max_new_tokens) for q, _ in _expected_eval_set(ev)]
+    model_id, questions = ev.profile.resolve(ev.profile.model_id), tuple(q for q, _ in _expected_eval_set(ev))
+    if adapter is None:
+        return base_answers(model_id, questions, ev.profile.max_new_tokens)
+    return _answers(ReferenceLM(model_id, adapter), questions, ev.profile.max_new_tokens)
+
+
+@warms_up(EX)
+def base_predictions(inputs: dict, profile: Profile) -> None:
+    questions = eval_set(profile.resolve(profile.dataset), int(inputs["EVAL_SAMPLES"]))
+    base_answers(profile.resolve(profile.model_id), tuple(q for q, _ in questions), profile.max_new_tokens)
+    import mlflow  # noqa: F401 - what the store checks read with next
+    import peft  # noqa: F401
 
 
 @store_check

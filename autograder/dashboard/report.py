@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import multiprocessing
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from jinja2 import Environment
 
 from coursegrader.config import load_course
-from coursegrader.execution.feedback_filters import with_csp
+from coursegrader.grading.report import with_csp
 from .gradebook import write_gradebook
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
@@ -195,7 +196,21 @@ def write_report(graded_dir: Path, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "students").mkdir(exist_ok=True)
     write_csv(results, out_dir / "gradebook.csv", deadline)
-    write_gradebook(results, out_dir / "gradebook.db", deadline)
+    # nbgrader's gradebook (its API commits submission by submission) is written by a second process
+    # while this one renders the pages: the two take about as long.
+    gradebook = multiprocessing.get_context("fork").Process(
+        target=write_gradebook, args=(results, out_dir / "gradebook.db", deadline), name="gradebook")
+    gradebook.start()
+    try:
+        summary = _write_pages(results, skipped, graded_dir, out_dir, course, deadline)
+    finally:
+        gradebook.join()
+    if gradebook.exitcode != 0:
+        raise RuntimeError(f"writing {out_dir / 'gradebook.db'} failed (exit status {gradebook.exitcode}); see above")
+    return summary
+
+
+def _write_pages(results, skipped, graded_dir: Path, out_dir: Path, course, deadline: dt.datetime) -> dict:
     env = Environment(autoescape=True)
     page = env.from_string(PAGE)
 

@@ -1,27 +1,20 @@
 """nbgrader autograde and feedback in a private, throwaway course directory."""
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import nbformat
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
-from nbgrader.api import Gradebook
 
 from ..config import REPO_ROOT, Exercise, load_course
 from ..notebook import cell_errors, error_outputs, grade_id, is_test
 from ..sandbox import SandboxPolicy, SandboxUnavailable, probe, write_kernelspec
-from .environment import kernel_env
 
 STUDENT = "student"
 GRADING_CONFIG = """
@@ -46,8 +39,11 @@ c.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, SanitizeHTML, 
 c.HTMLExporter.sanitize_html = True
 """
 
-
-GRADER_SIDE_FAILURE = 4  # nbgrader_job's status when generate_assignment failed
+# Error names ResilientExecute writes into cells that did not run to the end
+KERNEL_DIED, NOT_RUN = "DeadKernelError", "CellNotRun"
+# nbgrader_job's protocol (that module imports nbgrader; the grader itself does not need to)
+JOB, GRADES_FILE, GRADER_SIDE_FAILURE, UNAVAILABLE_PREFIX = (
+    "coursegrader.execution.nbgrader_job", "grades.json", 4, "grader_unavailable: ")
 
 
 class AutogradeTimeout(Exception):
@@ -132,7 +128,6 @@ class NbgraderCourse:
         self.kernel = kernel
         (self.root / "source" / exercise.id).mkdir(parents=True)
         nbformat.write(source_nb, self.root / "source" / exercise.id / exercise.notebook)
-        shutil.copy(empty_gradebook(), self.root / "gradebook.db")
         shutil.copy(REPO_ROOT / "nbgrader_config.py", self.root / "nbgrader_config.py")
         with open(self.root / "nbgrader_config.py", "a", encoding="utf-8") as fh:
             fh.write(GRADING_CONFIG.format(cell_timeout=cell_timeout_s, kernel_name=load_course().kernel,
@@ -147,9 +142,9 @@ class NbgraderCourse:
         dest.mkdir(parents=True)
         nbformat.write(submitted_nb, dest / self.exercise.notebook)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "coursegrader.execution.nbgrader_job", str(self.root), ex, STUDENT,
-             "feedback" if feedback else "no-feedback"],
-            cwd=self.root, env={**env, **self.kernel.install_kernelspec(), "PYTHONPATH": str(REPO_ROOT)},
+            [sys.executable, "-m", JOB, str(self.root), ex, STUDENT, "feedback" if feedback else "no-feedback",
+             str(grader_cache_dir())],
+            cwd=self.root, env={**env, "PYTHONPATH": str(REPO_ROOT)},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         try:
@@ -159,45 +154,22 @@ class NbgraderCourse:
         finally:
             _kill_group(proc)  # nothing the student started may outlive its grading
         graded_path = self.root / "autograded" / STUDENT / ex / self.exercise.notebook
-        if proc.returncode == GRADER_SIDE_FAILURE:  # nbgrader failed before any student code ran
-            raise GraderUnavailable(f"nbgrader could not prepare {ex}: {_last_error_line(output)}")
-        if proc.returncode != 0 or not graded_path.exists():
+        if proc.returncode == GRADER_SIDE_FAILURE:  # nothing of the student's ran
+            raise GraderUnavailable(_unavailable_reason(output))
+        grades_path = self.root / GRADES_FILE
+        if proc.returncode != 0 or not graded_path.exists() or not grades_path.exists():
             raise AutogradeFailed(_last_error_line(output))
         graded = nbformat.read(graded_path, as_version=4)
+        errors = cell_errors(graded)
+        cells = {gid: CellResult(gid, auto, top, errors.get(gid, []))
+                 for gid, (auto, top) in json.loads(grades_path.read_text(encoding="utf-8")).items()}
         html = self.root / "feedback" / STUDENT / ex / self.exercise.notebook.replace(".ipynb", ".html")
-        return AutogradeResult(self._read_gradebook(graded), graded, html if html.exists() else None, self.kernel.work_dir)
-
-    def _read_gradebook(self, graded_nb) -> dict[str, CellResult]:
-        errors = cell_errors(graded_nb)
-        results = {}
-        with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}") as gb:
-            nb = gb.find_submission_notebook(self.exercise.notebook_name, self.exercise.id, STUDENT)
-            for grade in nb.grades:
-                results[grade.name] = CellResult(
-                    grade.name, float(grade.auto_score or 0), float(grade.max_score or 0), errors.get(grade.name, [])
-                )
-        return results
+        return AutogradeResult(cells, graded, html if html.exists() else None, self.kernel.work_dir)
 
 
-@lru_cache(maxsize=None)
-def empty_gradebook() -> Path:
-    """An empty nbgrader gradebook with its tables and alembic version, made once per nbgrader version
-    and copied for each exercise (a new one costs seconds: nbgrader asks `alembic heads` in a subprocess)."""
-    import nbgrader
-
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coursegrader"
-    path = cache / f"empty-gradebook-nbgrader-{nbgrader.__version__}.db"
-    if not path.is_file():
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-        except OSError:  # no writable cache: one per process
-            cache = Path(tempfile.mkdtemp(prefix="coursegrader-cache-"))
-            path = cache / path.name
-        partial = cache / f".{path.name}.{os.getpid()}"
-        with Gradebook(f"sqlite:///{partial}"):
-            pass
-        os.replace(partial, path)  # atomic: a grader running alongside sees the whole file or none
-    return path
+def grader_cache_dir() -> Path:
+    """The grader's own cache (the empty gradebook template), never a kernel's HOME."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coursegrader"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -206,6 +178,11 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
+
+
+def _unavailable_reason(output: str) -> str:
+    reasons = [line[len(UNAVAILABLE_PREFIX):] for line in output.splitlines() if line.startswith(UNAVAILABLE_PREFIX)]
+    return reasons[-1] if reasons else _last_error_line(output)
 
 
 def _last_error_line(output: str) -> str:
@@ -221,29 +198,10 @@ class GraderUnavailable(RuntimeError):
 
 
 def preflight(sandboxed: bool) -> None:
-    """Start the course kernel once, as grading will, and run one cell; raise GraderUnavailable if that fails."""
+    """Raise GraderUnavailable unless the sandbox works here. (The course kernel's own start is
+    checked where it first starts, in ResilientExecute: a kernel that does not start stops grading.)"""
     if sandboxed:
         try:
             probe()
         except SandboxUnavailable as err:
             raise GraderUnavailable(str(err)) from err
-    with tempfile.TemporaryDirectory(prefix="grade-preflight-") as tmp:
-        place = KernelPlace(Path(tmp), sandboxed, [])
-        place.install_kernelspec()
-        name = load_course().kernel
-        km = KernelManager(kernel_name=name, transport="ipc", ip=str(place.runtime / "k"),
-                           kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(Path(tmp) / "jupyter" / "kernels")]))
-        km.connection_file = str(place.runtime / "kernel-preflight.json")
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys; print(sys.executable)")])
-        try:
-            NotebookClient(nb, km=km, timeout=60, startup_timeout=60).execute(
-                env=kernel_env({}, place.home), cwd=str(place.work_dir))
-            printed = "".join(o.get("text", "") for o in nb.cells[0].outputs).strip()
-        except Exception as err:  # noqa: BLE001 - any failure to start is the grader's, reported whole
-            raise GraderUnavailable(f"the grading kernel ({sys.executable} -m ipykernel_launcher"
-                                    f"{', sandboxed' if sandboxed else ''}) did not start: {type(err).__name__}: {err}") from err
-        finally:
-            with contextlib.suppress(Exception):  # a kernel that never started has nothing to shut down
-                km.shutdown_kernel(now=True)
-        if printed != sys.executable:
-            raise GraderUnavailable(f"the grading kernel ran {printed or 'nothing'}, not {sys.executable}")

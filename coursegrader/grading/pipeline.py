@@ -16,8 +16,10 @@ The tier (tier.py) says where nbgrader's source notebooks come from and who veri
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -26,9 +28,8 @@ import nbformat
 
 from ..config import CASSETTE_DIR, RELEASE_DIR, Exercise, Profile, load_course
 from ..execution.environment import course_kernel_env
-from ..execution.nbgrader_course import (AutogradeFailed, AutogradeTimeout, GraderUnavailable, KernelPlace,
-                                         NbgraderCourse, preflight)
-from ..execution.resilient_execute import KERNEL_DIED, NOT_RUN
+from ..execution.nbgrader_course import (KERNEL_DIED, NOT_RUN, AutogradeFailed, AutogradeTimeout, GraderUnavailable,
+                                         KernelPlace, NbgraderCourse, preflight)
 from ..fmapi import FixtureServer
 from ..fmapi.persister import load_cassettes
 from ..notebook import error_outputs, grade_id
@@ -70,9 +71,10 @@ def autograde(run: ExerciseRun) -> None:
     readable = profile_paths(run.profile) + ([Path(run.adapter_dir)] if run.adapter_dir else [])
     kernel = KernelPlace(run.work_dir / "run", run.sandboxed, readable)
     course_dir = NbgraderCourse(run.work_dir / "course", run.exercise, run.source_nb, run.cell_timeout_s, kernel)
-    with FixtureServer(cassettes=run.cassettes) as server:
+    with FixtureServer(cassettes=run.cassettes) as server, _meanwhile(run.tier.prepare, run):
         kernel.connect(server)
-        env = course_kernel_env(server.env(), kernel.home, run.profile, run.adapter_dir)
+        env = {**course_kernel_env(server.env(), kernel.home, run.profile, run.adapter_dir),
+               **kernel.install_kernelspec()}
         try:
             run.autograded = course_dir.autograde(run.student_nb, env, course.exercise_timeout_s, run.render_feedback)
         except AutogradeTimeout:
@@ -81,6 +83,27 @@ def autograde(run: ExerciseRun) -> None:
             run.problems.append(problem("autograde_failed", detail=str(err)))
         finally:
             run.log = server.log.snapshot()
+
+
+@contextlib.contextmanager
+def _meanwhile(work, run: ExerciseRun):
+    """Run work(run) in a thread while the block runs (the kernel mostly waits on its own process)."""
+    if work is None:
+        yield
+        return
+    thread = threading.Thread(target=_quietly, args=(work, run), name="tier-prepare", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def _quietly(work, run: ExerciseRun) -> None:
+    try:
+        work(run)
+    except Exception:  # noqa: BLE001 - only a head start: the verifier does the work itself if this failed
+        traceback.print_exc()
 
 
 def distrust_outputs(run: ExerciseRun) -> None:

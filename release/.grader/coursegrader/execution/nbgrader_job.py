@@ -1,34 +1,95 @@
 """One exercise's nbgrader work in one process: generate_assignment, autograde, generate_feedback.
 
-Run as `python -m coursegrader.execution.nbgrader_job COURSE_ROOT EXERCISE STUDENT feedback|no-feedback`
-with the course root as working directory; exit status 0 on success, 3 if autograde failed, 4 otherwise.
+Run as `python -m coursegrader.execution.nbgrader_job COURSE_ROOT EXERCISE STUDENT feedback|no-feedback
+CACHE_DIR` with the course root as working directory. It writes the autograded cells' scores to GRADES_FILE
+(so the grader needs no nbgrader of its own) and exits with 0 on success, AUTOGRADE_FAILED, or
+GRADER_SIDE_FAILURE when nothing of the student's ran: nbgrader could not prepare the exercise or
+the course kernel did not start (the reason follows `grader_unavailable:` on stderr).
 """
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import sys
+import tempfile
+from functools import lru_cache
 from pathlib import Path
 
+import nbgrader
+
+from nbgrader.api import Gradebook
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config.loader import PyFileConfigLoader
 
+from .nbgrader_course import GRADER_SIDE_FAILURE, GRADES_FILE, UNAVAILABLE_PREFIX
+from .resilient_execute import ResilientExecute
 
-def main(root: str, exercise_id: str, student: str, feedback: str = "feedback") -> int:
+AUTOGRADE_FAILED = 3
+
+
+def main(root: str, exercise_id: str, student: str, feedback: str, cache_dir: str) -> int:
+    shutil.copy(empty_gradebook(Path(cache_dir)), Path(root) / "gradebook.db")
     config = PyFileConfigLoader("nbgrader_config.py", path=str(Path(root))).load_config()
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
-    steps = (
-        ("generate_assignment", lambda: api.generate_assignment(exercise_id, force=True, create=True), 4),
-        ("autograde", lambda: api.autograde(exercise_id, student, force=True, create=True), 3),
-        ("generate_feedback", lambda: api.generate_feedback(exercise_id, student, force=True), 0),
-    )[:3 if feedback == "feedback" else 2]
-    for name, step, failure_status in steps:
-        result = step()
-        if not result.get("success"):
-            print(f"{name} failed:\n{result.get('log', '')}\n{result.get('error', '')}", file=sys.stderr)
-            if failure_status:
-                return failure_status
+    result = api.generate_assignment(exercise_id, force=True, create=True)
+    if not result.get("success"):
+        return _unavailable(f"nbgrader could not prepare {exercise_id}: {_last_line(_error(result))}")
+    result = api.autograde(exercise_id, student, force=True, create=True)
+    if ResilientExecute.start_failure:
+        return _unavailable(ResilientExecute.start_failure)
+    if not result.get("success"):
+        print(f"autograde failed:\n{_error(result)}", file=sys.stderr)
+        return AUTOGRADE_FAILED
+    _write_grades(Path(root), exercise_id, student)
+    if feedback == "feedback":
+        result = api.generate_feedback(exercise_id, student, force=True)
+        if not result.get("success"):  # the scores stand; only the HTML is missing
+            print(f"generate_feedback failed:\n{_error(result)}", file=sys.stderr)
     return 0
 
 
+def _write_grades(root: Path, exercise_id: str, student: str) -> None:
+    """{grade_id: [auto_score, max_score]} of the autograded notebook."""
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        (notebook,) = gb.find_assignment(exercise_id).notebooks
+        submitted = gb.find_submission_notebook(notebook.name, exercise_id, student)
+        grades = {g.name: [float(g.auto_score or 0), float(g.max_score or 0)] for g in submitted.grades}
+    (root / GRADES_FILE).write_text(json.dumps(grades), encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def empty_gradebook(cache: Path) -> Path:
+    """An empty nbgrader gradebook with its tables and alembic version, made once per nbgrader version
+    and copied for each exercise (a new one costs seconds: nbgrader asks `alembic heads` in a subprocess)."""
+    path = cache / f"empty-gradebook-nbgrader-{nbgrader.__version__}.db"
+    if not path.is_file():
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError:  # no writable cache: one per process
+            cache = Path(tempfile.mkdtemp(prefix="coursegrader-cache-"))
+            path = cache / path.name
+        partial = cache / f".{path.name}.{os.getpid()}"
+        with Gradebook(f"sqlite:///{partial}"):
+            pass
+        os.replace(partial, path)  # atomic: a grader running alongside sees the whole file or none
+    return path
+
+
+def _error(result: dict) -> str:
+    return f"{result.get('log', '')}\n{result.get('error', '')}".strip()
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown error"
+
+
+def _unavailable(reason: str) -> int:
+    print(UNAVAILABLE_PREFIX + reason[:500], file=sys.stderr)
+    return GRADER_SIDE_FAILURE
+
+
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:5]))
+    sys.exit(main(*sys.argv[1:6]))

@@ -1,13 +1,19 @@
-"""nbgrader's Execute, made to survive a dying kernel.
+"""nbgrader's Execute, made to survive a dying kernel and to tell a kernel that never started.
 
 nbgrader awards a test cell its points when the cell shows no error. If the
 kernel dies, later cells never run and so show no error either; this
 preprocessor marks the crashed cell and every later code cell with an error,
 so they score 0, while the cells that did run keep their results.
+
+A kernel that does not start (or is not the grader's own interpreter) failed
+before any student code ran: that is the grader's failure, never the student's.
+It is recorded in `start_failure` and the exercise is not graded at all.
 """
 from __future__ import annotations
 
 import os
+import sys
+from typing import ClassVar
 
 from nbclient.exceptions import DeadKernelError
 from nbclient.util import run_sync
@@ -15,8 +21,8 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Unicode
 
-KERNEL_DIED = "DeadKernelError"
-NOT_RUN = "CellNotRun"
+from .nbgrader_course import KERNEL_DIED, NOT_RUN
+
 
 
 def error_output(ename: str, evalue: str) -> NotebookNode:
@@ -25,6 +31,7 @@ def error_output(ename: str, evalue: str) -> NotebookNode:
 
 class ResilientExecute(Execute):
     kernel_cwd = Unicode("", help="the kernel's own work folder (not the folder nbgrader writes to)").tag(config=True)
+    start_failure: ClassVar[str | None] = None  # why the course kernel did not start (read by nbgrader_job)
     _kernel_dead = False
 
     async def async_start_new_kernel(self, **kwargs):
@@ -32,10 +39,29 @@ class ResilientExecute(Execute):
         kwargs.setdefault("env", {k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
         if self.kernel_cwd:
             kwargs["cwd"] = self.kernel_cwd
-        return await super().async_start_new_kernel(**kwargs)
+        try:
+            started = await super().async_start_new_kernel(**kwargs)
+        except Exception as err:  # noqa: BLE001 - any failure to start is the grader's
+            raise self._did_not_start(err) from err
+        argv = self.km.kernel_spec.argv if self.km and self.km.kernel_spec else []
+        if argv[:1] != [sys.executable]:
+            raise self._did_not_start(f"it runs {' '.join(argv[:1]) or 'nothing'}, not {sys.executable}")
+        return started
 
-    # nbclient's synchronous wrapper (what nbconvert's preprocess calls) is bound to its own coroutine.
+    async def async_start_new_kernel_client(self):
+        try:
+            return await super().async_start_new_kernel_client()
+        except Exception as err:  # noqa: BLE001 - no kernel_info reply: it never came up
+            raise self._did_not_start(err) from err
+
+    # nbclient's synchronous wrappers (what nbconvert's preprocess calls) are bound to its own coroutines.
     start_new_kernel = run_sync(async_start_new_kernel)
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+    def _did_not_start(self, why) -> RuntimeError:
+        detail = f"{type(why).__name__}: {why}" if isinstance(why, BaseException) else why
+        type(self).start_failure = f"the grading kernel ({self.kernel_name}) did not start: {detail}"
+        return RuntimeError(type(self).start_failure)
 
     def preprocess(self, nb, resources=None, km=None):
         self._kernel_dead = False

@@ -29,6 +29,7 @@ CHAT_PATH = "/serving-endpoints/chat/completions"
 INVOCATIONS_PATH = re.compile(r"^/serving-endpoints/(?P<name>[^/]+)/invocations$")
 WELL_KNOWN_PATH = "/.well-known/databricks-config"
 MAX_BODY_BYTES = 2_000_000
+SHUTDOWN_POLL_S = 0.02  # how often serve_forever looks for shutdown (its default 0.5 s, twice, per exercise)
 
 
 class RequestLog:
@@ -118,7 +119,8 @@ class FixtureServer:
         handler = type("Handler", (_Handler,), {"server_app": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fixture-server", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(SHUTDOWN_POLL_S,),
+                                        name="fixture-server", daemon=True)
         self._thread.start()
         return self
 
@@ -127,7 +129,8 @@ class FixtureServer:
         handler = type("Handler", (_Handler,), {"server_app": self})
         httpd = _UnixHTTPServer(str(path), handler)
         Path(path).chmod(0o666)
-        threading.Thread(target=httpd.serve_forever, name="fixture-server-unix", daemon=True).start()
+        threading.Thread(target=httpd.serve_forever, args=(SHUTDOWN_POLL_S,), name="fixture-server-unix",
+                         daemon=True).start()
         self._unix.append(httpd)
         return Path(path)
 

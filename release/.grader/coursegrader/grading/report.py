@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 from .. import __version__
-from ..execution.feedback_filters import with_csp
 from ..mlflow_store import STORE_DIR, keep_store
 from .results import ExerciseRun, SubmissionGrade
 
 SCHEMA_VERSION = 1
+
+# Generated pages run no script and load nothing: student outputs are sanitized, and this blocks the rest.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+                           "form-action 'none'; base-uri 'none'")
+CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+
+
+def with_csp(page: str) -> str:
+    """The page with the policy as the first element of <head> (a page without one gets a head); idempotent."""
+    if CSP_META in page:
+        return page
+    found = re.search(r"<head[^>]*>", page, flags=re.IGNORECASE)
+    if found:
+        return page[:found.end()] + CSP_META + page[found.end():]
+    return f"<head>{CSP_META}</head>" + page
 
 
 def to_json(grade: SubmissionGrade) -> dict:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .results import ExerciseRun, Verdict
 
 Verifier = Callable[["ExerciseRun"], "dict[str, Verdict]"]  # evidence check name -> verdict
+Preparation = Callable[["ExerciseRun"], None]
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class Tier:
     passed_message: str  # a cell whose points count
     verify: Verifier | None = None  # outside-the-kernel evidence checks; None: the tests alone decide
     sandboxed: bool = False  # student code runs in the sandbox unless a debugging flag says otherwise
+    # Trusted work the verifier repeats for every student (a reference model, its answers), done while
+    # the student's kernel runs; it reads nothing the student wrote.
+    prepare: Preparation | None = None
 
     @property
     def verifies_evidence(self) -> bool:
