@@ -1,13 +1,10 @@
 """The Classroom template repository (release/) and its feedback tier, run as GitHub Actions would."""
 import base64
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from coursegrader.config import CASSETTE_DIR, RELEASE_DIR, SOURCE_DIR, load_course
 from coursegrader.fmapi.matchers import signature

@@ -1,6 +1,7 @@
 """ex05 LoRA fine-tuning: checks on the saved adapter, recomputed outside the kernel."""
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from functools import lru_cache
@@ -154,7 +155,7 @@ def base_heldout_rate(model_id: str, max_new_tokens: int) -> float:
 @warms_up(EX)
 def base_model_rate(inputs: dict, profile: Profile) -> None:
     base_heldout_rate(profile.resolve(profile.model_id), profile.max_new_tokens)
-    import peft  # noqa: F401 - what load_adapter needs next
+    importlib.import_module("peft")  # what load_adapter imports next
 
 
 def heldout_rates(ev: Evidence, lm: ReferenceLM) -> tuple[float, float]:
