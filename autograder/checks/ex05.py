@@ -153,8 +153,9 @@ def base_heldout_rate(model_id: str, max_new_tokens: int) -> float:
 
 
 @warms_up(EX)
-def base_model_rate(inputs: dict, profile: Profile) -> None:
-    base_heldout_rate(profile.resolve(profile.model_id), profile.max_new_tokens)
+def load_reference_model(inputs: dict, profile: Profile) -> None:
+    """Loads only: generating now would fight the student's training for the same cores."""
+    ReferenceLM(profile.resolve(profile.model_id))
     importlib.import_module("peft")  # what load_adapter imports next
 
 

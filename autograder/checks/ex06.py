@@ -189,27 +189,16 @@ def runs_logged(ev: Evidence) -> Verdict:
     return ok()
 
 
-def _answers(lm: ReferenceLM, questions, max_new_tokens: int) -> list[str]:
-    return [lm.answer([{"role": "user", "content": q}], max_new_tokens) for q in questions]
-
-
-@lru_cache(maxsize=2)
-def base_answers(model_id: str, questions: tuple[str, ...], max_new_tokens: int) -> list[str]:
-    """The base model's answers: the same for every student."""
-    return _answers(ReferenceLM(model_id), questions, max_new_tokens)
-
-
 def _reference_predictions(ev: Evidence, adapter: str | None) -> list[str]:
-    model_id, questions = ev.profile.resolve(ev.profile.model_id), tuple(q for q, _ in _expected_eval_set(ev))
-    if adapter is None:
-        return base_answers(model_id, questions, ev.profile.max_new_tokens)
-    return _answers(ReferenceLM(model_id, adapter), questions, ev.profile.max_new_tokens)
+    lm = ReferenceLM(ev.profile.resolve(ev.profile.model_id), adapter)
+    return [lm.answer([{"role": "user", "content": q}], ev.profile.max_new_tokens) for q, _ in _expected_eval_set(ev)]
 
 
 @warms_up(EX)
-def base_predictions(inputs: dict, profile: Profile) -> None:
-    questions = eval_set(profile.resolve(profile.dataset), int(inputs["EVAL_SAMPLES"]))
-    base_answers(profile.resolve(profile.model_id), tuple(q for q, _ in questions), profile.max_new_tokens)
+def load_reference_model(inputs: dict, profile: Profile) -> None:
+    """Loads only: generating now would fight the student's kernel for the same cores."""
+    eval_set(profile.resolve(profile.dataset), int(inputs["EVAL_SAMPLES"]))
+    ReferenceLM(profile.resolve(profile.model_id))
     for module in ("mlflow", "peft"):  # what the store and adapter checks import next
         importlib.import_module(module)
 
