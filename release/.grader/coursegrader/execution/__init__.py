@@ -1,8 +1,10 @@
 """Running a student's notebook: nbgrader in a throwaway course, the kernel in its own place.
 
   environment.py       the kernel's environment (no secrets)
-  nbgrader_course.py   one exercise's private nbgrader course, the kernel's place, the preflight
-  nbgrader_job.py      the nbgrader process: generate_assignment, autograde, generate_feedback
-  resilient_execute.py nbgrader's Execute, surviving a dying kernel, in the kernel's own folder
+  nbgrader_course.py   one exercise's private nbgrader course, the kernel's place, the sandbox preflight
+  nbgrader_job.py      the nbgrader process: generate_assignment, autograde (scores to grades.json),
+                       generate_feedback; the empty gradebook template
+  resilient_execute.py nbgrader's Execute, surviving a dying kernel, telling one that never
+                       started, in the kernel's own folder
   feedback_filters.py  feedback HTML without hidden tests or live student HTML
 """
