@@ -2,16 +2,39 @@
 
 Each student is graded by its own `python -m autograder grade` process (nothing one
 submission does can reach another's grading). Regrading replaces a student's results.
+A student whose grading failed (the grader's failure, not the student's) gets GRADE_FAILED_FILE
+instead of a grade.json, and the others are still graded.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from coursegrader.config import REPO_ROOT
+
+
+GRADE_FAILED_FILE = "grade_failed.json"
+GRADER_CRASHED = -1  # exit status recorded when grade_one itself raised
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    student: str
+    exit_status: int
+    elapsed_s: float
+
+    @property
+    def eta_s(self) -> float:
+        return self.elapsed_s / self.done * (self.total - self.done)
 
 
 def grade_one(submission: Path, out: Path, exercises=None, profile: str | None = None,
@@ -30,8 +53,26 @@ def grade_one(submission: Path, out: Path, exercises=None, profile: str | None =
     if (submission / "submission.json").exists():
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy(submission / "submission.json", out / "submission.json")
+    out.mkdir(parents=True, exist_ok=True)
     (out / "grader.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    if proc.returncode != 0 or not (out / "grade.json").is_file():
+        _record_failure(out, proc.returncode, _failure_reason(proc.stderr))
     return submission.name, proc.returncode
+
+
+def _record_failure(out: Path, exit_status: int, reason: str) -> None:
+    """No grade.json (so no zeros the student did not earn), and why."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "grade.json").unlink(missing_ok=True)
+    (out / GRADE_FAILED_FILE).write_text(json.dumps(
+        {"status": "grade_failed", "exit_status": exit_status, "reason": reason}, ensure_ascii=False, indent=1) + "\n",
+        encoding="utf-8")
+
+
+def _failure_reason(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    named = [line for line in lines if line.startswith("grader_error")]
+    return ((named or lines or ["no output"])[-1])[:500]
 
 
 def students_in(submissions: Path, shard: tuple[int, int] = (0, 1)) -> list[Path]:
@@ -42,8 +83,28 @@ def students_in(submissions: Path, shard: tuple[int, int] = (0, 1)) -> list[Path
 
 
 def grade_all(submissions: Path, out: Path, jobs: int = 2, exercises=None, profile: str | None = None,
-              shard: tuple[int, int] = (0, 1), sandbox: bool = True) -> dict[str, int]:
-    students = students_in(submissions, shard)
+              shard: tuple[int, int] = (0, 1), sandbox: bool = True,
+              on_graded: Callable[[Progress], None] | None = None) -> dict[str, int]:
+    """Every collected student of the shard (see grade_students)."""
+    return grade_students(students_in(submissions, shard), out, jobs, exercises, profile, sandbox, on_graded)
+
+
+def grade_students(students: list[Path], out: Path, jobs: int = 2, exercises=None, profile: str | None = None,
+                   sandbox: bool = True, on_graded: Callable[[Progress], None] | None = None) -> dict[str, int]:
+    """Each student's folder into out/<name>, `jobs` at a time; a failure is that student's and the
+    rest go on. on_graded(progress) is called as each student finishes."""
+    start, codes = time.perf_counter(), {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = pool.map(lambda s: grade_one(s, Path(out) / s.name, exercises, profile, sandbox=sandbox), students)
-        return dict(results)
+        futures = {pool.submit(grade_one, s, Path(out) / s.name, exercises, profile, sandbox=sandbox): s
+                   for s in students}
+        for future in as_completed(futures):
+            name = futures[future].name
+            try:
+                code = future.result()[1]
+            except Exception as err:  # noqa: BLE001 - this student's grading broke; the others go on
+                code = GRADER_CRASHED
+                _record_failure(Path(out) / name, code, f"{type(err).__name__}: {err}")
+            codes[name] = code
+            if on_graded:
+                on_graded(Progress(len(codes), len(students), name, code, time.perf_counter() - start))
+    return dict(sorted(codes.items()))

@@ -9,14 +9,19 @@ import time
 from pathlib import Path
 
 from coursegrader import cli as core_cli
-from coursegrader.cli import graded, table
-from coursegrader.config import CASSETTE_DIR, Profile, load_course
+from coursegrader.cli import existing_folder, graded, table
+from coursegrader.config import CASSETTE_DIR, REPO_ROOT, Profile, load_course
 
 
 def cmd_release(args) -> int:
     from .assign import release
 
-    for path in release(args.exercise):
+    written = release(args.exercise)
+    if args.classroom50:
+        from .template_repo import write_classroom50_bundle
+
+        written += write_classroom50_bundle(REPO_ROOT / "release", Path(args.classroom50))
+    for path in written:
         print(f"wrote {path}")
     return 0
 
@@ -112,8 +117,8 @@ def cmd_collect(args) -> int:
     from .collect import collect
 
     deadline = dt.datetime.fromisoformat(args.deadline or load_course().deadline)
-    for c in collect(Path(args.roster), deadline, Path(args.dest), args.grace_days):
-        print(f"{c.student_id}: {c.status} {c.commit or ''} {c.committed_at or ''}".rstrip())
+    for c in collect(Path(args.roster), deadline, Path(args.dest), args.grace_days, args.api_url):
+        print(f"{c.student_id}: {c.status} {c.commit or ''} {c.committed_at or ''} [{c.time_source}]".rstrip())
         if c.dropped:
             print(f"  dropped links / special files: {', '.join(c.dropped)}")
     return 0
@@ -127,10 +132,28 @@ def cmd_grade_all(args) -> int:
         raise ValueError(f"--shard {args.shard}: expected K/N with 0 <= K < N")
     codes = grade_all(Path(args.submissions), Path(args.out), args.jobs, args.exercise,
                       resolve_profile(args.profile).name if args.profile else None, shard=(index, count),
-                      sandbox=not args.no_sandbox)
+                      sandbox=not args.no_sandbox, on_graded=_print_progress(Path(args.out)))
     failed = [s for s, code in codes.items() if code != 0]
-    print(f"graded {len(codes)} submissions into {args.out}" + (f"; grader failed for {', '.join(failed)}" if failed else ""))
+    print(f"graded {len(codes) - len(failed)} of {len(codes)} submissions into {args.out}"
+          + (f"; grader failed for {', '.join(failed)} (see their grade_failed.json)" if failed else ""))
     return 1 if failed else 0
+
+
+def _print_progress(out: Path):
+    import json
+
+    def minutes(seconds: float) -> str:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+
+    def show(p) -> None:
+        try:
+            grade = json.loads((out / p.student / "grade.json").read_text(encoding="utf-8"))
+            result = f"{grade['score']:g}/{grade['max_score']:g}"
+        except (OSError, ValueError, KeyError):
+            result = f"grade_failed (exit {p.exit_status})"
+        print(f"[{p.done}/{p.total}] {p.student}: {result}  elapsed {minutes(p.elapsed_s)}, "
+              f"ETA {minutes(p.eta_s)}", flush=True)
+    return show
 
 
 def cmd_shards(args) -> int:
@@ -148,8 +171,11 @@ def cmd_report(args) -> int:
     from .dashboard.report import write_report
 
     out = Path(args.out or Path(args.graded_dir) / "_report")
-    summary = write_report(Path(args.graded_dir), out)
+    summary = write_report(Path(args.graded_dir), out, Path(args.roster) if args.roster else None)
     print(f"{summary['students']} students, {summary['late']} late -> {out}/index.html, {out}/gradebook.csv")
+    for sid, status in summary["accounted"].items():
+        if status != "graded":
+            print(f"{status}: {sid}")
     for name in summary["skipped"]:
         print(f"skipped (unreadable grade.json): {name}")
     return 0
@@ -208,10 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("release", help="stamp points from course.toml and regenerate release/ (nbgrader generate_assignment)")
     s.add_argument("--exercise", action="append")
+    s.add_argument("--classroom50", metavar="DIR", help="also write the Classroom 50 bundle here: template/ "
+                                                        "(no workflows) and config/autograders/<assignment>/autograder.py")
     s.set_defaults(func=cmd_release)
 
     s = sub.add_parser("grade", help="grade one student's repository")
-    s.add_argument("submission")
+    s.add_argument("submission", type=existing_folder)
     s.add_argument("--exercise", action="append", help="exNN; repeat for several (default: all)")
     s.add_argument("--out", help="write grade.json, grade.md and feedback here")
     s.add_argument("--cell-timeout", type=int, help="seconds per cell (default: course.toml)")
@@ -233,15 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=2, help="samples graded at a time")
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("collect", help="clone every roster repository at its last commit before the deadline")
+    s = sub.add_parser("collect", help="clone every roster repository at the last commit pushed before the deadline")
     s.add_argument("--roster", required=True, help="CSV: student_id, github_username, repository")
     s.add_argument("--deadline", help="ISO time (default: course.toml)")
-    s.add_argument("--grace-days", type=float, default=0.0, help="also take commits this long after the deadline (charged as late)")
+    s.add_argument("--grace-days", type=float, default=0.0, help="also take pushes this long after the deadline (charged as late)")
     s.add_argument("--dest", default="submissions")
+    s.add_argument("--api-url", help="GitHub REST API for push times (default: $GITHUB_API_URL or https://api.github.com)")
     s.set_defaults(func=cmd_collect)
 
     s = sub.add_parser("grade-all", help="grade every collected submission in parallel")
-    s.add_argument("submissions")
+    s.add_argument("submissions", type=existing_folder)
     s.add_argument("--out", default="graded")
     s.add_argument("--jobs", type=int, default=2)
     s.add_argument("--exercise", action="append")
@@ -251,13 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_grade_all)
 
     s = sub.add_parser("shards", help="print the grading job matrix as JSON ([0, 1, ...]) for grade-all --shard")
-    s.add_argument("submissions")
+    s.add_argument("submissions", type=existing_folder)
     s.add_argument("--count", type=int, default=10)
     s.set_defaults(func=cmd_shards)
 
     s = sub.add_parser("report", help="class gradebook CSV and HTML dashboard from graded submissions")
     s.add_argument("graded_dir", help="one folder per student (named by student id), each as `grade --out` writes it")
     s.add_argument("--out", help="default: GRADED_DIR/_report")
+    s.add_argument("--roster", help="roster CSV (collect's, or Classroom 50's roster.csv): every student on it "
+                                    "is listed as graded, grade_failed, not_collected or missing")
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("prefetch", help="download a profile's Hub model and dataset into HF_HOME before grading offline")

@@ -1,9 +1,14 @@
-"""collect: each student's repository at the last commit before the deadline.
+"""collect: each student's repository as GitHub had received it at the deadline.
 
 roster.csv columns: student_id, github_username, repository (a URL or a local path).
+For a repository on a server, the time that counts is when the push arrived: the repository
+activity API (GET /repos/{owner}/{repo}/activity, push events with GitHub's own timestamps) names
+the last commit pushed before the deadline, whatever dates its commits carry. Committer dates,
+which the student's machine sets, are used only for local repositories (tests, demos), and
+submission.json says which source was used ("time_source").
 Links and special files in a checkout are removed and listed in submission.json ("dropped").
-The token (env COLLECT_TOKEN) is used only by the clone command, as an HTTP header; it is
-never written to disk. Collecting again replaces what was collected before.
+The token (env COLLECT_TOKEN) is used only by the clone command and the API, as an HTTP header;
+it is never written to disk. Collecting again replaces what was collected before.
 """
 from __future__ import annotations
 
@@ -12,8 +17,11 @@ import csv
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +30,20 @@ from coursegrader.grading.untrusted import remove_unsafe
 REQUIRED_COLUMNS = ("student_id", "github_username", "repository")
 
 
+PUSH_EVENTS = "push_event"  # time_source: GitHub's push time
+COMMITTER_DATE = "committer_date (local repository)"  # time_source: the commit's own date (tests only)
+PUSH_TYPES = ("push", "force_push")
+DEFAULT_API_URL = "https://api.github.com"  # GitHub Actions sets GITHUB_API_URL (GHES too)
+
+
 @dataclass
 class Collected:
     student_id: str
-    status: str  # "ok", "no_commit_before_deadline", "clone_failed"
+    # "ok", "no_commit_before_deadline", "clone_failed", "push_times_unavailable", "pushed_commit_missing"
+    status: str
     commit: str | None = None
-    committed_at: str | None = None
+    committed_at: str | None = None  # when it counts as submitted: the push time, or the committer date locally
+    time_source: str | None = None
     dropped: list[str] = field(default_factory=list)  # links and special files left out of the checkout
 
 
@@ -38,6 +54,16 @@ def read_roster(path: Path) -> list[dict]:
     if missing or not rows:
         raise ValueError(f"{path}: roster needs columns {', '.join(REQUIRED_COLUMNS)} and at least one row")
     return rows
+
+
+def roster_ids(path: Path) -> list[str]:
+    """The students of a roster: collect's (student_id) or Classroom 50's roster.csv (username, role)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    column = next((c for c in ("student_id", "username") if rows and c in rows[0]), None)
+    if column is None:
+        raise ValueError(f"{path}: a roster needs a student_id or a username column")
+    return [r[column].strip() for r in rows if r[column].strip() and r.get("role", "student").strip() in ("", "student")]
 
 
 def _git(*args, cwd: Path | None = None, extra: list[str] | None = None) -> subprocess.CompletedProcess:
@@ -54,23 +80,19 @@ def _auth_header(repository: str) -> list[str]:
     return ["-c", f"http.extraHeader=Authorization: Basic {basic}"]
 
 
-def collect_one(row: dict, until: dt.datetime, dest: Path) -> Collected:
+def collect_one(row: dict, until: dt.datetime, dest: Path, api_url: str | None = None) -> Collected:
     sid = row["student_id"].strip()
+    repository = row["repository"].strip()
     target = dest / sid
     shutil.rmtree(target, ignore_errors=True)  # idempotent: a re-collect replaces
-    clone = _git("clone", "--quiet", "--no-checkout", row["repository"].strip(), str(target),
-                 extra=_auth_header(row["repository"]))
+    clone = _git("clone", "--quiet", "--no-checkout", repository, str(target), extra=_auth_header(repository))
     if clone.returncode != 0:
         target.mkdir(parents=True, exist_ok=True)
         result = Collected(sid, "clone_failed")
     else:
-        rev = _git("rev-list", "-1", f"--before={until.isoformat()}", "HEAD", cwd=target).stdout.strip()
-        if not rev:
-            result = Collected(sid, "no_commit_before_deadline")
-        else:
-            _git("checkout", "--quiet", rev, cwd=target)
-            when = _git("show", "-s", "--format=%cI", rev, cwd=target).stdout.strip()
-            result = Collected(sid, "ok", rev, when)
+        result = _submitted_commit(sid, repository, target, until, api_url)
+        if result.status == "ok":
+            _git("checkout", "--quiet", result.commit, cwd=target)
         shutil.rmtree(target / ".git", ignore_errors=True)  # the grader needs the files, not the history
         target.mkdir(parents=True, exist_ok=True)
         # A submission is untrusted: no symlink (git stores them) leads the grader anywhere.
@@ -79,8 +101,72 @@ def collect_one(row: dict, until: dt.datetime, dest: Path) -> Collected:
     return result
 
 
-def collect(roster: Path, deadline: dt.datetime, dest: Path, grace_days: float = 0.0) -> list[Collected]:
-    """Commits up to deadline + grace count; the report charges the late ones."""
+def _submitted_commit(sid: str, repository: str, clone: Path, until: dt.datetime, api_url: str | None) -> Collected:
+    if not _is_remote(repository):
+        rev = _git("rev-list", "-1", f"--before={until.isoformat()}", "HEAD", cwd=clone).stdout.strip()
+        if not rev:
+            return Collected(sid, "no_commit_before_deadline", time_source=COMMITTER_DATE)
+        when = _git("show", "-s", "--format=%cI", rev, cwd=clone).stdout.strip()
+        return Collected(sid, "ok", rev, when, COMMITTER_DATE)
+    branch = _git("symbolic-ref", "HEAD", cwd=clone).stdout.strip() or "refs/heads/main"
+    try:
+        pushes = push_events(api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL, repository, branch)
+    except (OSError, ValueError) as err:  # the API's failure, not the student's: collect again later
+        print(f"{sid}: push times unavailable ({type(err).__name__}: {err})")
+        return Collected(sid, "push_times_unavailable", time_source=PUSH_EVENTS)
+    on_time = [(when, sha) for when, sha in pushes if when <= until]
+    if not on_time:
+        return Collected(sid, "no_commit_before_deadline", time_source=PUSH_EVENTS)
+    when, sha = max(on_time)
+    if _git("cat-file", "-e", f"{sha}^{{commit}}", cwd=clone).returncode != 0:  # force-pushed away since
+        return Collected(sid, "pushed_commit_missing", sha, when.isoformat(), PUSH_EVENTS)
+    return Collected(sid, "ok", sha, when.isoformat(), PUSH_EVENTS)
+
+
+def _is_remote(repository: str) -> bool:
+    return repository.startswith(("https://", "http://"))
+
+
+def owner_and_name(repository: str) -> tuple[str, str]:
+    """("org", "repo") of https://github.com/org/repo(.git)."""
+    parts = [p for p in urllib.parse.urlsplit(repository).path.split("/") if p]
+    if len(parts) < 2:
+        raise ValueError(f"not a repository URL: {repository}")
+    return parts[-2], re.sub(r"\.git$", "", parts[-1])
+
+
+def push_events(api_url: str, repository: str, branch: str) -> list[tuple[dt.datetime, str]]:
+    """(GitHub's time of the push, the commit it left the branch at), for every push to branch."""
+    owner, name = owner_and_name(repository)
+    query = urllib.parse.urlencode({"ref": branch, "per_page": 100, "direction": "asc"})
+    url, found = f"{api_url.rstrip('/')}/repos/{owner}/{name}/activity?{query}", []
+    while url:
+        request = urllib.request.Request(url, headers={"Accept": "application/vnd.github+json",
+                                                       "X-GitHub-Api-Version": "2022-11-28", **_api_auth()})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            events = json.loads(response.read().decode("utf-8"))
+            url = _next_page(response.headers.get("Link", ""))
+        for event in events:
+            kind = event.get("activity_type") or ("push" if event.get("push_type") else None)
+            stamp = event.get("timestamp") or event.get("pushed_at")
+            if kind in PUSH_TYPES and stamp and event.get("after"):
+                found.append((dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")), event["after"]))
+    return found
+
+
+def _next_page(link: str) -> str | None:
+    found = re.search(r'<([^>]+)>;\s*rel="next"', link)
+    return found.group(1) if found else None
+
+
+def _api_auth() -> dict[str, str]:
+    token = os.environ.get("COLLECT_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def collect(roster: Path, deadline: dt.datetime, dest: Path, grace_days: float = 0.0,
+            api_url: str | None = None) -> list[Collected]:
+    """Pushes (or, locally, commits) up to deadline + grace count; the report charges the late ones."""
     until = deadline + dt.timedelta(days=grace_days)
     dest.mkdir(parents=True, exist_ok=True)
-    return [collect_one(row, until, dest) for row in read_roster(roster)]
+    return [collect_one(row, until, dest, api_url) for row in read_roster(roster)]

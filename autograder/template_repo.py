@@ -1,14 +1,17 @@
-"""The GitHub Classroom template repository: everything in release/ around the notebooks.
+"""The template repository: everything in release/ around the notebooks.
 
 release/ holds the student notebooks plus what the feedback tier needs to run in the
-student's repository with no secrets and no network:
+student's repository with no secrets and no network (a plain GitHub organization uses it as is):
 
   README.md                          the student guide (Japanese)
-  .github/workflows/classroom.yml    check on every push, report to Classroom
+  .github/workflows/feedback.yml     check each push that changes a notebook: summary, annotations, HTML
   requirements.txt                   the same pins as ours
   .grader/coursegrader/              the public grader package, whole (students may see and run all of it)
   .grader/release/exNN/              pristine notebooks: nbgrader's source for visible tests
   .grader/fixtures/                  signature-only cassettes, the tiny model, the training data
+
+For Classroom 50, write_classroom50_bundle writes the same template without workflows (Classroom 50
+installs its own) and the autograder for the teacher's config repository.
 """
 from __future__ import annotations
 
@@ -47,18 +50,35 @@ def write_template_repository(release_dir: Path, exercise_ids: list[str]) -> lis
         for f in ([src / n for n in MODEL_FILES if (src / n).exists()] if src.is_dir() else [src]):
             _copy(f, grader / "fixtures" / f.relative_to(FIXTURES_DIR))
     _copy(REPO_ROOT / "requirements.txt", release_dir / "requirements.txt")
-    (release_dir / ".gitignore").write_text("feedback/\n__pycache__/\n.ipynb_checkpoints/\n", encoding="utf-8")
+    (release_dir / ".gitignore").write_text(
+        "feedback/\n__pycache__/\n.ipynb_checkpoints/\n.venv/\nresult.json\nrelease-body.md\n", encoding="utf-8")
     (release_dir / "README.md").write_text(student_readme(exercise_ids), encoding="utf-8")
-    workflow = release_dir / ".github" / "workflows" / "classroom.yml"
+    workflow = release_dir / ".github" / "workflows" / "feedback.yml"
+    for stale in workflow.parent.glob("*.yml"):
+        stale.unlink()
     workflow.parent.mkdir(parents=True, exist_ok=True)
-    workflow.write_text(classroom_workflow(exercise_ids), encoding="utf-8")
+    workflow.write_text(feedback_workflow(exercise_ids), encoding="utf-8")
     return [release_dir / "README.md", workflow, grader]
 
 
-def classroom_workflow(exercise_ids: list[str]) -> str:
-    env = "\n".join(f'          {ex.upper()}_RESULTS: "${{{{ steps.check.outputs.{ex} }}}}"' for ex in exercise_ids)
-    text = (TEMPLATES / "classroom.yml").read_text(encoding="utf-8")
-    return text.replace("{reporter_env}", env).replace("{runners}", ",".join(exercise_ids))
+def feedback_workflow(exercise_ids: list[str]) -> str:
+    paths = "\n".join(f'      - "{ex}/**"' for ex in exercise_ids)
+    return (TEMPLATES / "feedback.yml").read_text(encoding="utf-8").replace("{paths}", paths)
+
+
+def write_classroom50_bundle(release_dir: Path, out: Path) -> list[Path]:
+    """out/template/: the template repository for Classroom 50 (release/ without workflows: Classroom 50
+    adds its own autograde.yaml); out/config/autograders/<assignment>/autograder.py: for the config repository."""
+    settings = load_course().classroom50
+    shutil.rmtree(out, ignore_errors=True)
+    template = Path(out) / "template"
+    shutil.copytree(release_dir, template, ignore=shutil.ignore_patterns(".github", "__pycache__", "feedback"))
+    autograder = Path(out) / "config" / "autograders" / settings["assignment"] / "autograder.py"
+    autograder.parent.mkdir(parents=True)
+    text = (TEMPLATES / "classroom50_autograder.py").read_text(encoding="utf-8")
+    autograder.write_text(text.replace("{title}", load_course().title).replace("{python}", settings["python"]),
+                          encoding="utf-8")
+    return [template, autograder]
 
 
 def student_readme(exercise_ids: list[str]) -> str:

@@ -135,6 +135,7 @@ class Course:
     late_penalty_max: float = 0.0
     mlflow: MlflowSettings | None = None
     sandbox: dict = field(default_factory=dict)
+    classroom50: dict = field(default_factory=dict)  # assignment, python
 
     def profile(self, name: str | None = None) -> Profile:
         return self.profiles[name or self.default_profile]
@@ -170,6 +171,7 @@ def _parse(data: dict) -> Course:
         late_penalty_max=float(data["course"]["late_penalty_max"]),
         mlflow=MlflowSettings(**data["mlflow"]),
         sandbox=dict(data["sandbox"]),
+        classroom50=dict(data["classroom50"]),
     )
 
 

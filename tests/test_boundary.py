@@ -45,7 +45,7 @@ def test_the_student_cli_offers_only_what_it_can_run(tmp_path):
                           capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert proc.returncode == 0, proc.stderr
     offered = proc.stdout.split("{", 1)[1].split("}", 1)[0].split(",")
-    assert offered == ["check", "serve-fixtures", "classroom"]
+    assert offered == ["check", "serve-fixtures", "annotate", "classroom50"]
 
 
 def test_the_release_ships_the_public_package_whole():

@@ -1,5 +1,4 @@
-"""Classroom payloads and the TA report, from real graded samples."""
-import base64
+"""GitHub annotations and the TA report, from real graded samples."""
 import csv
 import datetime as dt
 import json
@@ -14,36 +13,37 @@ from pathlib import Path
 import pytest
 
 from coursegrader.config import REPO_ROOT, load_course
-from coursegrader.export.classroom import encode, payload
+from coursegrader.export.github import annotations
 from autograder.dashboard.report import write_report
 
 CLASS_SAMPLES = ["solution", "blank", "ex01_drops_history", "ex02_ge_constraint", "malformed_notebook", "kernel_dies"]
 
 
-def test_classroom_payload_keeps_partial_credit(graded):
-    _, grade, out = graded("ex01_drops_history")
-    data = json.loads((out / "grade.json").read_text())
-    p = payload(data, "ex01")
-    assert p["version"] == 1 and p["status"] == "fail" and p["max_score"] == 10
-    assert sum(t["score"] for t in p["tests"]) == 8
-    assert {t["status"] for t in p["tests"]} == {"pass", "fail"}
-    assert json.loads(base64.b64decode(encode(p))) == p
+def test_annotations_point_at_each_lost_point(graded):
+    data = json.loads((graded("ex01_drops_history")[2] / "grade.json").read_text())
+    lines = annotations(data)
+    lost = [c for c in data["exercises"]["ex01"]["checks"] if c["score"] < c["max_score"]]
+    assert lost and len(lines) == len(lost) + len(data["exercises"]["ex01"]["problems"])
+    for check in lost:
+        assert any(line.startswith(f"::warning file=ex01/ex01.ipynb,title={check['id']} -") for line in lines)
+    assert annotations(json.loads((graded("solution")[2] / "grade.json").read_text())) == []
 
 
-def test_classroom_status_pass_and_error(graded):
-    solution = json.loads((graded("solution")[2] / "grade.json").read_text())
-    assert payload(solution, "ex03")["status"] == "pass"
-    broken = json.loads((graded("malformed_notebook")[2] / "grade.json").read_text())
-    assert payload(broken, "ex02")["status"] == "error" and payload(broken, "ex01")["status"] == "pass"
+def test_annotations_escape_what_workflow_commands_reserve():
+    grade = {"exercises": {"ex01": {"problems": [
+        {"code": "x", "message_ja": "100%\n次", "message_en": "a, b: c", "fatal": True}],
+        "checks": [{"id": "ex01_qa", "score": 0, "max_score": 1, "message": "50%\r\nok"}]}}}
+    assert annotations(grade) == [
+        "::error file=ex01/ex01.ipynb,title=ex01%3A x::100%25%0A次 / a, b: c",
+        "::warning file=ex01/ex01.ipynb,title=ex01_qa -1::50%25%0D%0Aok"]
 
 
-def test_classroom_cli_prints_github_output_lines(graded):
-    out = graded("solution")[2]
-    run = subprocess.run([sys.executable, "-m", "autograder", "classroom", str(out / "grade.json"), "--exercise", "ex01"],
+def test_annotate_cli_prints_workflow_commands(graded):
+    out = graded("ex01_drops_history")[2]
+    run = subprocess.run([sys.executable, "-m", "coursegrader", "annotate", str(out / "grade.json")],
                          cwd=REPO_ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
     assert run.returncode == 0, run.stderr
-    line = run.stdout.strip()
-    assert line.startswith("ex01=") and json.loads(base64.b64decode(line[5:]))["max_score"] == 10
+    assert run.stdout.startswith("::warning file=ex01/ex01.ipynb,title=ex01_")
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
-"""The Classroom template repository (release/) and its feedback tier, run as GitHub Actions would."""
-import base64
+"""The template repository (release/) and its feedback tier, run as GitHub Actions would."""
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from coursegrader.config import CASSETTE_DIR, RELEASE_DIR, SOURCE_DIR, load_course
 from coursegrader.fmapi.matchers import signature
@@ -16,12 +17,15 @@ EXERCISES = [e for e in load_course().exercises if (SOURCE_DIR / e).is_dir()]
 BUNDLE = RELEASE_DIR / GRADER_DIR
 
 
-def test_template_repository_has_what_classroom_needs():
+def test_template_repository_has_what_a_student_repository_needs():
     assert (RELEASE_DIR / "README.md").read_text().count("Databricks") >= 3
-    workflow = (RELEASE_DIR / ".github" / "workflows" / "classroom.yml").read_text()
-    assert f"runners: {','.join(EXERCISES)}" in workflow
+    assert [p.name for p in (RELEASE_DIR / ".github" / "workflows").iterdir()] == ["feedback.yml"]
+    workflow = yaml.safe_load((RELEASE_DIR / ".github" / "workflows" / "feedback.yml").read_text())
+    assert workflow[True]["push"]["paths"][:len(EXERCISES)] == [f"{ex}/**" for ex in EXERCISES]  # notebooks only
+    assert workflow["concurrency"]["cancel-in-progress"] is True and workflow["permissions"] == {"contents": "read"}
+    cache = next(s for s in workflow["jobs"]["feedback"]["steps"] if s.get("uses", "").startswith("actions/cache"))
+    assert "hashFiles('requirements.txt')" in cache["with"]["key"]
     for ex in EXERCISES:
-        assert f"{ex.upper()}_RESULTS: \"${{{{ steps.check.outputs.{ex} }}}}\"" in workflow
         assert (RELEASE_DIR / ex / f"{ex}.ipynb").read_bytes() == (BUNDLE / "release" / ex / f"{ex}.ipynb").read_bytes()
     assert (RELEASE_DIR / "requirements.txt").read_text() == (RELEASE_DIR.parent / "requirements.txt").read_text()
 
@@ -58,20 +62,18 @@ def student_repo(tmp_path: Path, sample: str | None) -> Path:
     return repo
 
 
-def run_workflow_commands(repo: Path, *check_args: str) -> tuple[dict, dict, str]:
-    """classroom.yml's commands, with only PATH and HOME set (as Classroom's graders run them)."""
+def run_workflow_commands(repo: Path, *check_args: str) -> tuple[dict, list[str], str]:
+    """feedback.yml's commands, with only PATH and HOME set: (grade.json, annotation lines, what was printed)."""
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(repo.parent / "home")}
     grader = repo / GRADER_DIR
     check = subprocess.run([sys.executable, "-m", "coursegrader", "check", "..", "--out", "../feedback", *check_args],
                            cwd=grader, env=env, capture_output=True, text=True, timeout=900)
     assert check.returncode == 0, check.stdout + check.stderr
-    output = subprocess.run([sys.executable, "-m", "coursegrader", "classroom", "../feedback/grade.json"],
-                            cwd=grader, env=env, capture_output=True, text=True)
-    assert output.returncode == 0, output.stderr
-    payloads = {line.split("=", 1)[0]: json.loads(base64.b64decode(line.split("=", 1)[1]))
-                for line in output.stdout.splitlines()}
+    annotate = subprocess.run([sys.executable, "-m", "coursegrader", "annotate", "../feedback/grade.json"],
+                              cwd=grader, env=env, capture_output=True, text=True)
+    assert annotate.returncode == 0, annotate.stderr
     grade = json.loads((repo / "feedback" / "grade.json").read_text())
-    return grade, payloads, check.stdout + check.stderr
+    return grade, annotate.stdout.splitlines(), check.stdout + check.stderr + annotate.stdout
 
 
 def _hidden_test_lines() -> set[str]:
@@ -82,12 +84,10 @@ def _hidden_test_lines() -> set[str]:
 
 def test_feedback_tier_gives_the_solution_every_visible_point(tmp_path):
     repo = student_repo(tmp_path, "solution")
-    grade, payloads, log = run_workflow_commands(repo)
+    grade, annotations, log = run_workflow_commands(repo)
     assert grade["tier"] == "feedback"
     assert grade["score"] == grade["max_score"] == sum(load_course().exercises[e].max_score for e in EXERCISES)
-    assert sorted(payloads) == EXERCISES
-    for ex, p in payloads.items():
-        assert p["version"] == 1 and p["status"] == "pass" and sum(t["score"] for t in p["tests"]) == p["max_score"]
+    assert annotations == []  # nothing lost, nothing to point at
     assert "途中経過" in (repo / "feedback" / "grade.md").read_text()
     shown = log + "".join(p.read_text(errors="ignore") for p in (repo / "feedback").rglob("*") if p.is_file())
     shown = shown.replace("\\n", "\n").replace('\\"', '"')
@@ -97,15 +97,20 @@ def test_feedback_tier_gives_the_solution_every_visible_point(tmp_path):
 
 def test_feedback_tier_gives_the_blank_release_nothing(tmp_path):
     repo = student_repo(tmp_path, None)
-    grade, payloads, _ = run_workflow_commands(repo, "--exercise", "ex01", "--exercise", "ex04")
+    grade, annotations, _ = run_workflow_commands(repo, "--exercise", "ex01", "--exercise", "ex04")
     assert grade["score"] == 0 and grade["max_score"] == 21
-    assert {p["status"] for p in payloads.values()} == {"fail"} and not any(t["score"] for p in payloads.values() for t in p["tests"])
+    lost = [line for line in annotations if line.startswith("::warning file=ex0")]
+    assert len(lost) == len(grade["exercises"]["ex01"]["checks"]) + len(grade["exercises"]["ex04"]["checks"])
+    first = grade["exercises"]["ex01"]["checks"][0]
+    assert any(line.startswith(f"::warning file=ex01/ex01.ipynb,title={first['id']} -{first['max_score']:g}::")
+               for line in lost)
 
 
 def test_feedback_tier_reports_a_broken_notebook_and_grades_the_rest(tmp_path):
     repo = student_repo(tmp_path, "solution")
     (repo / "ex02" / "ex02.ipynb").write_text("{ not json")
-    grade, payloads, _ = run_workflow_commands(repo, "--exercise", "ex01", "--exercise", "ex02")
-    assert payloads["ex02"]["status"] == "error" and grade["exercises"]["ex02"]["score"] == 0
+    grade, annotations, _ = run_workflow_commands(repo, "--exercise", "ex01", "--exercise", "ex02")
+    assert grade["exercises"]["ex02"]["status"] == "error" and grade["exercises"]["ex02"]["score"] == 0
     assert grade["exercises"]["ex01"]["score"] == 10
     assert grade["exercises"]["ex02"]["problems"][0]["code"] == "notebook_malformed"
+    assert any(line.startswith("::error file=ex02/ex02.ipynb,title=ex02%3A notebook_malformed::") for line in annotations)

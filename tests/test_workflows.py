@@ -1,4 +1,4 @@
-"""GitHub Actions workflows: actionlint, the commands they run, and where secrets may appear."""
+"""GitHub Actions workflows: actionlint and zizmor, the commands they run, and where secrets may appear."""
 import datetime as dt
 import re
 import shlex
@@ -13,12 +13,13 @@ from autograder.cli import build_parser
 from coursegrader.config import RELEASE_DIR, REPO_ROOT, load_course
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml")) + [
-    RELEASE_DIR / ".github" / "workflows" / "classroom.yml"]
+    RELEASE_DIR / ".github" / "workflows" / "feedback.yml"]
 ACTIONLINT = Path(sys.executable).parent / "actionlint"
+ZIZMOR = Path(sys.executable).parent / "zizmor"
 # Each command below is run by a test, with the workflow's own arguments:
 EXERCISED = {
     "check": "test_template_repo.py::run_workflow_commands",
-    "classroom": "test_template_repo.py::run_workflow_commands",
+    "annotate": "test_template_repo.py::run_workflow_commands",
     "collect": "test_collect.py",
     "shards": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
     "grade-all": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
@@ -41,6 +42,25 @@ def steps(path):
 def test_actionlint_passes(path):
     run = subprocess.run([str(ACTIONLINT), "-no-color", str(path)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_zizmor_finds_nothing_in_any_workflow():
+    run = subprocess.run([str(ZIZMOR), "--offline", "--no-progress", *map(str, WORKFLOWS)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_zizmor_catches_an_unpinned_action(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+                   "      - uses: actions/checkout@v4\n        with:\n          persist-credentials: false\n")
+    run = subprocess.run([str(ZIZMOR), "--offline", "--no-progress", str(bad)], capture_output=True, text=True)
+    assert run.returncode != 0 and "unpinned-uses" in run.stdout + run.stderr
+
+
+def test_no_workflow_mentions_the_retired_classroom_reporter():
+    for path in WORKFLOWS + list((REPO_ROOT / "autograder" / "templates").iterdir()):
+        assert "autograding-grading-reporter" not in path.read_text(), path.name
 
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):
@@ -84,8 +104,8 @@ def test_secrets_reach_only_the_collect_and_prefetch_steps():
                 assert set(re.findall(r"secrets\.(\w+)", text)) <= {"CLASSROOM_TOKEN", "HF_TOKEN"}
                 assert "autograder collect" in step["run"] or "autograder prefetch" in step["run"], step["name"]
         assert "secrets." not in yaml.safe_dump(load(path).get("env", {}))
-    classroom = (RELEASE_DIR / ".github" / "workflows" / "classroom.yml").read_text()
-    assert not re.search(r"\bsecrets\.\w", classroom)
+    feedback = (RELEASE_DIR / ".github" / "workflows" / "feedback.yml").read_text()
+    assert not re.search(r"\bsecrets\.\w", feedback)
 
 
 def test_grading_jobs_leave_no_token_in_the_checkout():
@@ -119,3 +139,26 @@ def test_prefetch_reaches_for_the_hub_and_fails_clearly_offline(tmp_path):
     run = subprocess.run([sys.executable, "-m", "autograder", "prefetch", "--profile", "auto"], cwd=REPO_ROOT,
                          env=env, capture_output=True, text=True)
     assert run.returncode == 0 and "nothing to fetch" in run.stdout  # no CUDA here: auto is the cpu profile
+
+
+def test_the_grading_jobs_hold_no_token_no_secret_and_save_no_cache():
+    jobs = load(REPO_ROOT / ".github" / "workflows" / "grade-submissions.yml")["jobs"]
+    grade = jobs["grade"]
+    assert grade["permissions"] == {}
+    assert "secrets." not in yaml.safe_dump(grade)
+    for step in grade["steps"]:
+        uses = step.get("uses", "")
+        assert not uses.startswith(("actions/checkout", "actions/cache")), uses  # no token; nothing saved
+        assert "cache" not in step.get("with", {}), uses
+    upload = next(s for s in grade["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"] == "${{ !cancelled() }}"  # one student's failure never drops the shard
+    assert "HF_TOKEN" in yaml.safe_dump(jobs["prefetch"]) and "grade-all" not in yaml.safe_dump(jobs["prefetch"])
+    report = next(s["run"] for s in jobs["merge"]["steps"] if "autograder report" in s.get("run", ""))
+    assert "--roster" in shlex.split(report)
+
+
+def test_every_action_is_pinned_to_a_commit():
+    for path in WORKFLOWS:
+        for _, step in steps(path):
+            if "uses" in step:
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), (path.name, step["uses"])

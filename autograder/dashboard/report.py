@@ -1,7 +1,8 @@
 """report: a class's graded submissions as a gradebook CSV and a static HTML dashboard.
 
-Input: GRADED_DIR/<student_id>/grade.json, as `grade --out` writes it, and optionally
-GRADED_DIR/<student_id>/submission.json ({"committed_at": ISO time, "commit": sha}).
+Input: GRADED_DIR/<student_id>/grade.json, as `grade --out` writes it (or grade_failed.json, as
+grade-all writes it when the grader failed), optionally GRADED_DIR/<student_id>/submission.json
+(as collect writes it), and optionally the roster, so that every student on it is accounted for.
 Output: gradebook.csv, gradebook.db (nbgrader's SQLite gradebook), index.html,
 students/<student_id>.html, feedback copies.
 """
@@ -22,6 +23,9 @@ from jinja2 import Environment
 
 from coursegrader.config import load_course
 from coursegrader.grading.report import with_csp
+
+from ..batch import GRADE_FAILED_FILE
+from ..collect import roster_ids
 from .gradebook import write_gradebook
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
@@ -49,10 +53,17 @@ class StudentResult:
         return round(self.raw_score * fraction, 2)
 
 
+def _student_folders(graded_dir: Path) -> list[Path]:
+    return sorted(p for p in Path(graded_dir).iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
 def load_results(graded_dir: Path) -> tuple[list[StudentResult], list[str]]:
-    """Every student folder with a readable grade.json; the unreadable ones are named."""
+    """Every student folder with a readable grade.json; the unreadable ones are named (a failed
+    grading is not unreadable: see load_failures)."""
     results, skipped = [], []
-    for folder in sorted(p for p in Path(graded_dir).iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+    for folder in _student_folders(graded_dir):
+        if (folder / GRADE_FAILED_FILE).is_file():
+            continue
         try:
             grade = json.loads((folder / "grade.json").read_text(encoding="utf-8"))
             meta_file = folder / "submission.json"
@@ -63,6 +74,48 @@ def load_results(graded_dir: Path) -> tuple[list[StudentResult], list[str]]:
             continue
         results.append(StudentResult(folder.name, grade, committed))
     return results, skipped
+
+
+def load_failures(graded_dir: Path) -> dict[str, str]:
+    """student -> why their grading failed (grade-all's GRADE_FAILED_FILE)."""
+    failures = {}
+    for folder in _student_folders(graded_dir):
+        if (folder / GRADE_FAILED_FILE).is_file():
+            try:
+                failures[folder.name] = json.loads((folder / GRADE_FAILED_FILE).read_text(encoding="utf-8"))["reason"]
+            except (OSError, ValueError, KeyError) as err:
+                failures[folder.name] = f"{GRADE_FAILED_FILE}: {type(err).__name__}"
+    return failures
+
+
+# What became of each roster student
+GRADED, GRADE_FAILED, NOT_COLLECTED, MISSING = "graded", "grade_failed", "not_collected", "missing"
+
+
+def roster_statuses(roster: list[str], graded_dir: Path, results: list[StudentResult],
+                    failures: dict[str, str]) -> list[dict]:
+    """One row per roster student, in roster order: graded, grade_failed, not_collected (graded
+    anyway, on what collect found: nothing), or missing (no folder at all); and students graded
+    but not on the roster."""
+    graded = {r.student_id for r in results}
+    rows = []
+    for sid in roster:
+        meta_file = Path(graded_dir) / sid / "submission.json"
+        try:
+            collected = json.loads(meta_file.read_text(encoding="utf-8")).get("status", "ok")
+        except (OSError, ValueError, AttributeError):
+            collected = "ok"
+        if sid in failures:
+            rows.append({"id": sid, "status": GRADE_FAILED, "detail": failures[sid]})
+        elif sid in graded and collected != "ok":
+            rows.append({"id": sid, "status": NOT_COLLECTED, "detail": collected})
+        elif sid in graded:
+            rows.append({"id": sid, "status": GRADED, "detail": ""})
+        else:
+            rows.append({"id": sid, "status": MISSING, "detail": "no graded folder"})
+    listed = set(roster)
+    rows += [{"id": sid, "status": "not_on_roster", "detail": ""} for sid in sorted(graded | set(failures)) if sid not in listed]
+    return rows
 
 
 def exercise_ids(results: list[StudentResult]) -> list[str]:
@@ -152,6 +205,11 @@ INDEX = """
 <h1>{{ title }} <small>採点レポート / class report</small></h1>
 <p>{{ n }} 人 / students · 締切 / deadline {{ deadline }} · 平均 / mean {{ mean }} / {{ max_score }}
 {% if skipped %}<br><span class="fail">読めなかった提出 / unreadable: {{ skipped|join(", ") }}</span>{% endif %}</p>
+{% if unaccounted or roster %}<h2>名簿 / roster</h2>
+<p>{% for status, count in roster|dictsort %}{{ status }}: {{ count }}{% if not loop.last %} · {% endif %}{% endfor %}</p>
+{% if unaccounted %}<table><thead><tr><th>学生 / student</th><th>状態 / status</th><th>詳細 / detail</th></tr></thead><tbody>
+{% for r in unaccounted %}<tr><td>{{ r.id }}</td><td class="fail">{{ r.status }}</td><td>{{ r.detail }}</td></tr>{% endfor %}
+</tbody></table>{% endif %}{% endif %}
 <h2>演習ごとの得点分布 / score distribution</h2>
 <div class="grid">{% for ex in exercises %}<div class="card"><b>{{ ex.id }}</b> {{ ex.title }}<br>
 <small>平均 {{ ex.mean }} / {{ ex.max }} · 満点 {{ ex.full }} 人 · 0 点 {{ ex.zero }} 人</small><br>{{ ex.svg|safe }}</div>{% endfor %}</div>
@@ -189,10 +247,14 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-def write_report(graded_dir: Path, out_dir: Path) -> dict:
+def write_report(graded_dir: Path, out_dir: Path, roster: Path | None = None) -> dict:
+    """roster: a roster CSV (collect's, or Classroom 50's roster.csv); every student on it gets a row."""
     course = load_course()
     deadline = dt.datetime.fromisoformat(course.deadline)
     results, skipped = load_results(graded_dir)
+    failures = load_failures(graded_dir)
+    accounted = roster_statuses(roster_ids(roster), graded_dir, results, failures) if roster else [
+        {"id": sid, "status": GRADE_FAILED, "detail": why} for sid, why in failures.items()]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "students").mkdir(exist_ok=True)
     write_csv(results, out_dir / "gradebook.csv", deadline)
@@ -202,7 +264,7 @@ def write_report(graded_dir: Path, out_dir: Path) -> dict:
         target=write_gradebook, args=(results, out_dir / "gradebook.db", deadline), name="gradebook")
     gradebook.start()
     try:
-        summary = _write_pages(results, skipped, graded_dir, out_dir, course, deadline)
+        summary = _write_pages(results, skipped, accounted, graded_dir, out_dir, course, deadline)
     finally:
         gradebook.join()
     if gradebook.exitcode != 0:
@@ -210,7 +272,8 @@ def write_report(graded_dir: Path, out_dir: Path) -> dict:
     return summary
 
 
-def _write_pages(results, skipped, graded_dir: Path, out_dir: Path, course, deadline: dt.datetime) -> dict:
+def _write_pages(results, skipped, accounted, graded_dir: Path, out_dir: Path, course,
+                 deadline: dt.datetime) -> dict:
     env = Environment(autoescape=True)
     page = env.from_string(PAGE)
 
@@ -240,9 +303,11 @@ def _write_pages(results, skipped, graded_dir: Path, out_dir: Path, course, dead
     mean = sum(r.raw_score for r in results) / len(results) if results else 0
     body = env.from_string(INDEX).render(
         title=course.title, n=len(results), deadline=course.deadline, mean=f"{mean:.2f}", max_score=_fmt(max_score),
-        skipped=skipped, exercises=exercises, failed=most_failed(results), late=late, students=students)
+        skipped=skipped, exercises=exercises, failed=most_failed(results), late=late, students=students,
+        roster=Counter(row["status"] for row in accounted), unaccounted=[r for r in accounted if r["status"] != GRADED])
     (out_dir / "index.html").write_text(page.render(title=course.title, body=body, csp=PAGE_CSP, script=SORT_SCRIPT), encoding="utf-8")
-    return {"students": len(results), "skipped": skipped, "late": len(late)}
+    return {"students": len(results), "skipped": skipped, "late": len(late),
+            "accounted": {row["id"]: row["status"] for row in accounted}}
 
 
 def _write_student_page(r: StudentResult, graded_dir: Path, out_dir: Path, page, env, penalty: float) -> None:

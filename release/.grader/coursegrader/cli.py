@@ -1,4 +1,4 @@
-"""The student's command line: check (the feedback tier), classroom (its report), serve-fixtures."""
+"""The student's command line: check (the feedback tier), annotate and classroom50 (its reports), serve-fixtures."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +13,13 @@ from .config import CASSETTE_DIR
 def table(rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def existing_folder(value: str) -> str:
+    """argparse type: a folder that exists (a missing submission is a mistake in the command, not a 0)."""
+    if not Path(value).is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {value}")
+    return value
 
 
 def graded(grade_it, out) -> int:
@@ -68,21 +75,35 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def cmd_classroom(args) -> int:
+def _grade_json(path: str) -> dict:
     import json
 
-    from .export.classroom import github_output_line
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
-    grade = json.loads(Path(args.grade_json).read_text(encoding="utf-8"))
-    for ex in args.exercise or list(grade["exercises"]):
-        print(github_output_line(grade, ex))
+
+def cmd_annotate(args) -> int:
+    from .export.github import annotations
+
+    for line in annotations(_grade_json(args.grade_json)):
+        print(line)
+    return 0
+
+
+def cmd_classroom50(args) -> int:
+    import json
+
+    from .export.classroom50 import result
+
+    text = json.dumps(result(_grade_json(args.grade_json), os.environ), ensure_ascii=False, indent=1) + "\n"
+    Path(args.out).write_text(text, encoding="utf-8")
     return 0
 
 
 def add_commands(sub) -> None:
     """The commands a student's repository can run (the instructor's CLI adds its own to these)."""
     s = sub.add_parser("check", help="feedback tier: visible tests only, cpu profile (the student's workflow)")
-    s.add_argument("submission", nargs="?", default=".", help="the student's repository (default: .)")
+    s.add_argument("submission", nargs="?", default=".", type=existing_folder,
+                   help="the student's repository (default: .)")
     s.add_argument("--exercise", action="append")
     s.add_argument("--out", default="feedback")
     s.set_defaults(func=cmd_check)
@@ -95,10 +116,14 @@ def add_commands(sub) -> None:
     s.add_argument("--record", help="record mode: proxy to DATABRICKS_HOST and write this cassette")
     s.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("classroom", help="print `<exercise>=<base64>` lines ($GITHUB_OUTPUT) for the Classroom grading reporter")
+    s = sub.add_parser("annotate", help="print GitHub Actions annotations: each lost point and each problem")
     s.add_argument("grade_json")
-    s.add_argument("--exercise", action="append", help="default: every exercise in grade.json")
-    s.set_defaults(func=cmd_classroom)
+    s.set_defaults(func=cmd_annotate)
+
+    s = sub.add_parser("classroom50", help="write Classroom 50's result.json (schema result-v1) from grade.json")
+    s.add_argument("grade_json")
+    s.add_argument("--out", default="result.json")
+    s.set_defaults(func=cmd_classroom50)
 
 
 def run(parser: argparse.ArgumentParser, argv=None) -> int:

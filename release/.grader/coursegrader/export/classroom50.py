@@ -1,0 +1,45 @@
+"""Classroom 50: the result.json (schema classroom50/result/v1) its runner reads from an autograder.
+
+Identity and links come from the runner's environment (CLASSROOM, ASSIGNMENT, OWNER, SUBMISSION_TAG,
+COMMIT_URL, RELEASE_URL, REVIEW_URL); the runner overwrites owner, assignment_type and datetime
+itself. Scores must be integers: every check's points are (course.toml), so each check is one test
+and partial credit per exercise is kept as the sum of its checks.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+SCHEMA = "classroom50/result/v1"
+
+
+def whole(points: float) -> int:
+    if points != int(points) or points < 0:
+        raise ValueError(f"Classroom 50 needs whole, non-negative points; got {points}")
+    return int(points)
+
+
+def tests_of(grade: dict) -> list[dict]:
+    return [{"test-name": f"{ex_id} / {check['id']}", "passed": bool(check["passed"]),
+             "score": whole(check["score"]), "max-score": whole(check["max_score"]), "message": check["message"]}
+            for ex_id, ex in grade["exercises"].items() for check in ex["checks"]]
+
+
+def result(grade: dict, env: Mapping[str, str], now: dt.datetime | None = None) -> dict:
+    tests = tests_of(grade)
+    commit = env.get("COMMIT_URL", "")
+    return {
+        "schema": SCHEMA,
+        "classroom": env.get("CLASSROOM", ""),
+        "assignment": env.get("ASSIGNMENT", ""),
+        "assignment_type": env.get("ASSIGNMENT_TYPE") or "individual",
+        "owner": env.get("OWNER") or env.get("USERNAME", ""),
+        "submission": env.get("SUBMISSION_TAG", ""),
+        "commit": commit,
+        "release": env.get("RELEASE_URL", ""),
+        "review": env.get("REVIEW_URL") or commit,
+        "datetime": (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "score": sum(t["score"] for t in tests),
+        "max-score": sum(t["max-score"] for t in tests),
+        "tests": tests,
+    }

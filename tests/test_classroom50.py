@@ -1,0 +1,76 @@
+"""Classroom 50: the bundle `release --classroom50` writes, and its autograder run the way Classroom
+50's runner runs it (the student's checkout as working directory, no arguments, its environment);
+result.json validates against the vendored result-v1 schema."""
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import jsonschema
+import pytest
+
+from autograder.samples import build_sample, load_catalog
+from autograder.template_repo import write_classroom50_bundle
+from coursegrader.config import FIXTURES_DIR, RELEASE_DIR, load_course
+from coursegrader.export.classroom50 import result, whole
+
+SCHEMA = json.loads((FIXTURES_DIR / "classroom50" / "result-v1.schema.json").read_text())
+ASSIGNMENT = load_course().classroom50["assignment"]
+RUNNER_ENV = {"CLASSROOM": "llm-2026", "ASSIGNMENT": ASSIGNMENT, "ASSIGNMENT_TYPE": "individual",
+              "USERNAME": "octo-student", "OWNER": "octo-student", "MODE": "individual",
+              "SUBMISSION_TAG": "submit/2026-12-18T10-00-00Z-abc1234",
+              "COMMIT_URL": "https://github.com/org/llm-2026-llm-handson-octo-student/commit/abc1234",
+              "RELEASE_URL": "https://github.com/org/llm-2026-llm-handson-octo-student/releases/tag/submit/x",
+              "REVIEW_URL": "https://github.com/org/llm-2026-llm-handson-octo-student/compare/a...b"}
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("c50") / "bundle"
+    write_classroom50_bundle(RELEASE_DIR, out)
+    return out
+
+
+def test_the_bundle_has_a_template_without_workflows_and_one_autograder(bundle):
+    template = bundle / "template"
+    assert not (template / ".github").exists()  # Classroom 50 installs its own autograde.yaml
+    assert (template / ".grader" / "coursegrader").is_dir() and (template / "requirements.txt").is_file()
+    assert sorted(p.relative_to(bundle).as_posix() for p in (bundle / "config").rglob("*") if p.is_file()) == [
+        f"config/autograders/{ASSIGNMENT}/autograder.py"]
+    text = (bundle / "config" / "autograders" / ASSIGNMENT / "autograder.py").read_text()
+    assert "{title}" not in text and load_course().classroom50["python"] in text
+
+
+def test_scores_are_whole_points_and_the_schema_holds_for_any_grade(graded):
+    data = json.loads((graded("ex01_drops_history")[2] / "grade.json").read_text())
+    doc = result(data, RUNNER_ENV)
+    jsonschema.validate(doc, SCHEMA)
+    assert (doc["score"], doc["max-score"]) == (8, 10)  # partial credit kept as the sum of its checks
+    assert {t["passed"] for t in doc["tests"]} == {True, False}
+    with pytest.raises(ValueError):
+        whole(2.5)
+
+
+@pytest.mark.slow
+def test_the_autograder_runs_as_classroom50s_runner_runs_it(bundle, tmp_path):
+    checkout = tmp_path / "llm-2026-llm-handson-octo-student"
+    shutil.copytree(bundle / "template", checkout)
+    built = build_sample(load_catalog()["solution"], tmp_path / "sample")
+    for ex in load_course().exercises:
+        if (built / ex).is_dir():
+            shutil.copytree(built / ex, checkout / ex, dirs_exist_ok=True)
+    entry = bundle / "config" / "autograders" / ASSIGNMENT / "autograder.py"
+    env = {"PATH": f"{sys.executable.rsplit('/', 1)[0]}:/usr/bin:/bin", "HOME": str(tmp_path / "home"), **RUNNER_ENV}
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, str(entry)], cwd=checkout, env=env, capture_output=True, text=True,
+                         timeout=15 * 60)  # Classroom 50's grade job limit
+    elapsed = time.perf_counter() - start
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    doc = json.loads((checkout / "result.json").read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["score"] == doc["max-score"] == 66
+    assert (doc["classroom"], doc["assignment"], doc["owner"]) == ("llm-2026", ASSIGNMENT, "octo-student")
+    assert doc["submission"] == RUNNER_ENV["SUBMISSION_TAG"] and doc["commit"] == RUNNER_ENV["COMMIT_URL"]
+    assert "途中経過" in (checkout / "release-body.md").read_text()
+    print(f"classroom50 autograder on the solution: {elapsed:.0f} s")

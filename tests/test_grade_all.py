@@ -1,0 +1,55 @@
+"""grade-all loses nobody: a student whose grading fails is recorded as grade_failed and the others
+are still graded; progress is reported as each finishes; report --roster accounts for every student."""
+import csv
+import json
+
+import pytest
+
+from autograder.batch import GRADE_FAILED_FILE, grade_one, grade_students
+from autograder.collect import roster_ids
+from autograder.dashboard.report import write_report
+from autograder.samples import build_sample, load_catalog
+
+
+def test_a_vanished_submission_is_recorded_as_grade_failed_not_zero(tmp_path):
+    name, code = grade_one(tmp_path / "gone", tmp_path / "out" / "gone", ["ex01"])
+    assert (name, code) == ("gone", 2)
+    assert not (tmp_path / "out" / "gone" / "grade.json").exists()
+    failed = json.loads((tmp_path / "out" / "gone" / GRADE_FAILED_FILE).read_text(encoding="utf-8"))
+    assert failed["status"] == "grade_failed" and failed["exit_status"] == 2 and "no such folder" in failed["reason"]
+
+
+def test_roster_ids_read_collect_and_classroom50_rosters(tmp_path):
+    (tmp_path / "ours.csv").write_text("student_id,github_username,repository\ns1,u1,r1\ns2,u2,r2\n")
+    with open(tmp_path / "c50.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["username", "first_name", "last_name", "email", "section", "github_id", "role"])
+        writer.writerow(["octo-student", "Taro", "Yamada", "t@example.ac.jp", "A", "101", "student"])
+        writer.writerow(["octo-ta", "Hanako", "Sato", "h@example.ac.jp", "A", "102", "teacher"])
+    assert roster_ids(tmp_path / "ours.csv") == ["s1", "s2"]
+    assert roster_ids(tmp_path / "c50.csv") == ["octo-student"]
+    (tmp_path / "bad.csv").write_text("name\nx\n")
+    with pytest.raises(ValueError, match="student_id or a username"):
+        roster_ids(tmp_path / "bad.csv")
+
+
+@pytest.mark.slow
+def test_one_failure_loses_nobody_else_and_the_roster_accounts_for_everyone(tmp_path):
+    catalog = load_catalog()
+    subs = tmp_path / "subs"
+    students = [build_sample(catalog["blank"], subs / "alice"), subs / "carol",  # carol's folder vanished
+                build_sample(catalog["solution"], subs / "bob")]
+    progress = []
+    codes = grade_students(students, tmp_path / "graded", jobs=2, exercises=["ex01"], on_graded=progress.append)
+    assert codes == {"alice": 0, "bob": 0, "carol": 2}
+    assert sorted(p.done for p in progress) == [1, 2, 3] and {p.total for p in progress} == {3}
+    assert all(p.elapsed_s > 0 and p.eta_s >= 0 for p in progress) and progress[-1].eta_s == 0
+    assert json.loads((tmp_path / "graded" / "bob" / "grade.json").read_text())["score"] == 10
+
+    (tmp_path / "roster.csv").write_text("student_id,github_username,repository\n"
+                                         "alice,a,x\nbob,b,x\ncarol,c,x\ndave,d,x\n")
+    summary = write_report(tmp_path / "graded", tmp_path / "report", tmp_path / "roster.csv")
+    assert summary["students"] == 2 and summary["skipped"] == []
+    assert summary["accounted"] == {"alice": "graded", "bob": "graded", "carol": "grade_failed", "dave": "missing"}
+    index = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert "grade_failed" in index and "missing" in index and "no such folder" in index
