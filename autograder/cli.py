@@ -114,10 +114,15 @@ def cmd_demo(args) -> int:
 def cmd_collect(args) -> int:
     import datetime as dt
 
-    from .collect import collect
+    from .collect import RepositoryNames, collect
 
+    if bool(args.org) != bool(args.prefix):
+        raise ValueError("--org and --prefix go together")
+    names = RepositoryNames(args.org, args.prefix, os.environ.get("GITHUB_SERVER_URL") or "https://github.com") \
+        if args.org else None
     deadline = dt.datetime.fromisoformat(args.deadline or load_course().deadline)
-    for c in collect(Path(args.roster), deadline, Path(args.dest), args.grace_days, args.api_url):
+    roster = Path(args.roster) if args.roster else None
+    for c in collect(roster, deadline, Path(args.dest), args.grace_days, args.api_url, names):
         print(f"{c.student_id}: {c.status} {c.commit or ''} {c.committed_at or ''} [{c.time_source}]".rstrip())
         if c.dropped:
             print(f"  dropped links / special files: {', '.join(c.dropped)}")
@@ -262,7 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("collect", help="clone every roster repository at the last commit pushed before the deadline")
-    s.add_argument("--roster", required=True, help="CSV: student_id, github_username, repository")
+    s.add_argument("--roster", help="CSV: student_id, github_username, repository; or Classroom 50's roster.csv "
+                                    "(with --org and --prefix); without it, every <prefix>-* repository of --org")
+    s.add_argument("--org", help="the organization of the student repositories")
+    s.add_argument("--prefix", help="their name before -<username> (Classroom 50: <classroom>-<assignment>)")
     s.add_argument("--deadline", help="ISO time (default: course.toml)")
     s.add_argument("--grace-days", type=float, default=0.0, help="also take pushes this long after the deadline (charged as late)")
     s.add_argument("--dest", default="submissions")

@@ -47,13 +47,46 @@ class Collected:
     dropped: list[str] = field(default_factory=list)  # links and special files left out of the checkout
 
 
-def read_roster(path: Path) -> list[dict]:
+def read_roster(path: Path, repositories: "RepositoryNames | None" = None) -> list[dict]:
+    """collect's roster (student_id, github_username, repository), or Classroom 50's roster.csv
+    (username, ..., role) with the repositories named by `repositories` (its students only)."""
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
+    if rows and "username" in rows[0] and "repository" not in rows[0]:
+        if repositories is None:
+            raise ValueError(f"{path}: a Classroom 50 roster needs --org and --prefix to name the repositories")
+        return [repositories.row(name) for name in roster_ids(path)]
     missing = [c for c in REQUIRED_COLUMNS if rows and c not in rows[0]]
     if missing or not rows:
-        raise ValueError(f"{path}: roster needs columns {', '.join(REQUIRED_COLUMNS)} and at least one row")
+        raise ValueError(f"{path}: roster needs columns {', '.join(REQUIRED_COLUMNS)} (or Classroom 50's "
+                         "username,...,role) and at least one row")
     return rows
+
+
+@dataclass(frozen=True)
+class RepositoryNames:
+    """Student repositories named <prefix>-<username> in one organization (Classroom 50 names them
+    <classroom>-<assignment>-<username>)."""
+    org: str
+    prefix: str
+    server_url: str = "https://github.com"  # GitHub Actions sets GITHUB_SERVER_URL
+
+    def row(self, username: str) -> dict:
+        return {"student_id": username, "github_username": username,
+                "repository": f"{self.server_url.rstrip('/')}/{self.org}/{self.prefix}-{username}.git"}
+
+    def listed(self, api_url: str) -> list[dict]:
+        """Every repository of the organization whose name starts with <prefix>- (GET /orgs/{org}/repos)."""
+        url, rows = f"{api_url.rstrip('/')}/orgs/{self.org}/repos?per_page=100&type=all", []
+        while url:
+            repos, url = _api_page(url)
+            for repo in repos:
+                name = repo.get("name", "")
+                if name.startswith(f"{self.prefix}-") and len(name) > len(self.prefix) + 1:
+                    username = name[len(self.prefix) + 1:]
+                    rows.append({"student_id": username, "github_username": username,
+                                 "repository": repo.get("clone_url") or self.row(username)["repository"]})
+        return sorted(rows, key=lambda r: r["student_id"])
 
 
 def roster_ids(path: Path) -> list[str]:
@@ -110,7 +143,7 @@ def _submitted_commit(sid: str, repository: str, clone: Path, until: dt.datetime
         return Collected(sid, "ok", rev, when, COMMITTER_DATE)
     branch = _git("symbolic-ref", "HEAD", cwd=clone).stdout.strip() or "refs/heads/main"
     try:
-        pushes = push_events(api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL, repository, branch)
+        pushes = push_events(_api_url(api_url), repository, branch)
     except (OSError, ValueError) as err:  # the API's failure, not the student's: collect again later
         print(f"{sid}: push times unavailable ({type(err).__name__}: {err})")
         return Collected(sid, "push_times_unavailable", time_source=PUSH_EVENTS)
@@ -141,17 +174,21 @@ def push_events(api_url: str, repository: str, branch: str) -> list[tuple[dt.dat
     query = urllib.parse.urlencode({"ref": branch, "per_page": 100, "direction": "asc"})
     url, found = f"{api_url.rstrip('/')}/repos/{owner}/{name}/activity?{query}", []
     while url:
-        request = urllib.request.Request(url, headers={"Accept": "application/vnd.github+json",
-                                                       "X-GitHub-Api-Version": "2022-11-28", **_api_auth()})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            events = json.loads(response.read().decode("utf-8"))
-            url = _next_page(response.headers.get("Link", ""))
+        events, url = _api_page(url)
         for event in events:
             kind = event.get("activity_type") or ("push" if event.get("push_type") else None)
             stamp = event.get("timestamp") or event.get("pushed_at")
             if kind in PUSH_TYPES and stamp and event.get("after"):
                 found.append((dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")), event["after"]))
     return found
+
+
+def _api_page(url: str) -> tuple[list, str | None]:
+    """One page of a GitHub REST list, and the next page's URL (Link header) if there is one."""
+    request = urllib.request.Request(url, headers={"Accept": "application/vnd.github+json",
+                                                   "X-GitHub-Api-Version": "2022-11-28", **_api_auth()})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read().decode("utf-8")), _next_page(response.headers.get("Link", ""))
 
 
 def _next_page(link: str) -> str | None:
@@ -164,9 +201,18 @@ def _api_auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def collect(roster: Path, deadline: dt.datetime, dest: Path, grace_days: float = 0.0,
-            api_url: str | None = None) -> list[Collected]:
-    """Pushes (or, locally, commits) up to deadline + grace count; the report charges the late ones."""
+def collect(roster: Path | None, deadline: dt.datetime, dest: Path, grace_days: float = 0.0,
+            api_url: str | None = None, repositories: RepositoryNames | None = None) -> list[Collected]:
+    """Pushes (or, locally, commits) up to deadline + grace count; the report charges the late ones.
+    Students come from the roster, or, without one, from the organization's repositories named
+    <prefix>-<username>."""
     until = deadline + dt.timedelta(days=grace_days)
     dest.mkdir(parents=True, exist_ok=True)
-    return [collect_one(row, until, dest, api_url) for row in read_roster(roster)]
+    if roster is None and repositories is None:
+        raise ValueError("collect needs a roster, or --org and --prefix")
+    rows = read_roster(roster, repositories) if roster else repositories.listed(_api_url(api_url))
+    return [collect_one(row, until, dest, api_url) for row in rows]
+
+
+def _api_url(given: str | None) -> str:
+    return given or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL

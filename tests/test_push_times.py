@@ -1,6 +1,7 @@
 """collect counts when GitHub received a push, not the date a commit claims: a commit backdated on
-the student's machine but pushed after the deadline is not on time. The server here is a local
-stand-in for GitHub: git's dumb HTTP protocol for the clone and the repository activity API."""
+the student's machine but pushed after the deadline is not on time. It also finds the students from
+Classroom 50's roster or from an organization's repositories. The server here is a local stand-in for
+GitHub: git's dumb HTTP protocol for the clone, the repository activity API and the org's repository list."""
 import datetime as dt
 import json
 import os
@@ -12,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from autograder.collect import COMMITTER_DATE, PUSH_EVENTS, collect, owner_and_name
+from autograder.collect import COMMITTER_DATE, PUSH_EVENTS, RepositoryNames, collect, owner_and_name
 from coursegrader.config import load_course
 
 DEADLINE = dt.datetime.fromisoformat(load_course().deadline)
@@ -26,6 +27,16 @@ class FakeGitHub(SimpleHTTPRequestHandler):
     def do_GET(self):
         url = urlsplit(self.path)
         parts = url.path.strip("/").split("/")
+        if parts[:1] == ["orgs"] and parts[-1] == "repos":
+            host = self.headers["Host"]
+            body = json.dumps([{"name": n, "clone_url": f"http://{host}/{parts[1]}/{n}.git"}
+                               for n in ("llm-2026-llm-handson-alice", "other-repo")]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if parts[0] == "repos" and parts[-1] == "activity":
             query = parse_qs(url.query)
             type(self).seen.append((url.path, query, self.headers.get("Authorization")))
@@ -65,7 +76,7 @@ def _push(event_id, sha, when, before="0" * 40):
 def github(tmp_path):
     """org/alice: on time, then a commit dated an hour before the deadline but pushed 5 h after it."""
     served = tmp_path / "served"
-    bare, work = served / "org" / "alice.git", tmp_path / "work"
+    bare, work = served / "org" / "llm-2026-llm-handson-alice.git", tmp_path / "work"
     _git("init", "-q", "--bare", "-b", "main", str(bare), cwd=tmp_path)
     _git("init", "-q", "-b", "main", str(work), cwd=tmp_path)
     (work / "answer.txt").write_text("on time\n")
@@ -77,7 +88,7 @@ def github(tmp_path):
     backdated = _git("rev-parse", "HEAD", cwd=work)
     _git("push", "-q", str(bare), "HEAD:main", cwd=work)
     _git("update-server-info", cwd=bare)
-    FakeGitHub.activity = {"org/alice": [
+    FakeGitHub.activity = {"org/llm-2026-llm-handson-alice": [
         _push(1, on_time, DEADLINE - dt.timedelta(hours=2)),
         {**_push(2, "f" * 40, DEADLINE - dt.timedelta(hours=1)), "ref": "refs/heads/other"},  # another branch
         _push(3, backdated, DEADLINE + dt.timedelta(hours=5), before=on_time)]}
@@ -85,7 +96,8 @@ def github(tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(FakeGitHub, directory=str(served)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    (tmp_path / "roster.csv").write_text(f"student_id,github_username,repository\nalice,alice,{base}/org/alice.git\n")
+    (tmp_path / "roster.csv").write_text(
+        f"student_id,github_username,repository\nalice,alice,{base}/org/llm-2026-llm-handson-alice.git\n")
     yield {"base": base, "roster": tmp_path / "roster.csv", "on_time": on_time, "backdated": backdated, "bare": bare}
     server.shutdown()
 
@@ -99,7 +111,7 @@ def test_a_backdated_commit_pushed_late_is_not_on_time(github, tmp_path, monkeyp
     meta = json.loads((tmp_path / "subs" / "alice" / "submission.json").read_text())
     assert meta["time_source"] == PUSH_EVENTS and "ghs_test_token" not in json.dumps(meta)
     path, query, auth = FakeGitHub.seen[0]
-    assert path == "/repos/org/alice/activity" and query["ref"] == ["refs/heads/main"]
+    assert path == "/repos/org/llm-2026-llm-handson-alice/activity" and query["ref"] == ["refs/heads/main"]
     assert auth == "Bearer ghs_test_token"
 
 
@@ -128,3 +140,15 @@ def test_repository_names():
     assert owner_and_name("https://github.com/org/ex-alice") == ("org", "ex-alice")
     with pytest.raises(ValueError):
         owner_and_name("https://github.com/")
+
+
+def test_students_from_classroom50s_roster_or_the_organization(github, tmp_path):
+    names = RepositoryNames("org", "llm-2026-llm-handson", server_url=github["base"])
+    (tmp_path / "c50.csv").write_text("username,first_name,last_name,email,section,github_id,role\n"
+                                      "alice,A,A,a@x,1,11,student\nteacher1,T,T,t@x,1,12,teacher\n")
+    (got,) = collect(tmp_path / "c50.csv", DEADLINE, tmp_path / "a", api_url=github["base"], repositories=names)
+    assert (got.student_id, got.status, got.commit) == ("alice", "ok", github["on_time"])
+    (got,) = collect(None, DEADLINE, tmp_path / "b", api_url=github["base"], repositories=names)  # no roster
+    assert (got.student_id, got.status, got.commit) == ("alice", "ok", github["on_time"])
+    with pytest.raises(ValueError, match="--org and --prefix"):
+        collect(tmp_path / "c50.csv", DEADLINE, tmp_path / "c", api_url=github["base"])
