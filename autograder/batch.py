@@ -108,3 +108,18 @@ def grade_students(students: list[Path], out: Path, jobs: int = 2, exercises=Non
             if on_graded:
                 on_graded(Progress(len(codes), len(students), name, code, time.perf_counter() - start))
     return dict(sorted(codes.items()))
+
+
+def merge_shards(shards_dir: Path, submissions: Path, count: int, out: Path) -> list[str]:
+    """Copy each shard's graded folders (shards_dir/graded-K/<student>) into out, only for the students
+    that shard K was given; anything else found in a shard is left out and named."""
+    strays = []
+    for k in range(count):
+        shard = Path(shards_dir) / f"graded-{k}"
+        mine = {s.name for s in students_in(submissions, (k, count))}
+        for folder in sorted(shard.iterdir()) if shard.is_dir() else []:
+            if folder.name in mine and folder.is_dir() and not folder.is_symlink():
+                shutil.copytree(folder, Path(out) / folder.name, symlinks=True, dirs_exist_ok=False)
+            else:
+                strays.append(f"graded-{k}/{folder.name}")
+    return strays

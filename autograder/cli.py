@@ -161,6 +161,19 @@ def _print_progress(out: Path):
     return show
 
 
+def cmd_merge(args) -> int:
+    from .batch import merge_shards
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty")
+    strays = merge_shards(Path(args.shards_dir), Path(args.submissions), args.count, out)
+    for stray in strays:
+        print(f"left out (not that shard's student): {stray}")
+    print(f"merged {len(list(out.iterdir())) if out.exists() else 0} students into {out}")
+    return 0
+
+
 def cmd_shards(args) -> int:
     """The job matrix for grade-all --shard: [0, 1, ...], no more shards than students."""
     import json
@@ -291,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("submissions", type=existing_folder)
     s.add_argument("--count", type=int, default=10)
     s.set_defaults(func=cmd_shards)
+
+    s = sub.add_parser("merge", help="merge the shards' graded folders, each shard only its own students")
+    s.add_argument("shards_dir", type=existing_folder, help="holds graded-0/, graded-1/, ... (one per shard)")
+    s.add_argument("--submissions", required=True, type=existing_folder, help="the collected submissions")
+    s.add_argument("--count", required=True, type=int, help="the number of shards")
+    s.add_argument("--out", default="graded")
+    s.set_defaults(func=cmd_merge)
 
     s = sub.add_parser("report", help="class gradebook CSV and HTML dashboard from graded submissions")
     s.add_argument("graded_dir", help="one folder per student (named by student id), each as `grade --out` writes it")

@@ -108,7 +108,7 @@ def _cli(*args, env=None):
 
 @pytest.mark.slow
 def test_sharded_grading_merges_into_one_nbgrader_gradebook(classroom, tmp_path):
-    """The official workflow's commands: shards -> grade-all --shard K/N per job -> report on the merged folder."""
+    """The official workflow's commands: shards -> grade-all --shard K/N per job -> merge -> report."""
     from nbgrader.api import Gradebook, Grade
 
     subs = tmp_path / "subs"
@@ -116,12 +116,16 @@ def test_sharded_grading_merges_into_one_nbgrader_gradebook(classroom, tmp_path)
     shards = json.loads(_cli("shards", str(subs), "--count", "3"))
     assert shards == [0, 1, 2]
     assert json.loads(_cli("shards", str(subs), "--count", "50")) == [0, 1, 2, 3]  # never more jobs than students
-    for k in shards:  # each matrix job writes its own folder; download-artifact merges them
-        _cli("grade-all", str(subs), "--out", str(tmp_path / f"graded-{k}"), "--jobs", "1", "--profile", "auto",
-             "--exercise", "ex01", "--shard", f"{k}/{len(shards)}")
+    for k in shards:  # each matrix job writes its own folder; download-artifact puts them side by side
+        _cli("grade-all", str(subs), "--out", str(tmp_path / "shards" / f"graded-{k}"), "--jobs", "1",
+             "--profile", "auto", "--exercise", "ex01", "--shard", f"{k}/{len(shards)}")
+    # a shard that wrote another shard's student (alice is shard 0's) contributes nothing for them
+    forged = tmp_path / "shards" / "graded-2" / "alice"
+    shutil.copytree(tmp_path / "shards" / "graded-1" / "bob", forged)
     graded = tmp_path / "graded"
-    for k in shards:
-        shutil.copytree(tmp_path / f"graded-{k}", graded, dirs_exist_ok=True)
+    merged = _cli("merge", str(tmp_path / "shards"), "--submissions", str(subs), "--count", str(len(shards)),
+                  "--out", str(graded))
+    assert "left out (not that shard's student): graded-2/alice" in merged
     assert sorted(p.name for p in graded.iterdir()) == ["alice", "bob", "carol", "dave"]
     _cli("report", str(graded), "--out", str(tmp_path / "report"))
     _cli("report", str(graded), "--out", str(tmp_path / "report"))  # regrade/re-export: replaces, never duplicates

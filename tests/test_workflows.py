@@ -23,6 +23,7 @@ EXERCISED = {
     "collect": "test_collect.py",
     "shards": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
     "grade-all": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
+    "merge": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
     "report": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
     "prefetch": "test_workflows.py::test_prefetch_reaches_for_the_hub_and_fails_clearly_offline",
 }
