@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from coursegrader.config import REPO_ROOT
+from coursegrader.grading.untrusted import remove_unsafe
 
 
 GRADE_FAILED_FILE = "grade_failed.json"
@@ -37,9 +38,23 @@ class Progress:
         return self.elapsed_s / self.done * (self.total - self.done)
 
 
+def collected_status(submission: Path) -> str:
+    """collect's status for this folder ("ok" when collect did not write one: a folder made by hand)."""
+    try:
+        return json.loads((Path(submission) / "submission.json").read_text(encoding="utf-8")).get("status", "ok")
+    except (OSError, ValueError, AttributeError):
+        return "ok"
+
+
 def grade_one(submission: Path, out: Path, exercises=None, profile: str | None = None,
               cell_timeout_s: int | None = None, sandbox: bool = True) -> tuple[str, int]:
+    """Grade one student's folder into out. A folder collect found nothing for (not_collected) is not
+    graded: it gets its submission.json and no grade.json, so no zeros reach the gradebook."""
     shutil.rmtree(out, ignore_errors=True)
+    if collected_status(submission) != "ok":
+        out.mkdir(parents=True)
+        shutil.copy(submission / "submission.json", out / "submission.json")
+        return submission.name, 0
     cmd = [sys.executable, "-m", "autograder", "grade", str(submission), "--out", str(out)]
     if not sandbox:
         cmd.append("--no-sandbox")
@@ -120,6 +135,7 @@ def merge_shards(shards_dir: Path, submissions: Path, count: int, out: Path) -> 
         for folder in sorted(shard.iterdir()) if shard.is_dir() else []:
             if folder.name in mine and folder.is_dir() and not folder.is_symlink():
                 shutil.copytree(folder, Path(out) / folder.name, symlinks=True, dirs_exist_ok=False)
+                remove_unsafe(Path(out) / folder.name)  # a link in an artifact would lead the report anywhere
             else:
                 strays.append(f"graded-{k}/{folder.name}")
     return strays

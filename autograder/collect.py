@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -32,7 +33,10 @@ REQUIRED_COLUMNS = ("student_id", "github_username", "repository")
 
 PUSH_EVENTS = "push_event"  # time_source: GitHub's push time
 COMMITTER_DATE = "committer_date (local repository)"  # time_source: the commit's own date (tests only)
-PUSH_TYPES = ("push", "force_push")
+# Every change to the branch counts (pushes, merges in the web UI or a merge queue), not its deletion.
+BRANCH_CHANGES = ("push", "force_push", "pr_merge", "merge_queue_merge", "branch_creation")
+NO_COMMIT = "0" * 40
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # a folder name, never "..", "/" or hidden
 DEFAULT_API_URL = "https://api.github.com"  # GitHub Actions sets GITHUB_API_URL (GHES too)
 
 
@@ -79,11 +83,11 @@ class RepositoryNames:
         """Every repository of the organization whose name starts with <prefix>- (GET /orgs/{org}/repos)."""
         url, rows = f"{api_url.rstrip('/')}/orgs/{self.org}/repos?per_page=100&type=all", []
         while url:
-            repos, url = _api_page(url)
+            repos, url = _api_page(url, _origin(api_url))
             for repo in repos:
-                name = repo.get("name", "")
-                if name.startswith(f"{self.prefix}-") and len(name) > len(self.prefix) + 1:
-                    username = name[len(self.prefix) + 1:]
+                name = str(repo.get("name", ""))
+                username = name[len(self.prefix) + 1:]
+                if name.startswith(f"{self.prefix}-") and SAFE_ID.match(username):
                     rows.append({"student_id": username, "github_username": username,
                                  "repository": repo.get("clone_url") or self.row(username)["repository"]})
         return sorted(rows, key=lambda r: r["student_id"])
@@ -169,25 +173,43 @@ def owner_and_name(repository: str) -> tuple[str, str]:
 
 
 def push_events(api_url: str, repository: str, branch: str) -> list[tuple[dt.datetime, str]]:
-    """(GitHub's time of the push, the commit it left the branch at), for every push to branch."""
+    """(GitHub's time, the commit it left the branch at), for every change to branch."""
     owner, name = owner_and_name(repository)
     query = urllib.parse.urlencode({"ref": branch, "per_page": 100, "direction": "asc"})
     url, found = f"{api_url.rstrip('/')}/repos/{owner}/{name}/activity?{query}", []
     while url:
-        events, url = _api_page(url)
+        events, url = _api_page(url, _origin(api_url))
         for event in events:
             kind = event.get("activity_type") or ("push" if event.get("push_type") else None)
             stamp = event.get("timestamp") or event.get("pushed_at")
-            if kind in PUSH_TYPES and stamp and event.get("after"):
+            if (kind in BRANCH_CHANGES and stamp and event.get("ref", branch) == branch
+                    and event.get("after") not in (None, "", NO_COMMIT)):
                 found.append((dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")), event["after"]))
     return found
 
 
-def _api_page(url: str) -> tuple[list, str | None]:
-    """One page of a GitHub REST list, and the next page's URL (Link header) if there is one."""
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same scheme and host: the token goes nowhere else."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if _origin(newurl) != _origin(req.full_url):
+            raise urllib.error.HTTPError(newurl, code, f"redirect to another host refused: {msg}", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def _api_page(url: str, origin: tuple[str, str] | None = None) -> tuple[list, str | None]:
+    """One page of a GitHub REST list, and the next page's URL (Link header) if there is one. The
+    token is sent only to the API's own scheme and host (origin), on every page and redirect."""
+    if origin and _origin(url) != origin:
+        raise ValueError(f"the API pointed to another host: {url}")
     request = urllib.request.Request(url, headers={"Accept": "application/vnd.github+json",
                                                    "X-GitHub-Api-Version": "2022-11-28", **_api_auth()})
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.build_opener(_SameHostRedirects).open(request, timeout=30) as response:
         return json.loads(response.read().decode("utf-8")), _next_page(response.headers.get("Link", ""))
 
 
@@ -206,11 +228,16 @@ def collect(roster: Path | None, deadline: dt.datetime, dest: Path, grace_days: 
     """Pushes (or, locally, commits) up to deadline + grace count; the report charges the late ones.
     Students come from the roster, or, without one, from the organization's repositories named
     <prefix>-<username>."""
+    if deadline.tzinfo is None:
+        raise ValueError(f"deadline {deadline.isoformat()} has no time zone (e.g. +09:00)")
     until = deadline + dt.timedelta(days=grace_days)
-    dest.mkdir(parents=True, exist_ok=True)
     if roster is None and repositories is None:
         raise ValueError("collect needs a roster, or --org and --prefix")
     rows = read_roster(roster, repositories) if roster else repositories.listed(_api_url(api_url))
+    unsafe = [r["student_id"] for r in rows if not SAFE_ID.match(r["student_id"].strip())]
+    if unsafe:
+        raise ValueError(f"student ids must be plain folder names (letters, digits, . _ -): {', '.join(unsafe[:5])}")
+    dest.mkdir(parents=True, exist_ok=True)
     return [collect_one(row, until, dest, api_url) for row in rows]
 
 

@@ -70,10 +70,11 @@ def write_classroom50_bundle(release_dir: Path, out: Path) -> list[Path]:
     """out/template/: the template repository for Classroom 50 (release/ without workflows: Classroom 50
     adds its own autograde.yaml); out/config/autograders/<assignment>/autograder.py: for the config repository."""
     settings = load_course().classroom50
-    shutil.rmtree(out, ignore_errors=True)
     template = Path(out) / "template"
-    shutil.copytree(release_dir, template, ignore=shutil.ignore_patterns(".github", "__pycache__", "feedback"))
     autograder = Path(out) / "config" / "autograders" / settings["assignment"] / "autograder.py"
+    for ours in (template, autograder.parent):  # only what this writes is replaced; nothing else in out
+        shutil.rmtree(ours, ignore_errors=True)
+    shutil.copytree(release_dir, template, ignore=shutil.ignore_patterns(".github", "__pycache__", "feedback"))
     autograder.parent.mkdir(parents=True)
     text = (TEMPLATES / "classroom50_autograder.py").read_text(encoding="utf-8")
     autograder.write_text(text.replace("{title}", load_course().title).replace("{python}", settings["python"]),

@@ -19,23 +19,24 @@ from autograder.dashboard.report import write_report
 CLASS_SAMPLES = ["solution", "blank", "ex01_drops_history", "ex02_ge_constraint", "malformed_notebook", "kernel_dies"]
 
 
-def test_annotations_point_at_each_lost_point(graded):
+def test_annotations_list_each_lost_point_once_per_exercise(graded):
     data = json.loads((graded("ex01_drops_history")[2] / "grade.json").read_text())
     lines = annotations(data)
     lost = [c for c in data["exercises"]["ex01"]["checks"] if c["score"] < c["max_score"]]
-    assert lost and len(lines) == len(lost) + len(data["exercises"]["ex01"]["problems"])
-    for check in lost:
-        assert any(line.startswith(f"::warning file=ex01/ex01.ipynb,title={check['id']} -") for line in lines)
+    assert lost and len(lines) == 1 + len(data["exercises"]["ex01"]["problems"])
+    (warning,) = [line for line in lines if line.startswith("::warning")]
+    assert warning.startswith("::warning file=ex01/ex01.ipynb,title=ex01%3A 8/10::")
+    assert all(f"{c['id']} -{c['max_score'] - c['score']:g}: " in warning for c in lost)
     assert annotations(json.loads((graded("solution")[2] / "grade.json").read_text())) == []
 
 
 def test_annotations_escape_what_workflow_commands_reserve():
-    grade = {"exercises": {"ex01": {"problems": [
+    grade = {"exercises": {"ex01": {"score": 0, "max_score": 1, "problems": [
         {"code": "x", "message_ja": "100%\n次", "message_en": "a, b: c", "fatal": True}],
         "checks": [{"id": "ex01_qa", "score": 0, "max_score": 1, "message": "50%\r\nok"}]}}}
     assert annotations(grade) == [
         "::error file=ex01/ex01.ipynb,title=ex01%3A x::100%25%0A次 / a, b: c",
-        "::warning file=ex01/ex01.ipynb,title=ex01_qa -1::50%25%0D%0Aok"]
+        "::warning file=ex01/ex01.ipynb,title=ex01%3A 0/1::ex01_qa -1: 50%25%0D%0Aok"]
 
 
 def test_annotate_cli_prints_workflow_commands(graded):
@@ -43,7 +44,7 @@ def test_annotate_cli_prints_workflow_commands(graded):
     run = subprocess.run([sys.executable, "-m", "coursegrader", "annotate", str(out / "grade.json")],
                          cwd=REPO_ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
     assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("::warning file=ex01/ex01.ipynb,title=ex01_")
+    assert run.stdout.startswith("::warning file=ex01/ex01.ipynb,title=ex01%3A 8/10::")
 
 
 @pytest.fixture(scope="module")

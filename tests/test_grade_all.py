@@ -2,6 +2,7 @@
 are still graded; progress is reported as each finishes; report --roster accounts for every student."""
 import csv
 import json
+import shutil
 
 import pytest
 
@@ -46,10 +47,20 @@ def test_one_failure_loses_nobody_else_and_the_roster_accounts_for_everyone(tmp_
     assert all(p.elapsed_s > 0 and p.eta_s >= 0 for p in progress) and progress[-1].eta_s == 0
     assert json.loads((tmp_path / "graded" / "bob" / "grade.json").read_text())["score"] == 10
 
+    # erin: collect found nothing to grade (not graded, no zeros); frank: graded but not on the roster
+    erin = subs / "erin"
+    erin.mkdir()
+    (erin / "submission.json").write_text(json.dumps({"student_id": "erin", "status": "clone_failed"}))
+    assert grade_one(erin, tmp_path / "graded" / "erin", ["ex01"]) == ("erin", 0)
+    assert not (tmp_path / "graded" / "erin" / "grade.json").exists()
+    shutil.copytree(tmp_path / "graded" / "bob", tmp_path / "graded" / "frank")
+
     (tmp_path / "roster.csv").write_text("student_id,github_username,repository\n"
-                                         "alice,a,x\nbob,b,x\ncarol,c,x\ndave,d,x\n")
+                                         "alice,a,x\nbob,b,x\ncarol,c,x\ndave,d,x\nerin,e,x\n")
     summary = write_report(tmp_path / "graded", tmp_path / "report", tmp_path / "roster.csv")
-    assert summary["students"] == 2 and summary["skipped"] == []
-    assert summary["accounted"] == {"alice": "graded", "bob": "graded", "carol": "grade_failed", "dave": "missing"}
+    assert summary["students"] == 3 and summary["skipped"] == []
+    assert summary["accounted"] == {"alice": "graded", "bob": "graded", "carol": "grade_failed", "dave": "missing",
+                                    "erin": "not_collected", "frank": "not_on_roster"}
+    assert "erin" not in (tmp_path / "report" / "gradebook.csv").read_text()  # no zero for what was never collected
     index = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     assert "grade_failed" in index and "missing" in index and "no such folder" in index

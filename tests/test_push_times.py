@@ -40,8 +40,8 @@ class FakeGitHub(SimpleHTTPRequestHandler):
         if parts[0] == "repos" and parts[-1] == "activity":
             query = parse_qs(url.query)
             type(self).seen.append((url.path, query, self.headers.get("Authorization")))
-            events = [e for e in self.activity.get("/".join(parts[1:3]), []) if e["ref"] == query["ref"][0]]
-            page, size = int(query.get("page", ["1"])[0]), 1  # one per page: the client must follow the Link header
+            events = self.activity.get("/".join(parts[1:3]), [])  # unfiltered: the client checks the branch
+            page, size = int(query.get("page", ["1"])[0]), 2  # two per page: the client must follow the Link header
             body = json.dumps(events[(page - 1) * size:page * size]).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -152,3 +152,27 @@ def test_students_from_classroom50s_roster_or_the_organization(github, tmp_path)
     assert (got.student_id, got.status, got.commit) == ("alice", "ok", github["on_time"])
     with pytest.raises(ValueError, match="--org and --prefix"):
         collect(tmp_path / "c50.csv", DEADLINE, tmp_path / "c", api_url=github["base"])
+
+
+def test_a_merge_in_the_web_ui_counts_and_a_vanished_commit_is_named(github, tmp_path):
+    merged = {**_push(4, github["backdated"], DEADLINE - dt.timedelta(minutes=30), before=github["on_time"]),
+              "activity_type": "pr_merge"}
+    FakeGitHub.activity["org/llm-2026-llm-handson-alice"].append(merged)
+    (got,) = collect(github["roster"], DEADLINE, tmp_path / "a", api_url=github["base"])
+    assert (got.status, got.commit) == ("ok", github["backdated"])  # merged on time through a pull request
+    FakeGitHub.activity["org/llm-2026-llm-handson-alice"].append(_push(5, "e" * 40, DEADLINE - dt.timedelta(minutes=1)))
+    (got,) = collect(github["roster"], DEADLINE, tmp_path / "b", api_url=github["base"])
+    assert (got.status, got.commit) == ("pushed_commit_missing", "e" * 40)  # force-pushed away since
+    assert not (tmp_path / "b" / "alice" / "answer.txt").exists()
+
+
+def test_a_deadline_without_a_time_zone_is_refused(github, tmp_path):
+    with pytest.raises(ValueError, match="time zone"):
+        collect(github["roster"], DEADLINE.replace(tzinfo=None), tmp_path / "subs", api_url=github["base"])
+
+
+def test_student_ids_must_be_plain_folder_names(github, tmp_path):
+    (tmp_path / "bad.csv").write_text(f"student_id,github_username,repository\n..,x,{github['base']}/org/x.git\n")
+    with pytest.raises(ValueError, match="plain folder names"):
+        collect(tmp_path / "bad.csv", DEADLINE, tmp_path / "subs", api_url=github["base"])
+    assert not (tmp_path / "subs").exists()

@@ -162,4 +162,4 @@ def test_every_action_is_pinned_to_a_commit():
     for path in WORKFLOWS:
         for _, step in steps(path):
             if "uses" in step:
-                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), (path.name, step["uses"])
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+(/[\w.-]+)*@[0-9a-f]{40}", step["uses"]), (path.name, step["uses"])

@@ -24,7 +24,7 @@ from jinja2 import Environment
 from coursegrader.config import load_course
 from coursegrader.grading.report import with_csp
 
-from ..batch import GRADE_FAILED_FILE
+from ..batch import GRADE_FAILED_FILE, collected_status
 from ..collect import roster_ids
 from .gradebook import write_gradebook
 
@@ -62,8 +62,8 @@ def load_results(graded_dir: Path) -> tuple[list[StudentResult], list[str]]:
     grading is not unreadable: see load_failures)."""
     results, skipped = [], []
     for folder in _student_folders(graded_dir):
-        if (folder / GRADE_FAILED_FILE).is_file():
-            continue
+        if (folder / GRADE_FAILED_FILE).is_file() or collected_status(folder) != "ok":
+            continue  # see load_failures, roster_statuses
         try:
             grade = json.loads((folder / "grade.json").read_text(encoding="utf-8"))
             meta_file = folder / "submission.json"
@@ -88,33 +88,33 @@ def load_failures(graded_dir: Path) -> dict[str, str]:
     return failures
 
 
-# What became of each roster student
-GRADED, GRADE_FAILED, NOT_COLLECTED, MISSING = "graded", "grade_failed", "not_collected", "missing"
+# What became of each student
+GRADED, GRADE_FAILED, NOT_COLLECTED, UNREADABLE, MISSING, NOT_ON_ROSTER = (
+    "graded", "grade_failed", "not_collected", "unreadable", "missing", "not_on_roster")
 
 
-def roster_statuses(roster: list[str], graded_dir: Path, results: list[StudentResult],
-                    failures: dict[str, str]) -> list[dict]:
-    """One row per roster student, in roster order: graded, grade_failed, not_collected (graded
-    anyway, on what collect found: nothing), or missing (no folder at all); and students graded
-    but not on the roster."""
-    graded = {r.student_id for r in results}
-    rows = []
-    for sid in roster:
-        meta_file = Path(graded_dir) / sid / "submission.json"
-        try:
-            collected = json.loads(meta_file.read_text(encoding="utf-8")).get("status", "ok")
-        except (OSError, ValueError, AttributeError):
-            collected = "ok"
+def accounted_for(graded_dir: Path, results: list[StudentResult], skipped: list[str], failures: dict[str, str],
+                  roster: list[str] | None = None) -> list[dict]:
+    """One row per student: graded, grade_failed, not_collected (collect found nothing to grade, so
+    nothing was), unreadable (grade.json), or missing (on the roster, no folder at all); with a roster,
+    in its order, and the students found but not on it as not_on_roster."""
+    unreadable = {entry.split(":", 1)[0]: entry for entry in skipped}
+    found = {f.name for f in _student_folders(graded_dir)}
+
+    def row(sid: str) -> dict:
         if sid in failures:
-            rows.append({"id": sid, "status": GRADE_FAILED, "detail": failures[sid]})
-        elif sid in graded and collected != "ok":
-            rows.append({"id": sid, "status": NOT_COLLECTED, "detail": collected})
-        elif sid in graded:
-            rows.append({"id": sid, "status": GRADED, "detail": ""})
-        else:
-            rows.append({"id": sid, "status": MISSING, "detail": "no graded folder"})
-    listed = set(roster)
-    rows += [{"id": sid, "status": "not_on_roster", "detail": ""} for sid in sorted(graded | set(failures)) if sid not in listed]
+            return {"id": sid, "status": GRADE_FAILED, "detail": failures[sid]}
+        if sid in found and collected_status(Path(graded_dir) / sid) != "ok":
+            return {"id": sid, "status": NOT_COLLECTED, "detail": collected_status(Path(graded_dir) / sid)}
+        if sid in unreadable:
+            return {"id": sid, "status": UNREADABLE, "detail": unreadable[sid]}
+        if sid in found:
+            return {"id": sid, "status": GRADED, "detail": ""}
+        return {"id": sid, "status": MISSING, "detail": "no graded folder"}
+
+    rows = [row(sid) for sid in (roster if roster is not None else sorted(found))]
+    if roster is not None:
+        rows += [{**row(sid), "status": NOT_ON_ROSTER} for sid in sorted(found - set(roster))]
     return rows
 
 
@@ -205,7 +205,7 @@ INDEX = """
 <h1>{{ title }} <small>採点レポート / class report</small></h1>
 <p>{{ n }} 人 / students · 締切 / deadline {{ deadline }} · 平均 / mean {{ mean }} / {{ max_score }}
 {% if skipped %}<br><span class="fail">読めなかった提出 / unreadable: {{ skipped|join(", ") }}</span>{% endif %}</p>
-{% if unaccounted or roster %}<h2>名簿 / roster</h2>
+{% if roster %}<h2>提出状況 / every student</h2>
 <p>{% for status, count in roster|dictsort %}{{ status }}: {{ count }}{% if not loop.last %} · {% endif %}{% endfor %}</p>
 {% if unaccounted %}<table><thead><tr><th>学生 / student</th><th>状態 / status</th><th>詳細 / detail</th></tr></thead><tbody>
 {% for r in unaccounted %}<tr><td>{{ r.id }}</td><td class="fail">{{ r.status }}</td><td>{{ r.detail }}</td></tr>{% endfor %}
@@ -252,9 +252,8 @@ def write_report(graded_dir: Path, out_dir: Path, roster: Path | None = None) ->
     course = load_course()
     deadline = dt.datetime.fromisoformat(course.deadline)
     results, skipped = load_results(graded_dir)
-    failures = load_failures(graded_dir)
-    accounted = roster_statuses(roster_ids(roster), graded_dir, results, failures) if roster else [
-        {"id": sid, "status": GRADE_FAILED, "detail": why} for sid, why in failures.items()]
+    accounted = accounted_for(graded_dir, results, skipped, load_failures(graded_dir),
+                              roster_ids(roster) if roster else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "students").mkdir(exist_ok=True)
     write_csv(results, out_dir / "gradebook.csv", deadline)

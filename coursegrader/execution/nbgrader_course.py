@@ -15,6 +15,7 @@ import nbformat
 from ..config import REPO_ROOT, Exercise, load_course
 from ..notebook import cell_errors, error_outputs, grade_id, is_test
 from ..sandbox import SandboxPolicy, SandboxUnavailable, probe, write_kernelspec
+from .environment import our_tools_first
 
 STUDENT = "student"
 GRADING_CONFIG = """
@@ -30,6 +31,7 @@ from coursegrader.execution.resilient_execute import ResilientExecute
 c.ResilientExecute.timeout = {cell_timeout}
 c.ResilientExecute.kernel_name = {kernel_name!r}
 c.ResilientExecute.kernel_cwd = {kernel_cwd!r}
+c.ResilientExecute.kernel_env_file = {kernel_env_file!r}
 c.KernelManager.transport = "ipc"
 c.KernelManager.ip = {ipc_prefix!r}
 c.KernelManager.connection_file = {connection_file!r}
@@ -41,6 +43,7 @@ c.HTMLExporter.sanitize_html = True
 
 # Error names ResilientExecute writes into cells that did not run to the end
 KERNEL_DIED, NOT_RUN = "DeadKernelError", "CellNotRun"
+KERNEL_ENV_FILE = "kernel_env.json"  # what ResilientExecute starts the kernel with
 # nbgrader_job's protocol (that module imports nbgrader; the grader itself does not need to)
 JOB, GRADES_FILE, GRADER_SIDE_FAILURE, UNAVAILABLE_PREFIX = (
     "coursegrader.execution.nbgrader_job", "grades.json", 4, "grader_unavailable: ")
@@ -131,20 +134,24 @@ class NbgraderCourse:
         shutil.copy(REPO_ROOT / "nbgrader_config.py", self.root / "nbgrader_config.py")
         with open(self.root / "nbgrader_config.py", "a", encoding="utf-8") as fh:
             fh.write(GRADING_CONFIG.format(cell_timeout=cell_timeout_s, kernel_name=load_course().kernel,
-                                           kernel_cwd=str(kernel.work_dir), ipc_prefix=str(kernel.runtime / "k"),
+                                           kernel_cwd=str(kernel.work_dir), kernel_env_file=str(self.root / KERNEL_ENV_FILE),
+                                           ipc_prefix=str(kernel.runtime / "k"),
                                            connection_file=str(kernel.runtime / "kernel.json")))
 
-    def autograde(self, submitted_nb: nbformat.NotebookNode, env: dict[str, str], timeout_s: float,
+    def autograde(self, submitted_nb: nbformat.NotebookNode, kernel_env: dict[str, str], timeout_s: float,
                   feedback: bool = True) -> AutogradeResult:
-        """feedback: also render the feedback HTML (only worth its time where someone reads it)."""
+        """kernel_env: the kernel's environment, and only the kernel's (nbgrader's own process runs with
+        a HOME and Jupyter folders of its own, which the kernel cannot write: it renders the feedback
+        after the kernel ran). feedback: also render the feedback HTML (only where someone reads it)."""
         ex = self.exercise.id
         dest = self.root / "submitted" / STUDENT / ex
         dest.mkdir(parents=True)
         nbformat.write(submitted_nb, dest / self.exercise.notebook)
+        (self.root / KERNEL_ENV_FILE).write_text(json.dumps(kernel_env), encoding="utf-8")
         proc = subprocess.Popen(
             [sys.executable, "-m", JOB, str(self.root), ex, STUDENT, "feedback" if feedback else "no-feedback",
              str(grader_cache_dir())],
-            cwd=self.root, env={**env, "PYTHONPATH": str(REPO_ROOT)},
+            cwd=self.root, env=self._job_env(kernel_env),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         try:
@@ -165,6 +172,17 @@ class NbgraderCourse:
                  for gid, (auto, top) in json.loads(grades_path.read_text(encoding="utf-8")).items()}
         html = self.root / "feedback" / STUDENT / ex / self.exercise.notebook.replace(".ipynb", ".html")
         return AutogradeResult(cells, graded, html if html.exists() else None, self.kernel.work_dir)
+
+    def _job_env(self, kernel_env: dict[str, str]) -> dict[str, str]:
+        """nbgrader's process: the grader's PATH and locale, its own HOME and Jupyter data and config
+        folders (never the kernel's: nbconvert looks for templates and config there), the kernelspec."""
+        own = self.root / "grader-home"
+        env = {k: os.environ[k] for k in ("LANG", "LC_ALL", "TZ") if k in os.environ}
+        env.update(PATH=our_tools_first(os.environ.get("PATH")), HOME=str(own),
+                   JUPYTER_CONFIG_DIR=str(own / "config"), JUPYTER_DATA_DIR=str(own / "data"),
+                   JUPYTER_PATH=kernel_env["JUPYTER_PATH"], JUPYTER_RUNTIME_DIR=kernel_env["JUPYTER_RUNTIME_DIR"],
+                   PYTHONPATH=str(REPO_ROOT))
+        return env
 
 
 def grader_cache_dir() -> Path:

@@ -30,10 +30,13 @@ AUTOGRADE_FAILED = 3
 
 
 def main(root: str, exercise_id: str, student: str, feedback: str, cache_dir: str) -> int:
-    shutil.copy(empty_gradebook(Path(cache_dir)), Path(root) / "gradebook.db")
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(Path(root))).load_config()
-    api = NbGraderAPI(CourseDirectory(config=config), config=config)
-    result = api.generate_assignment(exercise_id, force=True, create=True)
+    try:
+        shutil.copy(empty_gradebook(Path(cache_dir)), Path(root) / "gradebook.db")
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(Path(root))).load_config()
+        api = NbGraderAPI(CourseDirectory(config=config), config=config)
+        result = api.generate_assignment(exercise_id, force=True, create=True)
+    except Exception as err:  # noqa: BLE001 - before any student code: the grader's failure
+        return _unavailable(f"nbgrader could not start for {exercise_id}: {type(err).__name__}: {err}")
     if not result.get("success"):
         return _unavailable(f"nbgrader could not prepare {exercise_id}: {_last_line(_error(result))}")
     result = api.autograde(exercise_id, student, force=True, create=True)
@@ -42,7 +45,10 @@ def main(root: str, exercise_id: str, student: str, feedback: str, cache_dir: st
     if not result.get("success"):
         print(f"autograde failed:\n{_error(result)}", file=sys.stderr)
         return AUTOGRADE_FAILED
-    _write_grades(Path(root), exercise_id, student)
+    try:
+        _write_grades(Path(root), exercise_id, student)
+    except Exception as err:  # noqa: BLE001 - the gradebook is ours: never a 0 for the student
+        return _unavailable(f"nbgrader's gradebook could not be read for {exercise_id}: {type(err).__name__}: {err}")
     if feedback == "feedback":
         result = api.generate_feedback(exercise_id, student, force=True)
         if not result.get("success"):  # the scores stand; only the HTML is missing

@@ -11,8 +11,10 @@ It is recorded in `start_failure` and the exercise is not graded at all.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
+from pathlib import Path
 from typing import ClassVar
 
 from nbclient.exceptions import DeadKernelError
@@ -31,12 +33,15 @@ def error_output(ename: str, evalue: str) -> NotebookNode:
 
 class ResilientExecute(Execute):
     kernel_cwd = Unicode("", help="the kernel's own work folder (not the folder nbgrader writes to)").tag(config=True)
+    kernel_env_file = Unicode("", help="JSON: the kernel's whole environment (not nbgrader's own)").tag(config=True)
     start_failure: ClassVar[str | None] = None  # why the course kernel did not start (read by nbgrader_job)
     _kernel_dead = False
 
     async def async_start_new_kernel(self, **kwargs):
-        # The kernel gets the grader's environment minus its import path.
-        kwargs.setdefault("env", {k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+        if self.kernel_env_file:
+            kwargs["env"] = json.loads(Path(self.kernel_env_file).read_text(encoding="utf-8"))
+        else:  # the grader's environment minus its import path
+            kwargs.setdefault("env", {k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
         if self.kernel_cwd:
             kwargs["cwd"] = self.kernel_cwd
         try:

@@ -20,3 +20,25 @@ def test_warm_ups_load_what_the_checks_then_find_loaded(profile):
     ex06.eval_set(profile.resolve(profile.dataset), int(builders.inputs("ex06")["EVAL_SAMPLES"]))
     assert reference_lm.load.cache_info().hits == before.hits + 1
     assert ex06.eval_set.cache_info().hits >= 1
+
+
+def test_a_failing_preparation_never_stops_grading(capsys):
+    from coursegrader.grading.pipeline import _meanwhile
+
+    calls = []
+
+    def work(run):
+        calls.append(run)
+        raise RuntimeError("no model here")
+
+    with _meanwhile(work, "the run"):
+        inside = True
+    assert inside and calls == ["the run"]
+    assert "no model here" in capsys.readouterr().err  # said, and the verifier does the work itself
+
+
+def test_the_official_tier_warms_up_its_checks_and_the_feedback_tier_nothing():
+    from autograder.official import OFFICIAL, warm_up_checks
+    from coursegrader.grading.tier import FEEDBACK
+
+    assert OFFICIAL.prepare is warm_up_checks and FEEDBACK.prepare is None

@@ -8,17 +8,32 @@
   untrusted.py   files a student or a kernel wrote: no links, FIFOs or devices
   report.py      grade.json, grade.md and the per-exercise artifacts
 """
+import shutil
 from pathlib import Path
 
+from ..execution.nbgrader_course import GraderUnavailable
 from .pipeline import grade_submission
 from .report import write_exercise_artifacts, write_reports
 from .results import SubmissionGrade
 
 
 def grade_into(out_dir: Path | None, submission_dir: Path, exercises=None, **options) -> SubmissionGrade:
-    """grade_submission, writing everything a report reader needs into out_dir (when given)."""
-    keep = (lambda run: write_exercise_artifacts(run, Path(out_dir))) if out_dir else None
-    grade = grade_submission(submission_dir, exercises, on_graded=keep, render_feedback=out_dir is not None, **options)
+    """grade_submission, writing everything a report reader needs into out_dir (when given). If the
+    grader turns out unable to grade (GraderUnavailable), what it wrote for earlier exercises goes too:
+    a report is whole or absent."""
+    written = []
+
+    def keep(run) -> None:
+        written.append(Path(out_dir) / run.exercise.id)
+        write_exercise_artifacts(run, Path(out_dir))
+
+    try:
+        grade = grade_submission(submission_dir, exercises, on_graded=keep if out_dir else None,
+                                 render_feedback=out_dir is not None, **options)
+    except GraderUnavailable:
+        for folder in written:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     if out_dir:
         write_reports(grade, Path(out_dir))
     return grade
