@@ -75,13 +75,15 @@ def test_grade_all_in_parallel_is_idempotent_and_feeds_the_report(classroom):
     collect(classroom / "roster.csv", DEADLINE, subs, grace_days=2)
     codes = grade_all(subs, graded, jobs=2, exercises=["ex01"])
     assert codes == {"alice": 0, "bob": 0, "carol": 0, "dave": 0}
-    scores = {s: json.loads((graded / s / "grade.json").read_text())["score"] for s in codes}
-    assert scores == {"alice": 0.0, "bob": 10.0, "carol": 8.0, "dave": 0.0}
+    assert not (graded / "dave" / "grade.json").exists()  # dave's clone failed: nothing to grade, no zeros
+    scores = {s: json.loads((graded / s / "grade.json").read_text())["score"] for s in ("alice", "bob", "carol")}
+    assert scores == {"alice": 0.0, "bob": 10.0, "carol": 8.0}
     before = sorted(p.relative_to(graded) for p in graded.rglob("*") if p.name != "grader.log")
     grade_all(subs, graded, jobs=2, exercises=["ex01"])  # regrade: replaces, never duplicates
     assert sorted(p.relative_to(graded) for p in graded.rglob("*") if p.name != "grader.log") == before
     summary = write_report(graded, classroom / "report")
-    assert summary["students"] == 4 and summary["late"] == 2  # alice (blank, 1 h late) and bob (20 h late)
+    assert summary["students"] == 3 and summary["late"] == 2  # alice (blank, 1 h late) and bob (20 h late)
+    assert summary["accounted"]["dave"] == "not_collected"
 
 
 def test_token_is_only_a_clone_header(monkeypatch, classroom):
@@ -131,8 +133,8 @@ def test_sharded_grading_merges_into_one_nbgrader_gradebook(classroom, tmp_path)
     _cli("report", str(graded), "--out", str(tmp_path / "report"))  # regrade/re-export: replaces, never duplicates
     with Gradebook(f"sqlite:///{tmp_path / 'report' / 'gradebook.db'}") as gb:
         scores = {s.id: gb.find_submission("ex01", s.id).score for s in gb.students}
-        assert scores == {"alice": 0.0, "bob": 10.0, "carol": 8.0, "dave": 0.0}
-        assert gb.db.query(Grade).count() == 4 * len(load_course().exercises["ex01"].cells)
+        assert scores == {"alice": 0.0, "bob": 10.0, "carol": 8.0}  # dave was not collected: no row of zeros
+        assert gb.db.query(Grade).count() == 3 * len(load_course().exercises["ex01"].cells)
         assert gb.find_assignment("ex01").duedate is not None
 
 

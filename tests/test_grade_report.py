@@ -50,7 +50,10 @@ def test_grading_is_deterministic(graded, tmp_path):
 
 def test_cli_exit_codes(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, "-m", "autograder", *a], cwd=REPO_ROOT, capture_output=True, text=True)
-    missing = run("grade", str(tmp_path / "nobody"), "--exercise", "ex01", "--out", str(tmp_path / "out"))
+    typo = run("grade", str(tmp_path / "nobody"), "--exercise", "ex01", "--out", str(tmp_path / "out"))
+    assert typo.returncode == 2 and "no such folder" in typo.stderr  # a mistyped path is not a 0
+    (tmp_path / "empty").mkdir()
+    missing = run("grade", str(tmp_path / "empty"), "--exercise", "ex01", "--out", str(tmp_path / "out"))
     assert missing.returncode == 0, missing.stderr  # grading completed, with a problem in the report
     assert json.loads((tmp_path / "out" / "grade.json").read_text())["exercises"]["ex01"]["problems"][0]["code"] == "notebook_missing"
     bad = run("grade", str(tmp_path), "--exercise", "ex99")
