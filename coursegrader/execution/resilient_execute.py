@@ -12,7 +12,6 @@ It is recorded in `start_failure` and the exercise is not graded at all.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import ClassVar
@@ -26,25 +25,21 @@ from traitlets import Unicode
 from .nbgrader_course import KERNEL_DIED, NOT_RUN
 
 
-
 def error_output(ename: str, evalue: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
 class ResilientExecute(Execute):
     kernel_cwd = Unicode("", help="the kernel's own work folder (not the folder nbgrader writes to)").tag(config=True)
-    kernel_env_file = Unicode("", help="JSON: the kernel's whole environment (not nbgrader's own)").tag(config=True)
+    kernel_env_file = Unicode(help="JSON: the kernel's whole environment (never nbgrader's own)").tag(config=True)
     start_failure: ClassVar[str | None] = None  # why the course kernel did not start (read by nbgrader_job)
     _kernel_dead = False
 
     async def async_start_new_kernel(self, **kwargs):
-        if self.kernel_env_file:
-            kwargs["env"] = json.loads(Path(self.kernel_env_file).read_text(encoding="utf-8"))
-        else:  # the grader's environment minus its import path
-            kwargs.setdefault("env", {k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
         if self.kernel_cwd:
             kwargs["cwd"] = self.kernel_cwd
         try:
+            kwargs["env"] = json.loads(Path(self.kernel_env_file).read_text(encoding="utf-8"))
             started = await super().async_start_new_kernel(**kwargs)
         except Exception as err:  # noqa: BLE001 - any failure to start is the grader's
             raise self._did_not_start(err) from err

@@ -17,7 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import nbgrader
-
 from nbgrader.api import Gradebook
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory

@@ -87,7 +87,7 @@ def autograde(run: ExerciseRun) -> None:
 
 @contextlib.contextmanager
 def _meanwhile(work, run: ExerciseRun):
-    """Run work(run) in a thread while the block runs (the kernel mostly waits on its own process)."""
+    """Run work(run) in a thread while the block runs (meanwhile the grader only waits for the kernel)."""
     if work is None:
         yield
         return
