@@ -20,7 +20,6 @@ from typing import Callable
 from coursegrader.config import REPO_ROOT
 from coursegrader.grading.untrusted import remove_unsafe
 
-
 GRADE_FAILED_FILE = "grade_failed.json"
 GRADER_CRASHED = -1  # exit status recorded when grade_one itself raised
 
@@ -65,10 +64,9 @@ def grade_one(submission: Path, out: Path, exercises=None, profile: str | None =
     if cell_timeout_s:
         cmd += ["--cell-timeout", str(cell_timeout_s)]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
-    if (submission / "submission.json").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copy(submission / "submission.json", out / "submission.json")
     out.mkdir(parents=True, exist_ok=True)
+    if (submission / "submission.json").exists():
+        shutil.copy(submission / "submission.json", out / "submission.json")
     (out / "grader.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0 or not (out / "grade.json").is_file():
         _record_failure(out, proc.returncode, _failure_reason(proc.stderr))

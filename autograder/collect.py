@@ -54,12 +54,11 @@ class Collected:
 def read_roster(path: Path, repositories: "RepositoryNames | None" = None) -> list[dict]:
     """collect's roster (student_id, github_username, repository), or Classroom 50's roster.csv
     (username, ..., role) with the repositories named by `repositories` (its students only)."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = _csv_rows(path)
     if rows and "username" in rows[0] and "repository" not in rows[0]:
         if repositories is None:
             raise ValueError(f"{path}: a Classroom 50 roster needs --org and --prefix to name the repositories")
-        return [repositories.row(name) for name in roster_ids(path)]
+        return [repositories.row(name) for name in _student_ids(rows, path)]
     missing = [c for c in REQUIRED_COLUMNS if rows and c not in rows[0]]
     if missing or not rows:
         raise ValueError(f"{path}: roster needs columns {', '.join(REQUIRED_COLUMNS)} (or Classroom 50's "
@@ -95,8 +94,15 @@ class RepositoryNames:
 
 def roster_ids(path: Path) -> list[str]:
     """The students of a roster: collect's (student_id) or Classroom 50's roster.csv (username, role)."""
+    return _student_ids(_csv_rows(path), path)
+
+
+def _csv_rows(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+        return list(csv.DictReader(fh))
+
+
+def _student_ids(rows: list[dict], path: Path) -> list[str]:
     column = next((c for c in ("student_id", "username") if rows and c in rows[0]), None)
     if column is None:
         raise ValueError(f"{path}: a roster needs a student_id or a username column")
