@@ -63,7 +63,7 @@ def load_results(graded_dir: Path) -> tuple[list[StudentResult], list[str]]:
     results, skipped = [], []
     for folder in _student_folders(graded_dir):
         if (folder / GRADE_FAILED_FILE).is_file() or collected_status(folder) != "ok":
-            continue  # see load_failures, roster_statuses
+            continue  # see load_failures and accounted_for
         try:
             grade = json.loads((folder / "grade.json").read_text(encoding="utf-8"))
             meta_file = folder / "submission.json"
@@ -102,10 +102,11 @@ def accounted_for(graded_dir: Path, results: list[StudentResult], skipped: list[
     found = {f.name for f in _student_folders(graded_dir)}
 
     def row(sid: str) -> dict:
+        collected = collected_status(Path(graded_dir) / sid) if sid in found else "ok"
         if sid in failures:
             return {"id": sid, "status": GRADE_FAILED, "detail": failures[sid]}
-        if sid in found and collected_status(Path(graded_dir) / sid) != "ok":
-            return {"id": sid, "status": NOT_COLLECTED, "detail": collected_status(Path(graded_dir) / sid)}
+        if collected != "ok":
+            return {"id": sid, "status": NOT_COLLECTED, "detail": collected}
         if sid in unreadable:
             return {"id": sid, "status": UNREADABLE, "detail": unreadable[sid]}
         if sid in found:
@@ -258,8 +259,9 @@ def write_report(graded_dir: Path, out_dir: Path, roster: Path | None = None) ->
     (out_dir / "students").mkdir(exist_ok=True)
     write_csv(results, out_dir / "gradebook.csv", deadline)
     # nbgrader's gradebook (its API commits submission by submission) is written by a second process
-    # while this one renders the pages: the two take about as long.
-    gradebook = multiprocessing.get_context("fork").Process(
+    # while this one renders the pages: the two take about as long. A fresh interpreter (spawn), not a
+    # fork: a fork copies whatever locks other threads of this process held at that moment.
+    gradebook = multiprocessing.get_context("spawn").Process(
         target=write_gradebook, args=(results, out_dir / "gradebook.db", deadline), name="gradebook")
     gradebook.start()
     try:
