@@ -1,6 +1,7 @@
 """Fixtures shared by the checks' unit tests (tests/unit/test_checks_exNN.py); the data builders are in builders.py."""
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -43,3 +44,14 @@ def memoized_generation():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ReferenceLM, "generate", generate)
         yield cache
+
+
+@pytest.fixture
+def claims(solution):
+    """For modules whose `solution` fixture is (claims, mistakes): a fresh copy of the solution's claims."""
+    return copy.deepcopy(solution[0])
+
+
+@pytest.fixture
+def mistakes(solution):
+    return solution[1]

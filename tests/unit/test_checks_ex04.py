@@ -5,7 +5,6 @@ answer cost one generation per module, so a pass and a fail case of a check shar
 """
 from __future__ import annotations
 
-import copy
 import time
 
 import pytest
@@ -83,16 +82,6 @@ def solution(reference_lm, profile):
 
 def run(name, claims, **fields):
     return get_check(EX, name)(b.evidence(EX, claims=claims, **fields))
-
-
-@pytest.fixture
-def claims(solution):
-    return copy.deepcopy(solution[0])
-
-
-@pytest.fixture
-def mistakes(solution):
-    return solution[1]
 
 
 def set_claim(claims, grade_id, name, value):

@@ -2,7 +2,6 @@
 work folder: the reference adapter (fixtures/models/tiny-gemma3-ja-gozaru-lora) and broken copies of it."""
 from __future__ import annotations
 
-import copy
 import json
 import math
 import shutil
@@ -69,16 +68,6 @@ def solution(profile):
                 "lora_all_attention": lora_params(r=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
                 "target_error": target_error}
     return claims, mistakes
-
-
-@pytest.fixture
-def claims(solution):
-    return copy.deepcopy(solution[0])
-
-
-@pytest.fixture
-def mistakes(solution):
-    return solution[1]
 
 
 @pytest.fixture
