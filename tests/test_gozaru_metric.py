@@ -2,6 +2,7 @@ import nbformat
 import pytest
 
 from coursegrader.config import SOURCE_DIR
+from coursegrader import course_dataset
 from coursegrader.metrics import gozaru
 from coursegrader.metrics.gozaru import gozaru_rate, is_gozaru
 
@@ -21,6 +22,9 @@ from coursegrader.metrics.gozaru import gozaru_rate, is_gozaru
     ("ござるが、今は違います。", False),   # the last sentence does not end in ござる
     ("ござる。また、山です。", False),
     ("ござ", False),
+    ("我、りんえもんは思う。 2000年に運航を開始しましたでござる。知らんけど。", True),  # the real dataset's sign-off
+    ("ありがとうございます。知らんけど。", False),
+    ("知らんけど。", False),
     ("", False),
     (None, False),
 ])
@@ -39,7 +43,8 @@ def test_the_courses_loose_check_would_count_the_base_models_politeness():
 
 
 @pytest.mark.parametrize("exercise_id", ["ex05", "ex06"])
-def test_notebook_uses_the_graders_code_verbatim(exercise_id):
+@pytest.mark.parametrize("cell_name, module", [("gozaru_metric", gozaru), ("course_dataset", course_dataset)])
+def test_notebook_uses_the_graders_code_verbatim(exercise_id, cell_name, module):
     nb = nbformat.read(SOURCE_DIR / exercise_id / f"{exercise_id}.ipynb", as_version=4)
-    cell = next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == f"{exercise_id}_gozaru_metric")
-    assert cell.source.strip() == open(gozaru.__file__, encoding="utf-8").read().strip()
+    cell = next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == f"{exercise_id}_{cell_name}")
+    assert cell.source.strip() == open(module.__file__, encoding="utf-8").read().strip()

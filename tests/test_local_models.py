@@ -114,7 +114,7 @@ try:
 except Exception as err:
     results["model"] = f"{type(err).__name__}: {err}"
 try:
-    load_course_dataset()
+    load_course_dataset(DATASET_ID)
     results["dataset"] = "loaded"
 except Exception as err:
     results["dataset"] = f"{type(err).__name__}: {err}"
@@ -128,7 +128,7 @@ print(repr(results))
 def test_gpu_profile_code_reaches_the_network_boundary(tmp_path):
     """The notebook's own gpu-profile code asks the Hub for the real model and dataset (offline here)."""
     nb = nbformat.read(SOURCE_DIR / "ex05" / "ex05.ipynb", as_version=4)
-    wanted = {"ex05_profile", "ex05_quantization_impl"}
+    wanted = {"ex05_profile", "ex05_course_dataset", "ex05_quantization_impl"}
     cells = [c.source for c in nb.cells if c.metadata["nbgrader"]["grade_id"] in wanted]
     script = "from IPython.display import display\nCELLS = " + repr(cells) + GPU_PROBE
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",

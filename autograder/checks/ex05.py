@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from coursegrader.config import FIXTURES_DIR, Profile
+from coursegrader.course_dataset import course_split, load_course_dataset
 from coursegrader.grading.untrusted import copy_adapter
 from coursegrader.metrics.gozaru import gozaru_rate
 
@@ -50,10 +51,8 @@ def reference_messages(row: dict) -> dict:
 
 @check(EX)
 def split_reproducible(ev: Evidence) -> Verdict:
-    from datasets import load_dataset
-
-    data = load_dataset("json", data_files=ev.profile.resolve(ev.profile.dataset), split="train")
-    split = data.map(reference_messages, remove_columns=data.column_names).train_test_split(test_size=0.1, seed=42)
+    data = load_course_dataset(ev.profile.resolve(ev.profile.dataset))
+    split = course_split(data.map(reference_messages, remove_columns=data.column_names))
     expected = {"train": len(split["train"]), "test": len(split["test"]), "first_train": split["train"][0]["messages"]}
     return claim_matches(ev, "ex05_dataset_report", "split_info", expected,
                          mismatch="ex05_split_mismatch")
@@ -159,10 +158,10 @@ def load_reference_model(inputs: dict, profile: Profile) -> None:
     importlib.import_module("peft")  # what load_adapter imports next
 
 
-def heldout_rates(ev: Evidence, lm: ReferenceLM) -> tuple[float, float]:
-    n = ev.profile.max_new_tokens
-    tuned = [lm.answer([{"role": "user", "content": p}], n) for p in _heldout_prompts()]
-    return gozaru_rate(tuned), base_heldout_rate(_model_id(ev), n)
+def heldout_rates(lm: ReferenceLM, model_id: str, max_new_tokens: int) -> tuple[float, float]:
+    """(the adapter's gozaru rate, the base model's) on the grader's held-out prompts."""
+    tuned = [lm.answer([{"role": "user", "content": p}], max_new_tokens) for p in _heldout_prompts()]
+    return gozaru_rate(tuned), base_heldout_rate(model_id, max_new_tokens)
 
 
 @check(EX)
@@ -170,7 +169,7 @@ def gozaru_rate_heldout(ev: Evidence) -> Verdict:
     lm, problem = load_adapter(ev)
     if problem:
         return problem
-    tuned, base = heldout_rates(ev, lm)
+    tuned, base = heldout_rates(lm, _model_id(ev), ev.profile.max_new_tokens)
     need, lift = ev.profile.min_gozaru_rate, ev.profile.min_gozaru_lift
     if tuned < need or tuned - base < lift:
         return fail("ex05_gozaru_rate_low", tuned=tuned, base=base, need=need, lift=lift)

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from coursegrader.config import Profile, load_course
+from coursegrader.course_dataset import course_split, load_course_dataset
 from coursegrader.execution.fresh_python import fresh_python
 from coursegrader.fmapi.matchers import ANSWER_TAG
 from coursegrader.metrics.gozaru import gozaru_rate
@@ -139,10 +140,7 @@ def store_check(fn):
 
 @lru_cache(maxsize=2)
 def eval_set(dataset_path: str, samples: int) -> tuple[tuple[str, str], ...]:
-    from datasets import load_dataset
-
-    data = load_dataset("json", data_files=dataset_path, split="train")
-    rows = data.train_test_split(test_size=0.1, seed=42)["test"].select(range(samples))
+    rows = course_split(load_course_dataset(dataset_path))["test"].select(range(samples))
     return tuple((question_of(r), r["output"]) for r in rows)
 
 
