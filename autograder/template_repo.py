@@ -44,6 +44,8 @@ def write_template_repository(release_dir: Path, exercise_ids: list[str]) -> lis
     for cassette in load_cassettes(CASSETTE_DIR):
         for interaction in cassette.interactions:
             interaction.request = {**interaction.request, "body": signature_only(interaction.request["body"])}
+        for scripted in cassette.scripted:
+            scripted.request = {**scripted.request, "body": signature_only(scripted.request["body"])}
         save_cassette(cassette, grader / "fixtures" / "fmapi" / f"{cassette.name}.json")
     for rel in FEEDBACK_FIXTURES:
         src = FIXTURES_DIR / rel

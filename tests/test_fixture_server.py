@@ -118,3 +118,37 @@ def test_sdk_requests_path_reaches_the_invocations_url(monkeypatch):
     r = WorkspaceClient().serving_endpoints.query(name=MODEL, messages=[ChatMessage(role=ChatMessageRole.USER, content="q")])
     assert r.choices[0].message.content == "ok"
     assert call.calls[0].request.headers["Authorization"] == "Bearer dapi-test"
+
+
+def _judge_request(recorded, question: str, answer: str) -> dict:
+    """A request the ex06 notebook would send for `question`, built from a recorded judge request."""
+    body = json.loads(json.dumps(recorded.request["body"]))
+    body["messages"][-1]["content"] = f"質問:\n{question}\n\n回答:\n<answer>{answer}</answer>"
+    return body
+
+
+def test_the_judge_answers_questions_it_never_recorded_by_its_scripted_rule(tmp_path):
+    from coursegrader.config import CASSETTE_DIR
+    from coursegrader.fmapi.persister import load_cassette
+
+    judge = load_cassette(CASSETTE_DIR / "ex06_llm_judge.json")
+    recorded = judge.interactions[0]
+    with FixtureServer(cassettes=[judge]) as server:
+        post = lambda body: requests.post(f"{server.url}/serving-endpoints/chat/completions", json=body,  # noqa: E731
+                                          headers={"Authorization": f"Bearer {server.token}"}, timeout=10)
+        unseen = "富士山の高さは何メートルですか？"
+        gozaru = post(_judge_request(recorded, unseen, "三七七六メートルでござる。知らんけど。")).json()
+        polite = post(_judge_request(recorded, unseen, "3776 メートルです。")).json()
+        again = post(recorded.request["body"]).json()  # a recorded question is still served from the recording
+        other_prompt = _judge_request(recorded, unseen, "山でござる。")
+        other_prompt["messages"][0]["content"] = "あなたは審査員です。"
+        refused = post(other_prompt)
+        log = server.log.snapshot()
+    verdict = lambda r: json.loads(r["choices"][0]["message"]["content"])  # noqa: E731
+    assert verdict(gozaru)["score"] == 5 and verdict(polite)["score"] == 2
+    assert set(gozaru) == set(recorded.responses[0]["body"])  # the recorded response's shape
+    assert verdict(again) == json.loads(recorded.responses[0]["body"]["choices"][0]["message"]["content"])
+    assert refused.status_code == 400  # only the judge the cassette stands for is scripted
+    posts = [e for e in log if e["method"] == "POST"]
+    assert [e["scripted"] for e in posts] == [True, True, False, False]
+    assert posts[0]["fixture_id"] == judge.scripted[0].id
