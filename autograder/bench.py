@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from coursegrader.config import load_course
+from coursegrader.config import Profile, load_course
 from coursegrader.fmapi import FixtureServer
 from coursegrader.grading.pipeline import gradable_exercises
 from coursegrader.sandbox.launch import UID_BASE
@@ -21,12 +21,12 @@ from .plain_run import run_source_notebook
 from .samples import build_sample, load_catalog
 
 
-def plain_execution_s(exercise_id: str) -> float:
+def plain_execution_s(exercise_id: str, profile: Profile | None = None) -> float:
     """Run the solution notebook once with nbclient against the fixture server (no grading)."""
     exercise = load_course().exercises[exercise_id]
     with FixtureServer() as server, tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        run_source_notebook(exercise, Path(tmp), server)
+        run_source_notebook(exercise, Path(tmp), server, profile)
         return time.perf_counter() - start
 
 
@@ -87,32 +87,38 @@ def report_seconds(graded_dirs: list[Path], out: Path, students: int = 300) -> f
     return time.perf_counter() - start
 
 
-def _timed_grade(submission: Path, exercise_id: str, out: Path, sandbox: bool) -> tuple[float, dict]:
+def _timed_grade(submission: Path, exercise_id: str, out: Path, sandbox: bool,
+                 profile: Profile | None) -> tuple[float, dict]:
     """One `grade` process, as grade-all runs it (nothing cached from an earlier grading)."""
     start = time.perf_counter()
-    grade_one(submission, out, [exercise_id], sandbox=sandbox)
+    grade_one(submission, out, [exercise_id], profile=profile.name if profile else None, sandbox=sandbox)
     return time.perf_counter() - start, json.loads((out / "grade.json").read_text(encoding="utf-8"))
 
 
-def run_bench(exercise_ids=None, out: Path = Path("out/bench"), repeat: int = 2) -> list[dict]:
+def run_bench(exercise_ids=None, out: Path = Path("out/bench"), repeat: int = 2,
+              profile: Profile | None = None) -> list[dict]:
     """Each grading in its own process, sandboxed and not, alternating, `repeat` times, and as many plain
-    runs; the best of each."""
+    runs; the best of each. With a profile, by default only the exercises that run its model."""
     submission = build_sample(load_catalog()["solution"], out / "solution")
+    exercises = gradable_exercises(exercise_ids, OFFICIAL)
+    if profile and not exercise_ids:
+        exercises = [e for e in exercises if e.local_model]
     rows = []
-    for exercise in gradable_exercises(exercise_ids, OFFICIAL):
+    for exercise in exercises:
         sandboxed, unsandboxed = [], []
         with SandboxUsage() as usage:
             for _ in range(repeat):
-                sandboxed.append(_timed_grade(submission, exercise.id, out / "graded" / exercise.id, sandbox=True))
-                unsandboxed.append(_timed_grade(submission, exercise.id, out / "unsandboxed" / exercise.id, sandbox=False))
+                sandboxed.append(_timed_grade(submission, exercise.id, out / "graded" / exercise.id, True, profile))
+                unsandboxed.append(_timed_grade(submission, exercise.id, out / "unsandboxed" / exercise.id, False, profile))
         graded_s, grade = min(sandboxed, key=lambda r: r[0])
         unsandboxed_s = min(s for s, _ in unsandboxed)
-        plain_s = min(plain_execution_s(exercise.id) for _ in range(repeat))  # best of as many as grading
+        plain_s = min(plain_execution_s(exercise.id, profile) for _ in range(repeat))  # best of as many as grading
         rows.append({"exercise": exercise.id, "grade_s": graded_s, "unsandboxed_s": unsandboxed_s,
                      "sandbox_ratio": graded_s / unsandboxed_s, "plain_s": plain_s, "ratio": graded_s / plain_s,
                      "score": grade["score"], "max_score": grade["max_score"],
                      "peak_data_mb": usage.peak_data_mb, "peak_tasks": usage.peak_tasks})
     limits = load_course().sandbox
+    print(f"profile: {(profile or load_course().profile()).name}")
     print(f"{'exercise':<9}{'grade (s)':>10}{'no sandbox':>11}{'sandbox x':>10}{'plain (s)':>10}{'grade x':>8}"
           f"{'data MB':>9}{'tasks':>7}  score")
     for r in rows:

@@ -199,23 +199,50 @@ def cmd_report(args) -> int:
     return 0
 
 
+def readable_by_all(folder: Path) -> None:
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = Path(parent) / name
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                path.chmod(mode | 0o444 | (0o111 if path.is_dir() else 0))
+
+
 def cmd_prefetch(args) -> int:
-    """Download a profile's Hub model and dataset into HF_HOME (needs HF_TOKEN for gated Gemma)."""
+    """Download a profile's Hub model, dataset and BERTScore encoder into HF_HOME (HF_TOKEN for gated
+    Gemma). The dataset goes through the course's own loader, so that it loads again with HF_HUB_OFFLINE=1."""
     from huggingface_hub import snapshot_download
 
+    from coursegrader.course_dataset import load_course_dataset
+
     profile = resolve_profile(args.profile)
-    wanted = [(v, kind) for v, kind in ((profile.model_id, "model"), (profile.dataset, "dataset"),
-                                        (profile.bertscore_model, "model"))
-              if profile.resolve(v) == v]  # repository and package paths (the cpu profile) need nothing
+    fetch = {"model": lambda repo_id: snapshot_download(repo_id, repo_type="model"),
+             "dataset": lambda repo_id: load_course_dataset(repo_id).cache_files[0]["filename"]}
+    home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+    wanted = profile.hub_ids  # repository and package paths (the cpu profile) need nothing
     for repo_id, kind in wanted:
         try:
-            path = snapshot_download(repo_id, repo_type=kind)
+            path = fetch[kind](repo_id)
         except Exception as err:  # noqa: BLE001 - report and fail this step, with the cause
             print(f"prefetch failed for {kind} {repo_id}: {type(err).__name__}: {err}", file=sys.stderr)
             return 1
         print(f"{kind} {repo_id} -> {path}")
+    readable_by_all(home)  # sandboxed kernels run as other users and read it (hub caches write 0600 files)
     if not wanted:
         print(f"profile {profile.name}: model and dataset are in the repository; nothing to fetch")
+    return 0
+
+
+def cmd_reference_adapter(args) -> int:
+    """Train the profile's reference adapter with the ex05 solution (the gpu profiles: on the runner)."""
+    from .reference_adapter import build_reference_adapter
+
+    profile = resolve_profile(args.profile)
+    existing = profile.reference_adapter_path()
+    if existing and not args.force:
+        print(f"reference adapter for profile {profile.name}: {existing} (exists; --force rebuilds)")
+        return 0
+    print(f"reference adapter for profile {profile.name}: {build_reference_adapter(profile)}")
     return 0
 
 
@@ -238,7 +265,17 @@ def cmd_mlflow_ui(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
-    run_bench(args.exercise, Path(args.out), repeat=args.repeat)
+    run_bench(args.exercise, Path(args.out), repeat=args.repeat,
+              profile=resolve_profile(args.profile) if args.profile else None)
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .calibrate import calibrate, calibration_path, print_calibration
+
+    profile = resolve_profile(args.profile)
+    print_calibration(calibrate(profile, Path(args.out) if args.out else None))
+    print(f"-> {args.out or calibration_path(profile.name)}")
     return 0
 
 
@@ -323,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", choices=PROFILE_CHOICES, default="gpu")
     s.set_defaults(func=cmd_prefetch)
 
+    s = sub.add_parser("reference-adapter", help="train the profile's reference LoRA adapter (ex06's fallback) with the ex05 solution")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, default="gpu")
+    s.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    s.set_defaults(func=cmd_reference_adapter)
+
     s = sub.add_parser("mlflow-ui", help="open the MLflow UI on a graded submission's ex06 store (127.0.0.1)")
     s.add_argument("graded_student", help="a student's folder as `grade --out` writes it")
     s.add_argument("--port", type=int, default=5000)
@@ -332,7 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exercise", action="append")
     s.add_argument("--repeat", type=int, default=2, help="gradings per exercise and mode; the fastest counts")
     s.add_argument("--out", default="out/bench")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, help="time this profile's model (default: ex04-ex06 only)")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("calibrate", help="grade the solution and ex05 mistakes with a profile; write what its "
+                                         "thresholds rest on to fixtures/calibration/<profile>.json")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, default="cpu")
+    s.add_argument("--out", help="write here instead")
+    s.set_defaults(func=cmd_calibrate)
     return p
 
 

@@ -1,5 +1,5 @@
 """What students install (requirements.txt, copied into the release) holds no development tools;
-requirements-dev.txt adds them, and every line of both is pinned."""
+requirements-dev.txt adds them, requirements-gpu.txt the GPU runner's bitsandbytes, and every line is pinned."""
 import re
 
 from coursegrader.config import REPO_ROOT
@@ -28,3 +28,9 @@ def test_development_requirements_add_the_tools_pinned():
     assert includes == ["-r requirements.txt"]
     assert all(PIN.match(p) for p in pins), pins
     assert {PIN.match(p).group(1).lower() for p in pins} == DEV_TOOLS
+
+
+def test_gpu_requirements_add_bitsandbytes_for_the_4bit_load():
+    includes, pins = _requirements("requirements-gpu.txt")
+    assert includes == ["-r requirements.txt"]
+    assert [PIN.match(p).group(1).lower() for p in pins] == ["bitsandbytes"]

@@ -25,7 +25,8 @@ EXERCISED = {
     "grade-all": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
     "merge": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
     "report": "test_collect.py::test_sharded_grading_merges_into_one_nbgrader_gradebook",
-    "prefetch": "test_workflows.py::test_prefetch_reaches_for_the_hub_and_fails_clearly_offline",
+    "prefetch": "test_gpu_dry_run.py::test_prefetch_downloads_the_profiles_repositories_through_the_hub_api",
+    "reference-adapter": "test_gpu_dry_run.py::test_reference_adapter_is_built_for_the_hub_model",
 }
 
 
@@ -163,3 +164,20 @@ def test_every_action_is_pinned_to_a_commit():
         for _, step in steps(path):
             if "uses" in step:
                 assert re.fullmatch(r"[\w.-]+/[\w.-]+(/[\w.-]+)*@[0-9a-f]{40}", step["uses"]), (path.name, step["uses"])
+
+
+def test_the_gpu_runner_installs_bitsandbytes_and_gets_the_cached_reference_adapter():
+    jobs = load(REPO_ROOT / ".github" / "workflows" / "grade-submissions.yml")["jobs"]
+    for job in ("prefetch", "grade"):
+        install = next(s["run"] for s in jobs[job]["steps"] if s.get("name", "").startswith("Install"))
+        assert "nvidia-smi" in install and "requirements-gpu.txt" in install and "PIP_EXTRA_INDEX_URL= " in install
+    steps_ = jobs["prefetch"]["steps"]
+    order = [s.get("run", "") + s.get("uses", "") for s in steps_]
+    fetch = next(i for i, t in enumerate(order) if "autograder prefetch" in t)
+    build = next(i for i, t in enumerate(order) if "reference-adapter --profile gpu" in t)
+    restore = next(i for i, s in enumerate(steps_) if s.get("uses", "").startswith("actions/cache/restore"))
+    assert fetch < restore < build
+    assert steps_[restore]["with"]["key"].startswith("reference-adapter-gpu-")
+    assert steps_[build]["env"]["HF_HUB_OFFLINE"] == "1" and "HF_TOKEN" not in yaml.safe_dump(steps_[build])
+    assert any(s.get("with", {}).get("name") == "reference-adapter" for s in jobs["grade"]["steps"])
+    assert load_course().profile("gpu").reference_adapter == "reference-adapters/gpu"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..config import Exercise, Profile, load_course
 from ..notebook import inputs_of
+from ..problems import Problem, problem
 from .results import ExerciseRun
 from .untrusted import copy_adapter
 
@@ -27,15 +28,17 @@ class AdapterHandoff:
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def adapter_for(self, exercise: Exercise) -> tuple[str | None, str | None]:
-        """(adapter folder, problem code saying where it came from); (None, None) for other exercises."""
+    def adapter_for(self, exercise: Exercise) -> tuple[str | None, Problem | None]:
+        """(adapter folder, the problem saying where it came from); (None, None) for other exercises."""
         if not exercise.adapter_from:
             return None, None
         student = self.kept.get(exercise.adapter_from.exercise)
         if student:
             return student, None
         reference = self.profile.reference_adapter_path()
-        return reference, "reference_adapter_used" if reference else "adapter_missing"
+        if reference:
+            return reference, problem("reference_adapter_used")
+        return None, problem("reference_adapter_unavailable", profile=self.profile.name)
 
     def keep_from(self, run: ExerciseRun) -> None:
         """Copy out the adapter `run` saved if another exercise evaluates it and its adapter cell scored

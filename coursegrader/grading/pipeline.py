@@ -9,6 +9,7 @@ Problem; a stopped exercise scores 0 and the next exercise is still graded.
                       kernel runs in the sandbox (official tier)
   distrust_outputs    remove links and special files the kernel left in its work folder
   note_execution      report timeouts, kernel deaths and sandbox limits seen in the outputs
+  note_scripted       say which API answers came from a scripted rule rather than a recording
   verify_evidence     the tier's outside-the-kernel checks (official tier only)
   award_points        a cell's points count only if its test and its evidence pass
 
@@ -130,6 +131,13 @@ def note_execution(run: ExerciseRun) -> None:
     run.problems.extend(limit_problems(errors))
 
 
+def note_scripted(run: ExerciseRun) -> None:
+    served = [e for e in run.log if e.get("scripted")]
+    if served:
+        ids = sorted({e["fixture_id"] for e in served})
+        run.problems.append(problem("fixture_scripted", count=len(served), ids=", ".join(ids)))
+
+
 def verify_evidence(run: ExerciseRun) -> None:
     if not run.tier.verifies_evidence:
         return
@@ -146,7 +154,8 @@ def award_points(run: ExerciseRun) -> None:
         run.problems.append(problem("tests_unconfirmed", cells=", ".join(unconfirmed)))
 
 
-STEPS = (load_submission, restore_cells, autograde, distrust_outputs, note_execution, verify_evidence, award_points)
+STEPS = (load_submission, restore_cells, autograde, distrust_outputs, note_execution, note_scripted, verify_evidence,
+         award_points)
 
 
 # -- one cell's points and message --------------------------------------------
@@ -213,8 +222,8 @@ def _unscored(cell, problems: list[Problem]) -> CheckResult:
 
 def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes, *, tier: Tier,
                    profile: Profile, sandbox: bool, cell_timeout_s: int | None = None,
-                   adapter: tuple[str | None, str | None] = (None, None), render_feedback: bool = True) -> ExerciseRun:
-    """adapter: (the folder this exercise evaluates, the problem code saying where it came from)."""
+                   adapter: tuple[str | None, Problem | None] = (None, None), render_feedback: bool = True) -> ExerciseRun:
+    """adapter: (the folder this exercise evaluates, the problem saying where it came from)."""
     adapter_dir, adapter_note = adapter
     run = ExerciseRun(
         exercise=exercise,
@@ -231,7 +240,7 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
         render_feedback=render_feedback,
     )
     if adapter_note:
-        run.problems.append(problem(adapter_note))
+        run.problems.append(adapter_note)
     for step in STEPS:
         if run.stopped:
             break
@@ -283,4 +292,4 @@ def grade_submission(submission_dir: Path, exercises=None, *, tier: Tier = FEEDB
                 if on_graded:
                     on_graded(run)
                 runs.append(run)
-    return SubmissionGrade(Path(submission_dir), runs, tier, sandbox)
+    return SubmissionGrade(Path(submission_dir), runs, tier, sandbox, profile.name)

@@ -36,6 +36,7 @@ def to_json(grade: SubmissionGrade) -> dict:
         "submission": grade.submission.resolve().name,
         "tier": grade.tier.name,
         "sandbox": grade.sandbox,
+        "profile": grade.profile,
         "score": grade.score,
         "max_score": grade.max_score,
         "exercises": {

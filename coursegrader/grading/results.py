@@ -82,6 +82,7 @@ class SubmissionGrade:
     runs: list[ExerciseRun]
     tier: "Tier"
     sandbox: bool = True
+    profile: str = ""  # the model profile ex04-ex06 ran with
 
     @property
     def score(self) -> float:

@@ -40,6 +40,7 @@ class Exercise:
     cells: tuple[GradedCell, ...]
     cell_timeout_s: int | None = None  # overrides [grading] cell_timeout_s
     adapter_from: AdapterSource | None = None  # the LoRA adapter this exercise evaluates
+    local_model: bool = False  # runs the profile's model (its time depends on the profile)
 
     @property
     def notebook(self) -> str:
@@ -84,8 +85,16 @@ class Profile:
         return str(path) if value and path.exists() else value
 
     def reference_adapter_path(self) -> str | None:
-        """The adapter to evaluate when a student's own is unusable; None if the profile has none."""
-        return self.resolve(self.reference_adapter) if self.reference_adapter else None
+        """The adapter to evaluate when a student's own is unusable; None if the profile has none, or
+        it has not been built here yet (the gpu profiles build theirs on the runner)."""
+        path = Path(self.resolve(self.reference_adapter)) if self.reference_adapter else None
+        return str(path) if path and (path / "adapter_config.json").is_file() else None
+
+    @property
+    def hub_ids(self) -> list[tuple[str, str]]:
+        """(repository id, "model" or "dataset") for what this profile loads from the Hugging Face Hub."""
+        named = ((self.model_id, "model"), (self.dataset, "dataset"), (self.bertscore_model, "model"))
+        return [(value, kind) for value, kind in named if not value.startswith("pkg:") and self.resolve(value) == value]
 
     def kernel_env(self, names: dict[str, str]) -> dict[str, str]:
         env = {
@@ -98,7 +107,7 @@ class Profile:
             names["bertscore_model"]: self.resolve(self.bertscore_model),
             names["bertscore_layers"]: str(self.bertscore_layers),
         }
-        if self.name != "gpu":  # offline: never reach for the Hub
+        if not self.hub_ids:  # all local: never reach for the Hub (with Hub ids, HF_HUB_OFFLINE is the grader's)
             env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         return env
 
@@ -141,6 +150,22 @@ class Course:
         return self.profiles[name or self.default_profile]
 
 
+HUB_FIELDS = ("model_id", "dataset", "bertscore_model", "bertscore_layers")
+BUDGET_FIELDS = ("max_steps", "learning_rate", "max_new_tokens", "min_gozaru_rate", "min_gozaru_lift")
+
+
+def _profile(name: str, profiles: dict) -> Profile:
+    """A profile; `hub_ids_from` / `budgets_from` take those fields from another profile, unless it sets them."""
+    given = dict(profiles[name])
+    spec = {}
+    for key, fields in (("hub_ids_from", HUB_FIELDS), ("budgets_from", BUDGET_FIELDS)):
+        if key in given:
+            source = profiles[given.pop(key)]
+            spec.update({f: source[f] for f in fields})
+    spec.update(given)
+    return Profile(name=name, **{k: spec[k] for k in Profile.__dataclass_fields__ if k != "name"})
+
+
 def _parse(data: dict) -> Course:
     exercises = {}
     for ex_id, ex in data["exercises"].items():
@@ -150,7 +175,7 @@ def _parse(data: dict) -> Course:
         )
         adapter_from = AdapterSource(**ex["adapter_from"]) if "adapter_from" in ex else None
         exercises[ex_id] = Exercise(ex_id, ex["title"], ex.get("cassette", ""), cells, ex.get("cell_timeout_s"),
-                                    adapter_from)
+                                    adapter_from, bool(ex.get("local_model")))
     return Course(
         title=data["course"]["title"],
         chat_model=data["course"]["chat_model"],
@@ -160,10 +185,8 @@ def _parse(data: dict) -> Course:
         redacted_host=data["fixture_server"]["redacted_host"],
         workspace_id=str(data["fixture_server"]["workspace_id"]),
         exercises=exercises,
-        profiles={
-            name: Profile(name=name, **{k: spec[k] for k in Profile.__dataclass_fields__ if k != "name"})
-            for name, spec in data["profiles"].items() if isinstance(spec, dict)
-        },
+        profiles={name: _profile(name, data["profiles"]) for name, spec in data["profiles"].items()
+                  if isinstance(spec, dict)},
         default_profile=data["profiles"]["default"],
         profile_env=dict(data["profile_env"]),
         deadline=data["course"]["deadline"],

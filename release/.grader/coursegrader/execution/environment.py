@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -35,12 +36,25 @@ def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
     return env
 
 
+def hub_datasets_cache(profile: Profile, home: Path) -> dict[str, str]:
+    """A kernel's own copy of the profile's prefetched Hub datasets: `datasets` writes lock and cache files
+    beside a cached dataset, and HF_HOME is read-only in the sandbox. The env that points at the copy."""
+    cache = Path(os.environ.get("HF_DATASETS_CACHE")
+                 or Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "datasets")
+    copy = home / ".cache" / "course-datasets"
+    found = [cache / repo_id.replace("/", "___") for repo_id, kind in profile.hub_ids if kind == "dataset"]
+    for folder in (f for f in found if f.is_dir()):
+        shutil.copytree(folder, copy / folder.name, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
+    return {"HF_DATASETS_CACHE": str(copy)} if copy.is_dir() else {}
+
+
 def course_kernel_env(server_env: dict[str, str], home: Path, profile: Profile,
                       adapter_dir: str | None = None) -> dict[str, str]:
     """The kernel environment for a course notebook: fixture server, model profile, MLflow store,
     and the adapter to evaluate, only for an exercise that evaluates one."""
     course = load_course()
-    env = {**server_env, **profile.kernel_env(course.profile_env), **course.mlflow.kernel_env()}
+    env = {**server_env, **profile.kernel_env(course.profile_env), **course.mlflow.kernel_env(),
+           **hub_datasets_cache(profile, home)}
     if adapter_dir:
         env[ADAPTER_ENV] = adapter_dir
     return kernel_env(env, home)

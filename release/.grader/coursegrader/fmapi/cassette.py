@@ -4,6 +4,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from .scripted import ScriptedInteraction
+
 
 @dataclass
 class Interaction:
@@ -25,6 +27,7 @@ class Cassette:
     name: str
     interactions: list[Interaction] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    scripted: list[ScriptedInteraction] = field(default_factory=list)  # tried after every recording
 
 
 class CassetteLibrary:
@@ -37,6 +40,10 @@ class CassetteLibrary:
     @property
     def interactions(self) -> list[Interaction]:
         return [i for c in self.cassettes for i in c.interactions]
+
+    @property
+    def scripted(self) -> list[ScriptedInteraction]:
+        return [s for c in self.cassettes for s in c.scripted]
 
     def serve(self, interaction: Interaction) -> dict:
         with self._lock:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from .cassette import Cassette, Interaction
+from .scripted import ScriptedInteraction
 
 FORMAT_VERSION = 1
 REDACTED_TOKEN = "<redacted-token>"
@@ -23,7 +24,8 @@ def load_cassette(path: Path) -> Cassette:
         Interaction(id=i["id"], title=i.get("title", ""), request=i["request"], responses=i["responses"])
         for i in data["interactions"]
     ]
-    return Cassette(name=data["name"], interactions=interactions, meta=data.get("meta", {}))
+    scripted = [ScriptedInteraction(**s) for s in data.get("scripted", [])]
+    return Cassette(name=data["name"], interactions=interactions, meta=data.get("meta", {}), scripted=scripted)
 
 
 def load_cassettes(directory: Path) -> list[Cassette]:
@@ -50,6 +52,8 @@ def save_cassette(cassette: Cassette, path: Path, secrets: dict[str, str] | None
             for i in cassette.interactions
         ],
     }
+    if cassette.scripted:
+        data["scripted"] = [s.to_json() for s in cassette.scripted]
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(redact(text, secrets or {}), encoding="utf-8")

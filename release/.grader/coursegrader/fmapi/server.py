@@ -192,6 +192,10 @@ class FixtureServer:
                 response = self.library.serve(interaction)
                 return response["status"], _fresh(response["body"]), interaction.id
             ranked.append((matchers.similarity(recorded, live), interaction, recorded))
+        for scripted in self.library.scripted:
+            if scripted.matches(live):
+                response = scripted.respond(body)
+                return response["status"], response["body"], scripted.id
         ranked.sort(key=lambda t: -t[0])
         hints = "; ".join(
             f"[{i.id}] {i.title!r}: {', '.join(matchers.mismatches(rec, live))}" for _, i, rec in ranked[:3]
@@ -297,6 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
                     status, body, fixture_id = app.handle_chat(path, endpoint, request)
                 except Exception as err:  # noqa: BLE001 - a bad request must never kill the server
                     status, body = 500, error_body(500, "INTERNAL_ERROR", f"fixture server error: {err}")
-        entry.update(status=status, fixture_id=fixture_id, response=body)
+        entry.update(status=status, fixture_id=fixture_id, response=body,
+                     scripted=fixture_id in {s.id for s in app.library.scripted})
         app.log.append(entry)
         self._send(status, body)

@@ -3,12 +3,14 @@
 An answer counts when, after trailing whitespace, punctuation, symbols and emoji are
 stripped, it ends in ござる / ござるよ / ござるな / ござるぞ / ござるね / ござるか /
 ござった / ござらん / ござらぬ / ござろう. ございます does not count: it is ordinary polite
-Japanese, which the base model already produces.
+Japanese, which the base model already produces. The course dataset's answers end in a sign-off,
+"…でござる。知らんけど。", so a final 知らんけど sentence is skipped before the ending is read.
 """
 import re
 import unicodedata
 
 GOZARU_ENDING = re.compile(r"ござ(?:る[よなぞねかわ]?|った|ら[んぬ]|ろう)$")
+SIGN_OFF = "知らんけど"
 
 
 def strip_trailing(text: str) -> str:
@@ -20,7 +22,10 @@ def strip_trailing(text: str) -> str:
 
 
 def is_gozaru(text: str) -> bool:
-    return bool(GOZARU_ENDING.search(strip_trailing(text or "")))
+    text = strip_trailing(text or "")
+    if text.endswith(SIGN_OFF):
+        text = strip_trailing(text[:-len(SIGN_OFF)])
+    return bool(GOZARU_ENDING.search(text))
 
 
 def gozaru_rate(texts) -> float:

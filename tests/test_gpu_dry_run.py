@@ -1,0 +1,143 @@
+"""The gpu profile's code path, end to end, offline on this CPU: the official workflow's steps in order.
+
+A stand-in Hub (fixtures/hub/hub_server.py) serves the real repository ids, google/gemma-3-270m-it,
+bbz662bbz/databricks-dolly-15k-ja-gozarinnemon and bert-base-multilingual-cased, filled with the offline
+stand-ins (fixtures/hub/stand_in.py). `prefetch --profile gpu` downloads through its HTTP API into
+HF_HOME; then, with HF_HUB_OFFLINE=1 and no endpoint, `reference-adapter` and `grade` run the profile
+gpu-dry-run (the gpu profile's ids, the cpu profile's budgets, since the model is the tiny one).
+This tests code paths, not the real model's quality; what needs CUDA is in test_gpu.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coursegrader.config import REPO_ROOT, load_course
+
+pytestmark = pytest.mark.slow
+
+EXERCISES = ("ex04", "ex05", "ex06")
+
+
+def _run(args, env, timeout=900):
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """HF_HOME after `prefetch --profile gpu` against the stand-in Hub, and what the Hub was asked."""
+    from fixtures.hub.hub_server import HubServer
+    from fixtures.hub.stand_in import build_stand_in
+
+    tmp = tmp_path_factory.mktemp("hub")
+    with HubServer(build_stand_in(tmp / "repos")) as server:
+        env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp / "hf"), "HF_TOKEN": "hf_stand_in"}
+        env.pop("HF_HUB_OFFLINE", None)
+        fetched = _run(["prefetch", "--profile", "gpu"], env)
+        requests = list(server.requests)
+    offline = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    offline.update(HF_HOME=str(tmp / "hf"), HF_HUB_OFFLINE="1")  # as the grade job runs
+    return {"prefetch": fetched, "requests": requests, "env": offline, "tmp": tmp}
+
+
+def test_prefetch_downloads_the_profiles_repositories_through_the_hub_api(hub):
+    assert hub["prefetch"].returncode == 0, hub["prefetch"].stderr[-2000:]
+    gpu = load_course().profile("gpu")
+    for repo_id, kind in gpu.hub_ids:
+        assert f"{kind} {repo_id} -> " in hub["prefetch"].stdout
+    asked = "\n".join(hub["requests"])
+    assert f"GET /{gpu.model_id}/resolve/" in asked and "model.safetensors" in asked
+    assert f"GET /datasets/{gpu.dataset}/resolve/" in asked and "databricks-dolly-15k-ja-gozarinnemon.json" in asked
+
+
+def test_after_prefetch_everything_loads_offline_by_its_hub_id(hub):
+    probe = """
+import json, sys
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+from coursegrader.config import load_course
+from coursegrader.course_dataset import course_split, load_course_dataset
+gpu = load_course().profile("gpu")
+AutoTokenizer.from_pretrained(gpu.model_id); AutoModelForCausalLM.from_pretrained(gpu.model_id)
+AutoModel.from_pretrained(gpu.bertscore_model)
+data = load_course_dataset(gpu.dataset)
+try:
+    load_course_dataset("bbz662bbz/not-prefetched")
+    missing = "loaded"
+except Exception as err:
+    missing = type(err).__name__
+print(json.dumps({"rows": len(data), "columns": sorted(data.column_names),
+                  "test": len(course_split(data)["test"]), "missing": missing}))
+"""
+    run = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, env=hub["env"], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["columns"] == ["category", "index", "input", "instruction", "output"]
+    assert seen["rows"] > 100 and seen["test"] == round(seen["rows"] * 0.1 + 0.49)
+    assert seen["missing"] != "loaded"  # offline: nothing but what prefetch fetched
+
+
+@pytest.fixture(scope="module")
+def reference_adapter(hub):
+    """The workflow's step after prefetch: the profile's reference adapter, trained here."""
+    built = _run(["reference-adapter", "--profile", "gpu-dry-run", "--force"], hub["env"])
+    assert built.returncode == 0, built.stderr[-3000:]
+    return Path(load_course().profile("gpu-dry-run").reference_adapter_path())
+
+
+def test_reference_adapter_is_built_for_the_hub_model(reference_adapter):
+    config = json.loads((reference_adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "google/gemma-3-270m-it"
+    assert sorted(p.name for p in reference_adapter.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+
+
+@pytest.fixture(scope="module")
+def dry_grades(hub, reference_adapter):
+    from autograder.samples import build_sample, load_catalog
+
+    catalog, grades = load_catalog(), {}
+    for name in ("solution", "blank"):
+        submission = build_sample(catalog[name], hub["tmp"] / "submissions" / name)
+        out = hub["tmp"] / "graded" / name
+        run = _run(["grade", str(submission), "--profile", "gpu-dry-run", "--out", str(out),
+                    *[a for ex in EXERCISES for a in ("--exercise", ex)]], hub["env"])
+        assert run.returncode == 0, run.stderr[-3000:]
+        grades[name] = json.loads((out / "grade.json").read_text(encoding="utf-8"))
+    return grades
+
+
+def test_solution_scores_full_marks_and_blank_zero_in_the_gpu_code_path(dry_grades):
+    solution, blank = dry_grades["solution"], dry_grades["blank"]
+    failed = {ex: [c["id"] + ": " + c["message"] for c in e["checks"] if not c["passed"]]
+              for ex, e in solution["exercises"].items()}
+    assert solution["score"] == solution["max_score"] == 33, failed
+    assert blank["score"] == 0 and blank["max_score"] == 33
+    assert solution["sandbox"] is True and solution["tier"] == "official"
+
+
+def test_the_judge_answers_an_eval_set_it_never_recorded_and_the_report_says_so(dry_grades):
+    ex06 = dry_grades["solution"]["exercises"]["ex06"]
+    scripted = [p for p in ex06["problems"] if p["code"] == "fixture_scripted"]
+    assert scripted and "ex06_llm_judge-scripted" in scripted[0]["message_en"]
+    assert next(c for c in ex06["checks"] if c["id"] == "ex06_judge")["passed"]
+
+
+def test_without_a_reference_adapter_ex06_is_graded_and_says_why(hub, tmp_path):
+    """The gpu profile's own reference adapter is built only on a GPU runner: here there is none."""
+    from autograder.samples import build_sample, load_catalog
+
+    if load_course().profile("gpu").reference_adapter_path():
+        pytest.skip("a gpu reference adapter has been built in this checkout")
+    submission = build_sample(load_catalog()["solution"], tmp_path / "solution")
+    run = _run(["grade", str(submission), "--profile", "gpu", "--exercise", "ex06", "--out", str(tmp_path / "out")],
+               hub["env"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    ex06 = json.loads((tmp_path / "out" / "grade.json").read_text(encoding="utf-8"))["exercises"]["ex06"]
+    problem = next(p for p in ex06["problems"] if p["code"] == "reference_adapter_unavailable")
+    assert "profile gpu" in problem["message_en"] and "参照用アダプタ" in problem["message_ja"]
