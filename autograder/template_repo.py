@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 import coursegrader
-from coursegrader.config import CASSETTE_DIR, FIXTURES_DIR, REPO_ROOT, load_course
+from coursegrader.config import CASSETTE_DIR, FIXTURES_DIR, PLANS, REPO_ROOT, load_course
 from coursegrader.fmapi.matchers import signature_only
 from coursegrader.fmapi.persister import load_cassettes, save_cassette
 
@@ -86,8 +86,8 @@ def write_classroom50_bundle(release_dir: Path, out: Path) -> list[Path]:
 
 def student_readme(exercise_ids: list[str]) -> str:
     course = load_course()
-    table = "\n".join(f"| `{ex}/` | {course.exercises[ex].title}（{course.exercises[ex].max_score:g} 点） |"
-                      for ex in exercise_ids)
+    table = "\n".join(f"| `{ex}/` | {course.exercises[ex].title}（{course.exercises[ex].max_score:g} 点） | "
+                      f"{PLANS[course.exercises[ex].plan]} |" for ex in exercise_ids)
     text = (TEMPLATES / "student_README.md").read_text(encoding="utf-8")
     return text.replace("{title}", course.title).replace("{exercise_table}", table)
 

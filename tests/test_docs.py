@@ -214,3 +214,14 @@ def test_readme_commands_are_real_subcommands():
     unknown = [f"python -m {package} {cmd}" for package, cmd in mentioned if cmd not in known[package]]
     assert unknown == []
     assert known["coursegrader"] <= known["autograder"]  # the instructor's CLI has every student command
+
+
+def test_the_student_readme_says_when_each_exercise_is_done():
+    """course.toml's plan (the course's 90 minutes: ex01-ex04 in class, ex05 begun, ex06 after) in the release."""
+    from coursegrader.config import PLANS, RELEASE_DIR, load_course
+
+    text = (RELEASE_DIR / "README.md").read_text(encoding="utf-8")
+    for ex in load_course().exercises.values():
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{ex.id}/`"))
+        assert row.rstrip(" |").endswith(PLANS[ex.plan])
+    assert [e.plan for e in load_course().exercises.values()] == ["in-class"] * 4 + ["start-in-class", "homework"]

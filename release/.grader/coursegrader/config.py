@@ -32,6 +32,9 @@ class AdapterSource:
     input: str
 
 
+PLANS = {"in-class": "授業中", "start-in-class": "授業中に始め、宿題で仕上げる", "homework": "宿題"}
+
+
 @dataclass(frozen=True)
 class Exercise:
     id: str
@@ -41,6 +44,7 @@ class Exercise:
     cell_timeout_s: int | None = None  # overrides [grading] cell_timeout_s
     adapter_from: AdapterSource | None = None  # the LoRA adapter this exercise evaluates
     local_model: bool = False  # runs the profile's model (its time depends on the profile)
+    plan: str = "in-class"  # when students do it: in-class, start-in-class (finish as homework) or homework
 
     @property
     def notebook(self) -> str:
@@ -175,7 +179,7 @@ def _parse(data: dict) -> Course:
         )
         adapter_from = AdapterSource(**ex["adapter_from"]) if "adapter_from" in ex else None
         exercises[ex_id] = Exercise(ex_id, ex["title"], ex.get("cassette", ""), cells, ex.get("cell_timeout_s"),
-                                    adapter_from, bool(ex.get("local_model")))
+                                    adapter_from, bool(ex.get("local_model")), ex.get("plan", "in-class"))
     return Course(
         title=data["course"]["title"],
         chat_model=data["course"]["chat_model"],
