@@ -200,6 +200,8 @@ def cmd_report(args) -> int:
 
 
 def readable_by_all(folder: Path) -> None:
+    """What prefetch fetched, for sandboxed kernels, which run as other users (hub caches write some
+    files 0600). Only that: never the rest of HF_HOME, such as a saved token."""
     for parent, dirs, files in os.walk(folder):
         for name in dirs + files:
             path = Path(parent) / name
@@ -214,11 +216,18 @@ def cmd_prefetch(args) -> int:
     from huggingface_hub import snapshot_download
 
     from coursegrader.course_dataset import load_course_dataset
+    from coursegrader.execution.environment import datasets_cache_folder
 
     profile = resolve_profile(args.profile)
-    fetch = {"model": lambda repo_id: snapshot_download(repo_id, repo_type="model"),
-             "dataset": lambda repo_id: load_course_dataset(repo_id).cache_files[0]["filename"]}
-    home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+
+    def model(repo_id: str) -> Path:  # the repository's cache folder: blobs, snapshots/<revision>, refs
+        return Path(snapshot_download(repo_id, repo_type="model")).parents[1]
+
+    def dataset(repo_id: str) -> Path:
+        load_course_dataset(repo_id)
+        return datasets_cache_folder(repo_id)
+
+    fetch = {"model": model, "dataset": dataset}
     wanted = profile.hub_ids  # repository and package paths (the cpu profile) need nothing
     for repo_id, kind in wanted:
         try:
@@ -226,8 +235,8 @@ def cmd_prefetch(args) -> int:
         except Exception as err:  # noqa: BLE001 - report and fail this step, with the cause
             print(f"prefetch failed for {kind} {repo_id}: {type(err).__name__}: {err}", file=sys.stderr)
             return 1
+        readable_by_all(path)
         print(f"{kind} {repo_id} -> {path}")
-    readable_by_all(home)  # sandboxed kernels run as other users and read it (hub caches write 0600 files)
     if not wanted:
         print(f"profile {profile.name}: model and dataset are in the repository; nothing to fetch")
     return 0

@@ -36,6 +36,9 @@ def hub(tmp_path_factory):
     from fixtures.hub.stand_in import build_stand_in
 
     tmp = tmp_path_factory.mktemp("hub")
+    (tmp / "hf").mkdir()
+    (tmp / "hf" / "token").write_text("hf_saved_by_login")  # as `hf auth login` leaves it: 0600
+    (tmp / "hf" / "token").chmod(0o600)
     with HubServer(build_stand_in(tmp / "repos")) as server:
         env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp / "hf"), "HF_TOKEN": "hf_stand_in"}
         env.pop("HF_HUB_OFFLINE", None)
@@ -54,6 +57,9 @@ def test_prefetch_downloads_the_profiles_repositories_through_the_hub_api(hub):
     asked = "\n".join(hub["requests"])
     assert f"GET /{gpu.model_id}/resolve/" in asked and "model.safetensors" in asked
     assert f"GET /datasets/{gpu.dataset}/resolve/" in asked and "databricks-dolly-15k-ja-gozarinnemon.json" in asked
+    hf_home = Path(hub["env"]["HF_HOME"])
+    assert (hf_home / "token").stat().st_mode & 0o777 == 0o600  # what prefetch opens to the sandbox is only what it fetched
+    assert all(p.stat().st_mode & 0o004 for p in (hf_home / "hub").rglob("*") if not p.is_symlink())
 
 
 def test_after_prefetch_everything_loads_offline_by_its_hub_id(hub):

@@ -217,3 +217,21 @@ def test_a_kernel_that_cannot_start_stops_grading(tmp_path, kernel_argv):
     submitted = nbformat.read(RELEASE_DIR / "ex01" / exercise.notebook, as_version=4)
     with pytest.raises(GraderUnavailable, match="did not start"):
         course.autograde(submitted, env, timeout_s=300, feedback=False)
+
+def test_a_token_saved_in_hf_home_is_empty_inside_the_sandbox(tmp_path, monkeypatch):
+    """HF_HOME (the prefetched models) is readable in every sandbox; a token `hf auth login` saved there is not."""
+    from coursegrader import sandbox
+    from coursegrader.sandbox.policy import SandboxPolicy
+
+    hf_home = tmp_path / "hf"
+    (hf_home / "hub").mkdir(parents=True)
+    (hf_home / "token").write_text("hf_instructors_token")
+    (hf_home / "token").chmod(0o644)  # even a token left readable by all
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    work = tmp_path / "work"
+    work.mkdir()
+    probe_code = "import os, sys; print(repr(open(sys.argv[1]).read()), os.path.isdir(sys.argv[2]))"
+    proc = sandbox.run(SandboxPolicy(work), [sys.executable, "-c", probe_code, str(hf_home / "token"), str(hf_home / "hub")],
+                       env=kernel_env({}, Path("/tmp")), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["''", "True"]

@@ -78,6 +78,8 @@ class SandboxPolicy:
                     made.add(str(parent))
             source = self.work_source if path == Path(self.work_dir) and self.work_source else path
             args += [option, str(source), str(path)]
+        for secret in hf_secrets():  # HF_HOME is readable inside; a token saved there is not
+            args += ["--dev-bind", "/dev/null", str(secret)]  # binds are nodev: only this reads as empty
         args += ["--ro-bind", str(INSIDE_SCRIPT), INSIDE_DEST, "--chdir", str(self.work_dir)]
         return args
 
@@ -116,6 +118,14 @@ def runtime_paths() -> list[Path]:
     if hf_home and Path(hf_home).is_dir():  # the gpu profile's prefetched model and dataset
         paths.append(Path(hf_home))
     return paths
+
+
+def hf_secrets() -> list[Path]:
+    """The tokens `hf auth login` saves in HF_HOME (bound into every sandbox): each is hidden behind an
+    empty file there, so a kernel sees no token and the Hugging Face libraries find none."""
+    hf_home = os.environ.get("HF_HOME")
+    found = [Path(hf_home) / name for name in ("token", "stored_tokens")] if hf_home else []
+    return [p for p in found if p.is_file()]
 
 
 def profile_paths(profile) -> list[Path]:

@@ -36,13 +36,18 @@ def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
     return env
 
 
+def datasets_cache_folder(repo_id: str) -> Path:
+    """Where `datasets` keeps a Hub dataset it has prepared (HF_DATASETS_CACHE, by default HF_HOME/datasets)."""
+    cache = Path(os.environ.get("HF_DATASETS_CACHE")
+                 or Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "datasets")
+    return cache / repo_id.replace("/", "___")
+
+
 def hub_datasets_cache(profile: Profile, home: Path) -> dict[str, str]:
     """A kernel's own copy of the profile's prefetched Hub datasets: `datasets` writes lock and cache files
     beside a cached dataset, and HF_HOME is read-only in the sandbox. The env that points at the copy."""
-    cache = Path(os.environ.get("HF_DATASETS_CACHE")
-                 or Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "datasets")
     copy = home / ".cache" / "course-datasets"
-    found = [cache / repo_id.replace("/", "___") for repo_id, kind in profile.hub_ids if kind == "dataset"]
+    found = [datasets_cache_folder(repo_id) for repo_id, kind in profile.hub_ids if kind == "dataset"]
     for folder in (f for f in found if f.is_dir()):
         shutil.copytree(folder, copy / folder.name, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
     return {"HF_DATASETS_CACHE": str(copy)} if copy.is_dir() else {}
