@@ -12,6 +12,8 @@ from coursegrader import cli as core_cli
 from coursegrader.cli import existing_folder, graded, table
 from coursegrader.config import CASSETTE_DIR, REPO_ROOT, Profile, load_course
 
+from .mutate.operators import OPERATORS
+
 
 def cmd_release(args) -> int:
     from .assign import release
@@ -288,6 +290,42 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_mutate(args) -> int:
+    import json
+
+    from coursegrader.grading.pipeline import gradable_exercises
+
+    from .mutate.mutants import exercise_mutants
+    from .mutate.run import grade_mutants, print_summary, report, sample_of
+    from .official import OFFICIAL
+
+    mutants = []
+    for exercise in gradable_exercises(args.exercise, OFFICIAL):
+        found = [m for m in exercise_mutants(exercise.id, args.operator) if not args.cell or m.cell in args.cell]
+        mutants += sample_of(found, args.sample) if args.sample else found
+    if args.list:
+        for mutant in mutants:
+            print(f"{mutant.id}  line {mutant.line}: {mutant.description}")
+        return 0
+    out, start = Path(args.out), time.perf_counter()
+    print(f"grading {len(mutants)} mutants, {args.jobs} at a time", flush=True)
+    done = []
+
+    def show(outcome):
+        done.append(outcome)
+        verdict = ("killed" if outcome.killed else "GRADER FAILED" if outcome.score is None
+                   else "equivalent" if outcome.equivalent else "SURVIVED")
+        print(f"[{len(done)}/{len(mutants)}] {outcome.mutant.id}: {verdict}"
+              f" ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    outcomes = grade_mutants(mutants, args.jobs, out / "work", show)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mutation.json").write_text(json.dumps(report(outcomes), ensure_ascii=False, indent=1), encoding="utf-8")
+    reached = print_summary(outcomes, args.min_score)
+    print(f"\n{len(mutants)} mutants in {time.perf_counter() - start:.0f} s -> {out / 'mutation.json'}")
+    return 0 if reached else 1
+
+
 PROFILE_CHOICES = sorted(load_course().profiles) + ["auto"]
 
 
@@ -391,6 +429,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", choices=PROFILE_CHOICES, default="cpu")
     s.add_argument("--out", help="write here instead")
     s.set_defaults(func=cmd_calibrate)
+
+    s = sub.add_parser("mutate", help="mutation-test the grader: grade mistakes made on purpose in the source solutions")
+    s.add_argument("--exercise", action="append")
+    s.add_argument("--cell", action="append", help="only mutants of this solution cell (grade id; repeatable)")
+    s.add_argument("--operator", action="append", help="only this operator (repeatable): " + ", ".join(OPERATORS))
+    s.add_argument("--sample", type=int, help="at most this many mutants per exercise (a stable subset)")
+    s.add_argument("--jobs", type=int, default=2, help="mutants graded at a time")
+    s.add_argument("--list", action="store_true", help="list the mutants without grading them")
+    s.add_argument("--min-score", type=float, default=0.9, help="exit 1 when an exercise kills fewer (default 0.9)")
+    s.add_argument("--out", default="out/mutate")
+    s.set_defaults(func=cmd_mutate)
     return p
 
 

@@ -1,0 +1,54 @@
+"""Mutation testing of the grader (`python -m autograder mutate`): the fast subset CI runs.
+
+The full run is a benchmark-style command (figures in the README); here, the mutants that once survived
+and a stable sample per exercise must lose points when graded officially."""
+from __future__ import annotations
+
+import pytest
+
+from autograder.cli import main
+from autograder.mutate.mutants import exercise_mutants
+from autograder.mutate.run import grade_mutants, load_equivalent, sample_of
+from coursegrader.config import load_course
+
+# Mistakes the grader once let through (issue: every point earned), by what kills them now.
+ONCE_SURVIVED = {
+    "ex01_qa_impl": "drop keyword argument max_tokens=MAX_TOKENS",  # dictated settings checked
+    "ex02_models_impl": 'drop keyword argument description="製品名"',  # field descriptions checked
+    "ex02_dataframe_impl": ".mean() -> .median() (aggregate)",  # skewed recorded ratings
+    "ex02_validation_impl": "<= -> < (comparison)",  # boundary values in the hidden cases
+    "ex03_flow_impl": "only the first of message.tool_calls",  # a recorded two-call flow
+    "ex03_local_functions_impl": "0 -> 1 (constant)",  # a product with one item in stock
+    "ex04_batch_impl": "only the first of prompts",  # one batched generate call for all prompts
+}
+
+
+def _once_survived():
+    found = []
+    for cell, description in ONCE_SURVIVED.items():
+        mutants = [m for m in exercise_mutants(cell[:4]) if m.cell == cell and m.description == description]
+        assert mutants, f"no mutant {description!r} of {cell}: update ONCE_SURVIVED"
+        found.append(mutants[0])
+    return found
+
+
+def test_every_equivalent_entry_names_a_mutant_of_todays_solutions():
+    """A stale entry (its solution text changed) must be removed or re-argued, not kept silently."""
+    ids = {m.id for ex in load_course().exercises for m in exercise_mutants(ex)}
+    assert set(load_equivalent()) <= ids
+
+
+def test_mutate_lists_mutants_with_their_ids(capsys):
+    assert main(["mutate", "--exercise", "ex01", "--operator", "compare", "--operator", "drop_item", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(":drop_item:" in line.split()[0] or ":compare:" in line.split()[0] for line in lines)
+
+
+@pytest.mark.slow
+def test_the_mutants_that_once_survived_and_a_sample_lose_points(tmp_path):
+    mutants = _once_survived() + [m for ex in ("ex01", "ex02", "ex03") for m in sample_of(exercise_mutants(ex), 2)]
+    equivalent = load_equivalent()
+    mutants = [m for m in mutants if m.id not in equivalent]
+    outcomes = grade_mutants(mutants, jobs=2, workdir=tmp_path)
+    survivors = [(o.mutant.id, o.mutant.description, o.score) for o in outcomes if not o.killed]
+    assert not survivors
