@@ -141,3 +141,21 @@ def test_gpu_profile_code_reaches_the_network_boundary(tmp_path):
     assert results["model"].startswith("OSError") and "huggingface.co" in results["model"]  # asked the Hub
     assert results["dataset"] != "loaded" and ("offline" in results["dataset"].lower() or gpu.dataset in results["dataset"])
     assert results["quantization"] == [True, "nf4", "torch.bfloat16"]
+
+
+def test_kernels_and_the_grader_run_torch_with_the_courses_thread_count(tmp_path):
+    """The same numerics in a kernel and in the grader's reference runs, on any machine and beside another grading."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from coursegrader.config import load_course
+    from coursegrader.execution.environment import kernel_env, limit_cpu_threads
+
+    threads = load_course().cpu_threads
+    proc = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                          env=kernel_env({}, tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == str(threads), proc.stderr
+    limit_cpu_threads()
+    assert torch.get_num_threads() == threads

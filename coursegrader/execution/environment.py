@@ -20,6 +20,22 @@ def our_tools_first(path: str | None) -> str:
     return os.pathsep.join(filter(None, (os.path.dirname(sys.executable), path)))
 
 
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def thread_env() -> dict[str, str]:
+    """course.toml's cpu_threads for every numeric library a kernel may load."""
+    return dict.fromkeys(THREAD_ENV, str(load_course().cpu_threads))
+
+
+def limit_cpu_threads() -> None:
+    """The grader's own model runs (reference generations, re-checked adapters) use the kernels' thread
+    count: the same numerics, and no oversubscription beside them."""
+    os.environ.update(thread_env())
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(load_course().cpu_threads)
+
+
 def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
     """A kernel environment with no secrets: PATH and locale, a private HOME, plus `extra`."""
     env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
@@ -31,6 +47,7 @@ def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
         MPLBACKEND="Agg",
         HF_HUB_DISABLE_PROGRESS_BARS="1",
         TRANSFORMERS_VERBOSITY="error",
+        **thread_env(),
     )
     env.update(extra)
     return env

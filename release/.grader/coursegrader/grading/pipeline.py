@@ -28,7 +28,7 @@ from typing import Callable
 import nbformat
 
 from ..config import CASSETTE_DIR, RELEASE_DIR, Exercise, Profile, load_course
-from ..execution.environment import course_kernel_env
+from ..execution.environment import course_kernel_env, limit_cpu_threads
 from ..execution.nbgrader_course import (KERNEL_DIED, NOT_RUN, AutogradeFailed, AutogradeTimeout, GraderUnavailable,
                                          KernelPlace, NbgraderCourse, preflight)
 from ..fmapi import FixtureServer
@@ -277,6 +277,7 @@ def grade_submission(submission_dir: Path, exercises=None, *, tier: Tier = FEEDB
     (the caller keeps what it wants of it: feedback HTML, the MLflow store, the request log);
     render_feedback=False skips the feedback HTML nobody will read.
     """
+    limit_cpu_threads()
     sandbox = tier.sandboxed if sandbox is None else sandbox
     profile = profile or load_course().profile()
     preflight(sandbox)
