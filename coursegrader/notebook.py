@@ -82,3 +82,52 @@ def inputs_of(nb, exercise_id: str) -> dict:
 def code_literals(nb) -> dict[str, dict]:
     """grade_id -> literals, for every graded code cell."""
     return {gid: literals_in(cell.source) for gid, cell in graded_cells(nb) if cell.cell_type == "code"}
+
+
+def _parsed_code_cells(nb) -> list[ast.Module]:
+    """Every code cell that parses as Python (a cell with IPython magics is left out)."""
+    trees = []
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            try:
+                trees.append(ast.parse(cell.source))
+            except SyntaxError:
+                continue
+    return trees
+
+
+def _bound_names(node) -> set[str]:
+    return {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+
+
+def _used_names(node) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def function_with_dependencies(nb, cell_id: str, name: str) -> str | None:
+    """The source of function `name` defined at the top of cell `cell_id`, preceded by the notebook's
+    imports and top-level helper functions it uses (transitively): what it needs to run on its own.
+    None when that cell does not define it."""
+    cell = find_cell(nb, cell_id)
+    try:
+        target = next((n for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+    except (SyntaxError, AttributeError):
+        target = None
+    if target is None:
+        return None
+    top_level = [n for tree in _parsed_code_cells(nb) for n in tree.body]
+    imports = [n for n in top_level if isinstance(n, (ast.Import, ast.ImportFrom)) and not _is_future(n)]
+    helpers = {n.name: n for n in top_level if isinstance(n, ast.FunctionDef) and n.name != name}
+    needed, wanted, seen = [], _used_names(target), set()
+    while wanted - seen:
+        current = wanted - seen
+        seen |= current
+        for helper in (helpers[n] for n in sorted(current) if n in helpers):
+            needed.append(helper)
+            wanted |= _used_names(helper)
+    chosen = [n for n in imports if _bound_names(n) & wanted]
+    return "\n".join(ast.unparse(n) for n in [*chosen, *needed, target])
+
+
+def _is_future(node) -> bool:
+    return isinstance(node, ast.ImportFrom) and node.module == "__future__"

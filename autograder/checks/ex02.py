@@ -33,6 +33,27 @@ def _sent_schema(ev: Evidence, name: str) -> dict | None:
     return sent[0].request["response_format"]["json_schema"]["schema"] if sent else None
 
 
+def _undescribed(schema: dict, node: dict, prefix: str = "") -> str | None:
+    """The first property (nested ones too) sent without a description: 2.1 gives each field its meaning."""
+    for name, prop in _props(schema, node).items():
+        if not str(prop.get("description") or "").strip():
+            return prefix + name
+        items = _resolve(schema, prop.get("items") or {})
+        if found := _undescribed(schema, items, f"{prefix}{name}[]."):
+            return found
+    return None
+
+
+def _described(schema: dict, name: str) -> Verdict | None:
+    """A failure when a field has no description, or rating's does not state its range (1-5)."""
+    if field := _undescribed(schema, schema):
+        return fail("ex02_field_description_missing", schema=name, field=field)
+    rating = str(_props(schema, schema).get("rating", {}).get("description") or "")
+    if "1" not in rating or "5" not in rating:
+        return fail("ex02_rating_range_not_described", schema=name)
+    return None
+
+
 def _not_sent(name: str) -> Verdict:
     return fail("ex02_schema_not_sent", schema=name)
 
@@ -51,7 +72,7 @@ def strict_schema_sent(ev: Evidence) -> Verdict:
         return fail("ex02_sentiment_not_enum")
     if not {"product_name", "rating", "sentiment"} <= set(schema.get("required") or ()):
         return fail("ex02_fields_not_required")
-    return ok()
+    return _described(schema, "review_analysis") or ok()
 
 
 @check(EX)
@@ -71,7 +92,7 @@ def detailed_schema_sent(ev: Evidence) -> Verdict:
     for key in ("pros", "cons"):
         if props.get(key, {}).get("type") != "array":
             return fail("ex02_detailed_string_list", key=key)
-    return ok()
+    return _described(schema, "detailed_review") or ok()
 
 
 def _batch_replies(ev: Evidence) -> list[dict] | None:

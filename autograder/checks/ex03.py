@@ -96,6 +96,10 @@ def tool_definitions(ev: Evidence) -> Verdict:
         for arg, values in spec["enums"].items():
             if set((props.get(arg) or {}).get("enum") or ()) != values:
                 return fail("ex03_argument_enum", tool=name, argument=arg, values=sorted(values))
+        # the model chooses tools and fills arguments from these descriptions
+        for what, described in [("", tools[name]), *((f".{arg}", prop) for arg, prop in props.items())]:
+            if not str((described or {}).get("description") or "").strip():
+                return fail("ex03_description_missing", tool=name + what)
     return ok()
 
 

@@ -1,10 +1,10 @@
 """ex04 local inference: the kernel's reported outputs against the grader's own generations."""
 from __future__ import annotations
 
-from coursegrader.config import Profile
+from coursegrader.config import Profile, load_course
 
 from ..evidence import Evidence, Verdict, claim_matches, fail, ok
-from ..reference_lm import ReferenceLM
+from ..reference_lm import USE_CUDA, ReferenceLM
 from . import check, warms_up
 
 EX = "ex04"
@@ -78,9 +78,19 @@ def speed_consistent(ev: Evidence) -> Verdict:
     _, expected_tokens = _lm(ev).generate(_user(ev.inputs["SPEED_PROMPT"]), ev.profile.max_new_tokens)
     if new_tokens != expected_tokens:
         return fail("ex04_new_tokens_wrong", expected=expected_tokens, recorded=new_tokens)
-    if not (seconds > 0 and memory > 0) or abs(rate - new_tokens / seconds) > 1e-6 * max(rate, 1e-9):
+    if not (0 < seconds <= _cell_limit_s() and memory > 0) or abs(rate - new_tokens / seconds) > 1e-6 * max(rate, 1e-9):
         return fail("ex04_speed_inconsistent")
+    if not USE_CUDA:  # on a CPU the footprint is a fixed number: the model's parameters and buffers
+        expected = _lm(ev).model.get_memory_footprint() / 2**20
+        if abs(memory - expected) > 1e-6 * expected:
+            return fail("ex04_memory_wrong", expected=round(expected, 3), recorded=memory)
     return ok()
+
+
+def _cell_limit_s() -> int:
+    """A generate timed in one cell cannot take longer than that cell may run."""
+    course = load_course()
+    return course.exercises[EX].cell_timeout_s or course.cell_timeout_s
 
 
 @check(EX)

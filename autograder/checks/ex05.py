@@ -97,18 +97,39 @@ def training_ran(ev: Evidence) -> Verdict:
         return fail("loss_nan")
     if steps != ev.profile.max_steps:
         return fail("ex05_wrong_max_steps", expected=ev.profile.max_steps, recorded=steps)
+    if _adapter_copy(ev) and not _lora_b_trained(ev.memo["adapter_copy"]):
+        return fail("ex05_adapter_untrained")
     return ok()
+
+
+def _adapter_copy(ev: Evidence) -> Path | None:
+    """The grader's own copy of the saved adapter (config and safetensors only), made once; None without one."""
+    if ev.work_dir is None:
+        return None
+    path = _adapter_dir(ev)
+    if not (path / "adapter_config.json").is_file():
+        return None
+    if "adapter_copy" not in ev.memo:
+        ev.memo["adapter_copy"] = copy_adapter(path, Path(ev.work_dir).parent / "adapter-checked")
+    return ev.memo["adapter_copy"]
+
+
+def _lora_b_trained(adapter: Path) -> bool:
+    """Training moved the weights: peft starts every lora_B at zero, so an all-zero lora_B was never trained.
+    The reported train_result is the kernel's word; the saved weights are the product."""
+    from safetensors import safe_open
+
+    with safe_open(str(adapter / "adapter_model.safetensors"), framework="pt") as weights:
+        lora_b = [weights.get_tensor(name) for name in weights.keys() if "lora_B" in name]
+    return bool(lora_b) and any(bool(t.abs().sum() > 0) for t in lora_b)
 
 
 def load_adapter(ev: Evidence) -> tuple[ReferenceLM | None, Verdict | None]:
     """The student's adapter on the profile's base model, or why it cannot be used. The grader loads
     a copy of adapter_config.json and adapter_model.safetensors only (it never unpickles a .bin)."""
-    path = _adapter_dir(ev)
-    if not (path / "adapter_config.json").is_file():
+    if not (_adapter_dir(ev) / "adapter_config.json").is_file():
         return None, fail("adapter_missing")
-    if "adapter_copy" not in ev.memo:
-        ev.memo["adapter_copy"] = copy_adapter(path, Path(ev.work_dir).parent / "adapter-checked")
-    if not ev.memo["adapter_copy"]:
+    if not _adapter_copy(ev):
         return None, fail("adapter_not_safetensors")
     try:
         return ReferenceLM(_model_id(ev), str(ev.memo["adapter_copy"])), None

@@ -15,9 +15,9 @@ from coursegrader.config import Profile, load_course
 from coursegrader.course_dataset import course_split, load_course_dataset
 from coursegrader.execution.fresh_python import fresh_python
 from coursegrader.fmapi.matchers import ANSWER_TAG
-from coursegrader.metrics.gozaru import gozaru_rate
+from coursegrader.metrics.gozaru import gozaru_rate, is_gozaru
 from coursegrader.mlflow_store import tracking_db
-from coursegrader.notebook import find_cell
+from coursegrader.notebook import function_with_dependencies
 from coursegrader.sandbox.policy import profile_paths
 
 from ..evidence import Evidence, Verdict, fail, ok
@@ -184,7 +184,26 @@ def runs_logged(ev: Evidence) -> Verdict:
     for name, run in runs.items():
         if not _close(run.data.metrics["gozaru/mean"], run.data.metrics["gozaru_rate"]):
             return fail("ex06_gozaru_mean_mismatch", run=name)
+        if failed := _evaluated_by_mlflow(ev, run):
+            return failed
     return ok()
+
+
+def _evaluated_by_mlflow(ev: Evidence, run) -> Verdict | None:
+    """The custom metric came out of mlflow.models.evaluate: its per-row table (eval_results_table.json) holds
+    a gozaru/score for each logged prediction, as the grader scores it, and gozaru/mean is their mean. A
+    gozaru/mean logged by hand leaves no such table."""
+    try:
+        table = _table(ev, run, "eval_results_table.json")
+    except StoreProblem:
+        return fail("ex06_not_evaluated", run=run.info.run_name)
+    predictions, scores = table.get("prediction") or [], table.get("gozaru/score") or []
+    expected = [1.0 if is_gozaru(str(p)) else 0.0 for p in predictions]
+    if not scores or len(scores) != len(expected) or any(not _close(s, e) for s, e in zip(scores, expected)):
+        return fail("ex06_not_evaluated", run=run.info.run_name)
+    if not _close(run.data.metrics["gozaru/mean"], sum(expected) / len(expected)):
+        return fail("ex06_gozaru_mean_mismatch", run=run.info.run_name)
+    return None
 
 
 def _reference_predictions(ev: Evidence, adapter: str | None) -> list[str]:
@@ -301,6 +320,66 @@ def _loads_in_a_fresh_process(ev: Evidence, model: str) -> Verdict:
     return ok()
 
 
+PROMOTION_RUNNER = """
+import json, math, sys
+import mlflow
+name, criteria, cases = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+namespace = {"math": math, "mlflow": mlflow, "REGISTERED_MODEL_NAME": name, "PROMOTION_CRITERIA": criteria}
+exec(compile(sys.stdin.read(), "promote_if_ready", "exec"), namespace)
+client = mlflow.MlflowClient()
+try:
+    versions = client.search_model_versions(f"name='{name}'")
+except Exception:
+    versions = []
+if not versions:
+    print(json.dumps({"candidate": None}))
+    sys.exit()
+latest = max(versions, key=lambda v: int(v.version))
+candidate = client.create_model_version(name, latest.source, run_id=latest.run_id)
+
+def champion():
+    try:
+        return str(client.get_model_version_by_alias(name, "champion").version)
+    except Exception:
+        return None
+
+outcome = []
+for metrics in cases:
+    before = champion()
+    returned = namespace["promote_if_ready"](candidate.version, metrics)
+    outcome.append([bool(returned), before, champion()])
+print(json.dumps({"candidate": str(candidate.version), "outcome": outcome}))
+"""
+
+
+@check(EX)
+def promotion_follows_criteria(ev: Evidence) -> Verdict:
+    """Re-run the student's promote_if_ready on a copy of the store, for a new version of the model: metrics that
+    fail the criteria must leave champion where it is, metrics that pass must move it there."""
+    source = function_with_dependencies(ev.notebook, "ex06_registry_impl", "promote_if_ready")
+    if source is None:
+        return fail("ex06_promotion_undefined")
+    criteria, name = ev.inputs["PROMOTION_CRITERIA"], load_course().mlflow.registered_model
+    failing = {metric: 0.0 for metric in CRITERIA_KEYS}
+    passing = {metric: criteria[key] + 1.0 for metric, key in CRITERIA_KEYS.items()}
+    db = f"sqlite:///{tracking_db(ev.work_dir)}"
+    try:
+        proc = _fresh_python(ev, PROMOTION_RUNNER, name, json.dumps(criteria), json.dumps([failing, passing]),
+                             stdin=source, timeout=load_course().mlflow.load_timeout_s, files=ev.work_dir,
+                             env={"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db})
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        if result["candidate"] is None:
+            return fail("registry_failed", model=name, detail="no registered version")
+        (kept, before, after_failing), (moved, _, after_passing) = result["outcome"]
+    except (subprocess.TimeoutExpired, ValueError, IndexError, KeyError, TypeError):
+        return fail("ex06_promotion_crashed")
+    if kept or after_failing != before:
+        return fail("ex06_promotion_ignores_criteria")
+    if not moved or after_passing != result["candidate"]:
+        return fail("ex06_promotion_not_applied")
+    return ok()
+
+
 def hidden_criteria_cases(criteria: dict) -> list[tuple[dict, bool]]:
     """Metric cases around each threshold, with the decision the rule requires."""
     passing = {metric: criteria[key] + 0.05 for metric, key in CRITERIA_KEYS.items()}
@@ -323,22 +402,16 @@ print(json.dumps([bool(namespace["meets_production_criteria"](c)) for c in cases
 
 @check(EX)
 def criteria_hidden_cases(ev: Evidence) -> Verdict:
-    """Run only the student's function definition, in a fresh process, on cases the notebook never saw."""
-    import ast
-
-    cell = find_cell(ev.notebook, "ex06_registry_impl")
-    source = cell.source if cell is not None else ""
-    try:
-        defs = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "meets_production_criteria"]
-    except SyntaxError:
-        defs = []
-    if not defs:
+    """Run the student's function, with the notebook's imports and helpers it uses, in a fresh (sandboxed)
+    process on cases the notebook never saw."""
+    source = function_with_dependencies(ev.notebook, "ex06_registry_impl", "meets_production_criteria")
+    if source is None:
         return fail("ex06_criteria_undefined")
     criteria = ev.inputs["PROMOTION_CRITERIA"]
     cases = hidden_criteria_cases(criteria)
     try:
         proc = _fresh_python(ev, CRITERIA_RUNNER, json.dumps(criteria), json.dumps([c for c, _ in cases]),
-                            stdin=ast.unparse(defs[0]), timeout=30)
+                            stdin=source, timeout=30)
         decided = json.loads(proc.stdout.strip().splitlines()[-1])
     except (subprocess.TimeoutExpired, ValueError, IndexError):
         return fail("ex06_criteria_crashed")

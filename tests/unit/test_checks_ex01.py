@@ -80,6 +80,9 @@ def test_qa_request_passes_on_the_solution_log(log):
     ("rejected", "ex01_qa_request_missing"),
     ("extra_system_message", "ex01_qa_request_missing"),
     ("other_model", "ex01_wrong_model"),
+    ("max_tokens_dropped", "ex01_request_settings"),
+    ("other_max_tokens", "ex01_request_settings"),
+    ("temperature_dropped", "ex01_request_settings"),
 ])
 def test_qa_request_fails(log, case, code):
     entry = qa(log)
@@ -89,8 +92,14 @@ def test_qa_request_fails(log, case, code):
         log[log.index(entry)] = b.rejected(entry)
     elif case == "extra_system_message":
         entry["request"]["messages"].insert(0, {"role": "system", "content": "簡潔に答えてください。"})
-    else:
+    elif case == "other_model":
         entry["request"]["model"] = "databricks-meta-llama-3-1-8b-instruct"
+    elif case == "max_tokens_dropped":  # the server's default is not the MAX_TOKENS the exercise dictates
+        del entry["request"]["max_tokens"]
+    elif case == "other_max_tokens":
+        entry["request"]["max_tokens"] = INPUTS["MAX_TOKENS"] + 1
+    else:
+        del entry["request"]["temperature"]
     verdict = run("qa_request", log)
     assert not verdict.passed and verdict.code == code
 
@@ -119,6 +128,13 @@ def test_system_prompt_request_fails(log, case, code):
         log = b.without(log, [baseline(log)])
     verdict = run("system_prompt_request", log)
     assert not verdict.passed and verdict.code == code
+
+
+def test_system_prompt_request_leaves_asks_settings_to_qa_request(log):
+    """ask() is 1.2's function: a wrong max_tokens in it is charged to ex01_qa once, not again here."""
+    for entry in (with_system(log), baseline(log)):
+        del entry["request"]["max_tokens"]
+    assert run("system_prompt_request", log).passed
 
 
 # -- temperature_requests ------------------------------------------------------------------------
@@ -173,6 +189,13 @@ def test_multi_turn_history_fails(log, case, failing_turn):
     assert verdict.fields["turn"] == failing_turn
 
 
+def test_multi_turn_history_fails_without_the_dictated_settings(log):
+    turn(log, 2)["request"]["temperature"] = 0.7
+    verdict = run("multi_turn_history", log)
+    assert not verdict.passed and verdict.code == "ex01_request_settings"
+    assert verdict.fields == {"setting": "temperature", "expected": 0.0, "sent": 0.7}
+
+
 # -- usage_total ---------------------------------------------------------------------------------
 
 def test_usage_total_passes_with_the_solutions_summary(log):
@@ -189,6 +212,7 @@ def test_usage_total_passes_with_the_solutions_summary(log):
     ("claim_missing", "claim_missing"),
     ("claim_in_another_cell", "claim_missing"),
     ("question_not_sent", "ex01_usage_requests_missing"),
+    ("max_tokens_dropped", "ex01_request_settings"),
 ])
 def test_usage_total_fails(log, case, code):
     claims = solution_claims(log)
@@ -204,6 +228,8 @@ def test_usage_total_fails(log, case, code):
         claims = {}
     elif case == "claim_in_another_cell":
         claims = {"ex01_usage": claims["ex01_usage_report"]}
+    elif case == "max_tokens_dropped":
+        del b.one(log, user=INPUTS["USAGE_QUESTIONS"][0])["request"]["max_tokens"]
     else:
         log = b.without(log, [b.one(log, user=INPUTS["USAGE_QUESTIONS"][-1])])
     verdict = run("usage_total", log, claims)

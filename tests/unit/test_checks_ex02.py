@@ -61,7 +61,16 @@ def log():
 
 def test_the_solution_claims_agree_with_the_notebooks_hidden_tests(log):
     summary = solution_claims(log)["ex02_dataframe_report"]["review_summary"]
-    assert summary["avg_rating"] == 3.0 and summary["low_rated_products"] == ["FitTrack S", "CleanBot Mini"]
+    assert summary["avg_rating"] == 3.57 and summary["low_rated_products"] == ["FitTrack S", "CleanBot Mini"]
+    assert summary["recommend_rate"] == 0.57
+
+
+def test_the_recorded_reviews_tell_plausible_aggregates_apart(log):
+    """Skewed ratings: the mean is not the median, and rounding to 2 places is not rounding to 3."""
+    df = pd.DataFrame([b.reply_json(e) for e in batch(log)])
+    assert round(df["rating"].mean(), 2) not in (df["rating"].median(), round(df["rating"].mean(), 3))
+    assert round(df["would_recommend"].mean(), 2) != round(df["would_recommend"].mean(), 3)
+    assert len(set(df["sentiment"].value_counts())) == df["sentiment"].nunique()
 
 
 # -- strict_schema_sent ------------------------------------------------------------------------
@@ -87,6 +96,8 @@ def test_strict_schema_sent_passes_with_the_enum_in_defs(log):
     ("sentiment_free_text", "ex02_sentiment_not_enum"),
     ("sentiment_enum_incomplete", "ex02_sentiment_not_enum"),
     ("rating_not_required", "ex02_fields_not_required"),
+    ("product_name_undescribed", "ex02_field_description_missing"),
+    ("rating_range_unstated", "ex02_rating_range_not_described"),
 ])
 def test_strict_schema_sent_fails(log, case, code):
     entry = strict_requests(log, "review_analysis")[0]
@@ -105,8 +116,12 @@ def test_strict_schema_sent_fails(log, case, code):
         del s["properties"]["sentiment"]["enum"]
     elif case == "sentiment_enum_incomplete":
         s["properties"]["sentiment"]["enum"] = ["positive", "negative"]
-    else:
+    elif case == "rating_not_required":
         s["required"].remove("rating")
+    elif case == "product_name_undescribed":
+        del s["properties"]["product_name"]["description"]
+    else:
+        s["properties"]["rating"]["description"] = "評価"
     verdict = run("strict_schema_sent", log)
     assert not verdict.passed and verdict.code == code
 
@@ -126,6 +141,8 @@ def test_detailed_schema_sent_passes_on_the_solution_log(log):
     ("category_enum_incomplete", "ex02_detailed_category"),
     ("pros_string", "ex02_detailed_string_list"),
     ("cons_missing", "ex02_detailed_string_list"),
+    ("feature_name_undescribed", "ex02_field_description_missing"),
+    ("pros_undescribed", "ex02_field_description_missing"),
 ])
 def test_detailed_schema_sent_fails(log, case, code):
     if case == "not_sent":
@@ -145,8 +162,12 @@ def test_detailed_schema_sent_fails(log, case, code):
             props["category"]["enum"].remove("other")
         elif case == "pros_string":
             props["pros"] = {"type": "string"}
-        else:
+        elif case == "cons_missing":
             del props["cons"]
+        elif case == "feature_name_undescribed":
+            feature["name"]["description"] = " "
+        else:
+            del props["pros"]["description"]
     verdict = run("detailed_schema_sent", log)
     assert not verdict.passed and verdict.code == code
 

@@ -18,10 +18,10 @@ def run(name, log, claims=None, **fields):
     return get_check(EX, name)(b.evidence(EX, log, claims, **fields))
 
 
-def opening(log, question, tool_choice=None):
-    """The first request (system + user, with tools) for `question`."""
+def opening(log, question, tool_choice="auto"):
+    """The first request (system + user, with tools) for `question`, sent with this tool_choice."""
     return b.one(log, user=question, roles_are=["system", "user"],
-                 where=lambda e: tool_choice is None or e["request"].get("tool_choice") == tool_choice)
+                 where=lambda e: e["request"].get("tool_choice") == tool_choice)
 
 
 def followup(log, question):
@@ -71,6 +71,8 @@ def test_tool_definitions_passes_on_the_solution_log(log):
     ("location_missing", "ex03_argument_type"),
     ("unit_enum_incomplete", "ex03_argument_enum"),
     ("method_free_text", "ex03_argument_enum"),
+    ("tool_undescribed", "ex03_description_missing"),
+    ("argument_undescribed", "ex03_description_missing"),
 ])
 def test_tool_definitions_fails(log, case, code):
     if case == "no_tools":
@@ -95,8 +97,12 @@ def test_tool_definitions_fails(log, case, code):
             del weather["properties"]["location"]
         elif case == "unit_enum_incomplete":
             weather["properties"]["unit"]["enum"] = ["celsius"]
-        else:
+        elif case == "method_free_text":
             del shipping["properties"]["method"]["enum"]
+        elif case == "tool_undescribed":
+            del tools["check_inventory"]["description"]
+        else:
+            shipping["properties"]["weight_kg"]["description"] = ""
     verdict = run("tool_definitions", log)
     assert not verdict.passed and verdict.code == code
 
@@ -198,6 +204,7 @@ def test_multi_tool_flow_passes_on_the_solution_log(log):
     ("one_question_not_asked", "ex03_no_tool_request"),
     ("one_id_missing", "ex03_tool_call_id_mismatch"),
     ("same_tool_twice", "ex03_tools_not_distinct"),
+    ("only_the_first_of_two_calls", "ex03_tool_call_id_mismatch"),
 ])
 def test_multi_tool_flow_fails(log, case, code):
     questions = INPUTS["MULTI_TOOL_QUESTIONS"]
@@ -207,10 +214,14 @@ def test_multi_tool_flow_fails(log, case, code):
         log = b.without(log, [opening(log, questions[2]), followup(log, questions[2])])
     elif case == "one_id_missing":
         del followup(log, questions[0])["request"]["messages"][3]["tool_call_id"]
-    else:  # the weather question answered with the inventory tool: every flow completes, one tool is never used
-        for call in (b.reply(opening(log, questions[2]))["tool_calls"][0],
-                     followup(log, questions[2])["request"]["messages"][2]["tool_calls"][0]):
+    elif case == "same_tool_twice":  # the shipping question answered with the inventory tool: one tool never used
+        for call in (b.reply(opening(log, questions[1]))["tool_calls"][0],
+                     followup(log, questions[1])["request"]["messages"][2]["tool_calls"][0]):
             call["function"]["name"] = "check_inventory"
+    else:  # the two-call response handled as tool_calls[0] only: one tool result sent back
+        two_calls = b.one(log, user=questions[3], roles_are=["system", "user", "assistant", "tool", "tool"])["request"]["messages"]
+        assert len(b.reply(opening(log, questions[3]))["tool_calls"]) == 2
+        del two_calls[4]
     verdict = run("multi_tool_flow", log)
     assert not verdict.passed and verdict.code == code
 

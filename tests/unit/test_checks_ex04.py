@@ -249,6 +249,9 @@ def test_speed_consistent_passes_with_the_solutions_measurement(claims):
     ("rate_not_from_seconds", "ex04_speed_inconsistent"),
     ("zero_seconds", "ex04_speed_inconsistent"),
     ("no_memory", "ex04_speed_inconsistent"),
+    ("seconds_from_a_timestamp", "ex04_speed_inconsistent"),
+    ("memory_in_bytes", "ex04_memory_wrong"),
+    ("memory_in_mb", "ex04_memory_wrong"),
 ])
 def test_speed_consistent_fails(claims, mistakes, case, code):
     speed = claims["ex04_speed_report"]["speed"]
@@ -265,6 +268,13 @@ def test_speed_consistent_fails(claims, mistakes, case, code):
         speed["tokens_per_s"] = speed["new_tokens"] / (speed["seconds"] + 1)
     elif case == "zero_seconds":
         speed["seconds"], speed["tokens_per_s"] = 0.0, 0.0
+    elif case == "seconds_from_a_timestamp":  # perf_counter() + start: not a duration
+        speed["seconds"] = 2 * time.perf_counter()
+        speed["tokens_per_s"] = speed["new_tokens"] / speed["seconds"]
+    elif case == "memory_in_bytes":  # deterministic on a CPU, so checked for its value, not its sign
+        speed["memory_mb"] *= 2**20
+    elif case == "memory_in_mb":
+        speed["memory_mb"] *= 2**20 / 10**6
     else:
         speed["memory_mb"] = 0
     verdict = run("speed_consistent", claims)

@@ -212,6 +212,17 @@ def test_training_ran_fails(claims, profile, case, code):
     assert not verdict.passed and verdict.code == code
 
 
+def test_training_ran_passes_with_the_trained_adapter_saved(claims, adapter, work):
+    assert run("training_ran", claims, work_dir=work).passed
+
+
+def test_training_ran_fails_when_the_saved_adapter_was_never_trained(claims, adapter, work):
+    """A reported train_result is the kernel's word: the saved lora_B weights, still all zero, show no training."""
+    edit_weights(adapter, lambda w: {k: torch.zeros_like(v) if "lora_B" in k else v for k, v in w.items()})
+    verdict = run("training_ran", claims, work_dir=work)
+    assert not verdict.passed and verdict.code == "ex05_adapter_untrained"
+
+
 # -- adapter_valid -------------------------------------------------------------------------------
 
 def test_adapter_valid_passes_with_the_reference_adapter(adapter, work):

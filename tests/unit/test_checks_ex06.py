@@ -26,6 +26,7 @@ from autograder.checks import get_check
 from autograder.checks.ex06 import METRIC_RANGES, hidden_criteria_cases
 from coursegrader.config import load_course
 from coursegrader.fmapi.matchers import ANSWER_TAG
+from coursegrader.metrics.gozaru import is_gozaru
 from coursegrader.mlflow_store import tracking_db
 
 EX = "ex06"
@@ -99,7 +100,10 @@ def run_spec(eval_rows, predictions: dict[str, list[str]]) -> dict:
                        "num_parameters": 2540288, "eval_samples": len(eval_rows),
                        "max_new_tokens": profile.max_new_tokens, "temperature": 0.0},
             "metrics": solution_metrics(preds, references),
-            "tables": {"predictions.json": {"question": questions, "reference": references, "prediction": preds}},
+            "tables": {"predictions.json": {"question": questions, "reference": references, "prediction": preds},
+                       # what mlflow.models.evaluate(extra_metrics=[gozaru_metric]) logs per row
+                       "eval_results_table.json": {"question": questions, "reference": references, "prediction": preds,
+                                                   "gozaru/score": [1.0 if is_gozaru(p) else 0.0 for p in preds]}},
         }
     return spec
 
@@ -278,6 +282,8 @@ def test_runs_logged_passes_reading_the_latest_run_of_each_name(store, spec, wor
     ("nan_metric", "mlflow_invalid_metric"),
     ("rouge_as_percent", "mlflow_invalid_metric"),
     ("gozaru_mean_not_the_rate", "ex06_gozaru_mean_mismatch"),
+    ("gozaru_logged_by_hand", "ex06_not_evaluated"),
+    ("gozaru_scores_not_the_predictions", "ex06_not_evaluated"),
     ("artifacts_outside_the_work_folder", "work_link"),
 ])
 def test_runs_logged_fails(store, spec, work, tmp_path, case, code):
@@ -308,6 +314,13 @@ def test_runs_logged_fails(store, spec, work, tmp_path, case, code):
         store.log_runs(spec)
     elif case == "gozaru_mean_not_the_rate":
         spec["base"]["metrics"]["gozaru/mean"] = 0.5
+        store.log_runs(spec)
+    elif case == "gozaru_logged_by_hand":  # mlflow.log_metric("gozaru/mean", ...) instead of evaluate
+        del spec["finetuned"]["tables"]["eval_results_table.json"]
+        store.log_runs(spec)
+    elif case == "gozaru_scores_not_the_predictions":
+        table = spec["finetuned"]["tables"]["eval_results_table.json"]
+        table["gozaru/score"] = [1.0 - v for v in table["gozaru/score"]]
         store.log_runs(spec)
     else:
         store.log_runs(spec, experiment_id=store.experiment(artifact_location=str(tmp_path / "elsewhere")))
@@ -514,6 +527,48 @@ def test_champion_alias_fails_when_the_champion_does_not_load(store, spec, work)
     assert not verdict.passed and verdict.code == "registry_failed"
 
 
+# -- promotion_follows_criteria (a fresh process that imports MLflow: ~5 s) -------------------------
+
+def solution_promotion() -> str:
+    """The solution's registry cell, as the student's notebook would hold it."""
+    return b.cell_source(EX, "ex06_registry_impl")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case, code", [
+    ("solution", None),
+    ("unconditional", "ex06_promotion_ignores_criteria"),
+    ("never_promotes", "ex06_promotion_not_applied"),
+    ("stage_api", "ex06_promotion_not_applied"),
+    ("not_defined", "ex06_promotion_undefined"),
+])
+def test_promotion_follows_criteria(store, spec, work, case, code):
+    """promote_if_ready is re-run on a copy of the store for a new version: it must move champion only for
+    metrics that meet the criteria. The student's store itself is left as it was."""
+    store.log_runs(spec)
+    champion = store.register("finetuned")
+    source = solution_promotion()
+    source = {
+        "solution": source,
+        "unconditional": source.replace("    if not meets_production_criteria(metrics):\n        return False\n", ""),
+        "never_promotes": source.replace("    mlflow.MlflowClient().set_registered_model_alias", "    return False\n    mlflow.MlflowClient().set_registered_model_alias"),
+        "stage_api": source.replace('set_registered_model_alias(REGISTERED_MODEL_NAME, "champion", version)',
+                                    'transition_model_version_stage(REGISTERED_MODEL_NAME, version, "Production")'),
+        "not_defined": source.replace("def promote_if_ready(", "def promote(").replace("if promote_if_ready(", "if promote("),
+    }[case]
+    assert case == "solution" or source != solution_promotion()
+    verdict = run("promotion_follows_criteria", work, notebook=notebook_with(source))
+    assert verdict.passed if code is None else (not verdict.passed and verdict.code == code), verdict.message
+    versions = store.client.search_model_versions(f"name='{MLFLOW.registered_model}'")
+    assert [v.version for v in versions] == [champion.version]  # the check worked on a copy
+
+
+def test_promotion_follows_criteria_without_a_registered_model(store, spec, work):
+    store.log_runs(spec)
+    verdict = run("promotion_follows_criteria", work, notebook=notebook_with(None))
+    assert not verdict.passed and verdict.code == "registry_failed"
+
+
 # -- criteria_hidden_cases (a fresh, sandboxed process per call: about 0.1 s) ----------------------
 
 def notebook_with(function_source: str | None):
@@ -535,6 +590,21 @@ def solution_function() -> str:
 
 def test_criteria_hidden_cases_passes_with_the_solutions_function(work):
     assert run("criteria_hidden_cases", work, notebook=notebook_with(None)).passed
+
+
+@pytest.mark.parametrize("rewrite", ["pandas_isna", "helper_function"])
+def test_criteria_hidden_cases_runs_the_function_with_the_notebooks_imports_and_helpers(work, rewrite):
+    """A correct function written with the notebook's pandas, or with a helper of its own, keeps its points."""
+    solution = solution_function()
+    source = {
+        "pandas_isna": "import pandas as pd\n\n\n" + solution.replace("math.isnan(value)", "pd.isna(value)"),
+        "helper_function": "def _below(value, threshold):\n    return not isinstance(value, (int, float)) or math.isnan(value)"
+                           " or value < threshold\n\n\n" + solution.replace(
+                               "not isinstance(value, (int, float)) or math.isnan(value) or value < PROMOTION_CRITERIA[criterion]",
+                               "_below(value, PROMOTION_CRITERIA[criterion])"),
+    }[rewrite]
+    assert source != solution and "math.isnan" not in source.split("def meets_production_criteria")[1]
+    assert run("criteria_hidden_cases", work, notebook=notebook_with(source)).passed
 
 
 @pytest.mark.parametrize("case, code", [

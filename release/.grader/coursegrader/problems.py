@@ -115,6 +115,8 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                                 "No request was found that sent QA_QUESTION alone as the user message."),
     "ex01_wrong_model": ("model には MODEL_NAME（{model}）を指定してください。",
                          "Set model to MODEL_NAME ({model})."),
+    "ex01_request_settings": ("リクエストの {setting} が {sent} でした。課題の指定どおり {expected} を指定してください。",
+                              "A request was sent with {setting}={sent}; the exercise asks for {expected}."),
     "ex01_system_prompt_missing": ("先頭に SYSTEM_PROMPT の system メッセージを置いたリクエストが見つかりません。",
                                    "No request was found that starts with SYSTEM_PROMPT as a system message."),
     "ex01_baseline_request_missing": ("比較用の、システムプロンプトなしのリクエストが見つかりません。",
@@ -146,6 +148,13 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
     "ex02_detailed_category": ("送信した detailed_review スキーマが仕様と違います: category は5値の enum",
                                "The detailed_review schema you sent does not match the specification: "
                                "category is an enum of five values"),
+    "ex02_field_description_missing": ("送信した {schema} スキーマの {field} に description がありません。"
+                                       "Field(description=...) で項目の意味をモデルに伝えてください（2.1）。",
+                                       "{field} in the {schema} schema you sent has no description. Give each field "
+                                       "its meaning with Field(description=...) (2.1)."),
+    "ex02_rating_range_not_described": ("送信した {schema} スキーマの rating の description に範囲（1〜5）が書かれていません（2.1）。",
+                                        "The description of rating in the {schema} schema you sent does not state its "
+                                        "range (1-5) (2.1)."),
     "ex02_detailed_string_list": ("送信した detailed_review スキーマが仕様と違います: {key} は文字列のリスト",
                                   "The detailed_review schema you sent does not match the specification: "
                                   "{key} is a list of strings"),
@@ -158,6 +167,10 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
     "ex02_rating_description": ("rating の description に、取り除いた制約（minimum=1, maximum=5）が書かれていません。",
                                 "The description of rating does not state the removed constraints (minimum=1, maximum=5)."),
     # ex03 Function Calling
+    "ex03_description_missing": ("ツール定義 {tool} に description がありません。モデルは description を読んで、"
+                                 "どのツールをどの引数で呼ぶかを決めます。",
+                                 "The tool definition {tool} has no description. The model reads the descriptions "
+                                 "to choose a tool and its arguments."),
     "ex03_no_tool_request": ("「{question}」について、tools 付きの最初のリクエストが成功していません。",
                              "For “{question}”, the first request with tools did not succeed."),
     "ex03_no_tool_result": ("「{question}」について、ツールの実行結果（tool メッセージ）を送り返したリクエストがありません。",
@@ -206,6 +219,9 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                            "speed was not reported or lacks a required key (new_tokens, seconds, tokens_per_s, memory_mb)."),
     "ex04_new_tokens_wrong": ("new_tokens は新しく生成されたトークン数（{expected}）にしてください（記録: {recorded}）。",
                               "new_tokens must be the number of newly generated tokens ({expected}); reported: {recorded}."),
+    "ex04_memory_wrong": ("memory_mb が {recorded} でした。CPU では model.get_memory_footprint() を MiB（2**20 バイト）に"
+                          "した値（{expected}）になるはずです。",
+                          "memory_mb was {recorded}; on a CPU it is model.get_memory_footprint() in MiB (2**20 bytes): {expected}."),
     "ex04_speed_inconsistent": ("tokens_per_s は new_tokens / seconds で計算してください（seconds と memory_mb は正の値）。",
                                 "Compute tokens_per_s as new_tokens / seconds (seconds and memory_mb are positive)."),
     "ex04_batch_mismatch": ("バッチ生成の結果が1件ずつの生成と一致しません。padding_side='left' にしていますか？",
@@ -220,6 +236,9 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
     "ex05_train_summary_missing": ("学習の結果（train_summary）が記録されていません。学習セルがエラーか時間切れになっていないか確認してください。",
                                    "The training result (train_summary) was not reported. "
                                    "Check whether the training cell failed or timed out."),
+    "ex05_adapter_untrained": ("保存されたアダプタの lora_B がすべて 0 です（LoRA の初期値のまま）。学習した trainer.model を保存してください。",
+                               "Every lora_B weight of the saved adapter is zero (LoRA's initial value): the adapter was "
+                               "never trained. Save the trained trainer.model."),
     "ex05_wrong_max_steps": ("学習ステップ数は MAX_STEPS（{expected}）にしてください（記録: {recorded}）。",
                              "Train for MAX_STEPS ({expected}) steps; reported: {recorded}."),
     "ex05_adapter_config_wrong": ("adapter_config.json の設定が課題と違います: {config}",
@@ -260,6 +279,22 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                                     "{metric} (logged: {logged}) does not match {value:.4f}, the average of the scores the judge returned."),
     "ex06_champion_wrong_run": ("champion が指すバージョンが finetuned の run から登録されたものではありません。",
                                 "The version that champion points to was not registered from the finetuned run."),
+    "ex06_not_evaluated": ("run「{run}」に mlflow.models.evaluate の結果（eval_results_table.json の gozaru/score）が"
+                           "ありません。ござる率は make_metric で作った指標を extra_metrics に渡して evaluate で計算してください。",
+                           "Run \"{run}\" has no mlflow.models.evaluate results (gozaru/score in eval_results_table.json). "
+                           "Compute the gozaru rate with evaluate, passing the make_metric metric in extra_metrics."),
+    "ex06_promotion_undefined": ("ex06_registry_impl に promote_if_ready(version, metrics) が定義されていません。",
+                                 "promote_if_ready(version, metrics) is not defined in ex06_registry_impl."),
+    "ex06_promotion_crashed": ("promote_if_ready を新しいバージョンで試したところ、エラーか時間切れになりました。",
+                               "promote_if_ready failed or timed out when tried on a new model version."),
+    "ex06_promotion_ignores_criteria": ("基準を満たさない指標で promote_if_ready を呼ぶと、champion が動くか True が返りました。"
+                                        "基準を満たすときだけ昇格させてください。",
+                                        "promote_if_ready moved champion (or returned True) for metrics that fail the "
+                                        "criteria. Promote only when they are met."),
+    "ex06_promotion_not_applied": ("基準を満たす指標で promote_if_ready を呼んでも、そのバージョンに champion が付きませんでした"
+                                   "（set_registered_model_alias を使ってください）。",
+                                   "promote_if_ready did not move champion to the version for metrics that meet the "
+                                   "criteria (use set_registered_model_alias)."),
     "ex06_criteria_undefined": ("meets_production_criteria が定義されていません。",
                                 "meets_production_criteria is not defined."),
     "ex06_criteria_crashed": ("meets_production_criteria を採点用のケースで実行できませんでした（エラーか時間切れ）。",
