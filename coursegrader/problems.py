@@ -239,6 +239,11 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
     "ex05_adapter_untrained": ("保存されたアダプタの lora_B がすべて 0 です（LoRA の初期値のまま）。学習した trainer.model を保存してください。",
                                "Every lora_B weight of the saved adapter is zero (LoRA's initial value): the adapter was "
                                "never trained. Save the trained trainer.model."),
+    "ex05_comparison_mismatch": ("学習前後の回答（COMPARE_PROMPTS）が、ベースモデルと保存したアダプタで貪欲法により生成した回答と"
+                                 "一致しません。add_generation_prompt=True と、学習前は disable_adapter() の中で生成しているかを確かめてください。",
+                                 "The before/after answers to COMPARE_PROMPTS are not the greedy answers of the base model "
+                                 "and of the saved adapter. Check add_generation_prompt=True, and that \"before\" is "
+                                 "generated inside disable_adapter()."),
     "ex05_wrong_max_steps": ("学習ステップ数は MAX_STEPS（{expected}）にしてください（記録: {recorded}）。",
                              "Train for MAX_STEPS ({expected}) steps; reported: {recorded}."),
     "ex05_adapter_config_wrong": ("adapter_config.json の設定が課題と違います: {config}",

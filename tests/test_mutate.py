@@ -20,6 +20,7 @@ ONCE_SURVIVED = {
     "ex03_flow_impl": "only the first of message.tool_calls",  # a recorded two-call flow
     "ex03_local_functions_impl": "0 -> 1 (constant)",  # a product with one item in stock
     "ex04_batch_impl": "only the first of prompts",  # one batched generate call for all prompts
+    "ex04_pipeline_impl": "drop keyword argument max_new_tokens=max_new_tokens",  # a short hidden generation
 }
 
 

@@ -1,6 +1,7 @@
 """ex05 LoRA fine-tuning: checks on the saved adapter, recomputed outside the kernel."""
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import math
@@ -49,18 +50,24 @@ def reference_messages(row: dict) -> dict:
     return {"messages": [{"role": "user", "content": question_of(row)}, {"role": "assistant", "content": row["output"]}]}
 
 
+def messages_digest(rows: list) -> str:
+    """What the report cell digests: every converted row (a conversion is checked on all rows, not the first)."""
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+
+
 @check(EX)
 def split_reproducible(ev: Evidence) -> Verdict:
     data = load_course_dataset(ev.profile.resolve(ev.profile.dataset))
     split = course_split(data.map(reference_messages, remove_columns=data.column_names))
-    expected = {"train": len(split["train"]), "test": len(split["test"]), "first_train": split["train"][0]["messages"]}
+    expected = {"train": len(split["train"]), "test": len(split["test"]), "first_train": split["train"][0]["messages"],
+                "train_digest": messages_digest([row["messages"] for row in split["train"]])}
     return claim_matches(ev, "ex05_dataset_report", "split_info", expected,
                          mismatch="ex05_split_mismatch")
 
 
 @check(EX)
 def nf4_config(ev: Evidence) -> Verdict:
-    expected = {"load_in_4bit": True, "quant_type": "nf4", "compute_dtype": "torch.bfloat16"}
+    expected = {"load_in_4bit": True, "quant_type": "nf4", "compute_dtype": "torch.bfloat16", "double_quant": True}
     return claim_matches(ev, "ex05_quantization_report", "quantization", expected,
                          mismatch="ex05_quantization_mismatch")
 
@@ -185,11 +192,24 @@ def heldout_rates(lm: ReferenceLM, model_id: str, max_new_tokens: int) -> tuple[
     return gozaru_rate(tuned), base_heldout_rate(model_id, max_new_tokens)
 
 
+def _compared_answers(ev: Evidence, tuned_lm: ReferenceLM) -> Verdict:
+    """The notebook's before/after answers to COMPARE_PROMPTS are greedy generations of the base model and of the
+    saved adapter (a prompt without the generation turn, or the adapter left on for "before", answers otherwise)."""
+    n, prompts = ev.profile.max_new_tokens, ev.inputs["COMPARE_PROMPTS"]
+    base_lm = ReferenceLM(_model_id(ev))
+    expected = {"base_answers": [base_lm.answer([{"role": "user", "content": p}], n) for p in prompts],
+                "tuned_answers": [tuned_lm.answer([{"role": "user", "content": p}], n) for p in prompts]}
+    return claim_matches(ev, "ex05_gozaru_report", "comparison", expected, mismatch="ex05_comparison_mismatch")
+
+
 @check(EX)
 def gozaru_rate_heldout(ev: Evidence) -> Verdict:
     lm, problem = load_adapter(ev)
     if problem:
         return problem
+    compared = _compared_answers(ev, lm)
+    if not compared.passed:
+        return compared
     tuned, base = heldout_rates(lm, _model_id(ev), ev.profile.max_new_tokens)
     need, lift = ev.profile.min_gozaru_rate, ev.profile.min_gozaru_lift
     if tuned < need or tuned - base < lift:

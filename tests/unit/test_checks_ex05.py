@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 import builders as b
 from autograder.checks import get_check
+from autograder.checks.ex05 import messages_digest
 
 EX = "ex05"
 INPUTS = b.inputs(EX)
@@ -54,16 +55,23 @@ def solution(profile):
         lora_params(r=16, target_modules=["query", "value"])  # BERT's names
     except Exception as err:  # noqa: BLE001 - peft's own message, as the kernel would show it
         target_error = (type(err).__name__, str(err))
+    def instruction_only(row):  # the usual mistake: the input column left out (the first row has none)
+        return {"messages": [{"role": "user", "content": row["instruction"]}, {"role": "assistant", "content": row["output"]}]}
+
+    without_input = dataset.map(instruction_only, remove_columns=dataset.column_names).train_test_split(test_size=0.1, seed=42)
     claims = {
         "ex05_dataset_report": {"split_info": {"train": len(split["train"]), "test": len(split["test"]),
-                                               "first_train": split["train"][0]["messages"]}},
+                                               "first_train": split["train"][0]["messages"],
+                                               "train_digest": messages_digest([r["messages"] for r in split["train"]])}},
         "ex05_quantization_report": {"quantization": {"load_in_4bit": quantization.load_in_4bit,
                                                       "quant_type": quantization.bnb_4bit_quant_type,
-                                                      "compute_dtype": str(quantization.bnb_4bit_compute_dtype)}},
+                                                      "compute_dtype": str(quantization.bnb_4bit_compute_dtype),
+                                                      "double_quant": quantization.bnb_4bit_use_double_quant}},
         "ex05_lora_report": {"lora_params": lora_params(r=16, target_modules=["q_proj", "v_proj"])},
         "ex05_train_report": {"train_summary": {"steps": profile.max_steps, "final_loss": 1.734}},
     }
     mistakes = {"other_seed_first_train": other_seed["train"][0]["messages"],
+                "input_ignored_digest": messages_digest([r["messages"] for r in without_input["train"]]),
                 "lora_r8": lora_params(r=8, target_modules=["q_proj", "v_proj"]),
                 "lora_all_attention": lora_params(r=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
                 "target_error": target_error}
@@ -104,6 +112,7 @@ def test_split_reproducible_passes_with_the_solutions_split(claims):
     ("other_seed", "ex05_split_mismatch"),
     ("input_not_appended", "ex05_split_mismatch"),
     ("test_size_0_2", "ex05_split_mismatch"),
+    ("input_ignored_on_every_row", "ex05_split_mismatch"),
     ("claim_missing", "claim_missing"),
 ])
 def test_split_reproducible_fails(claims, mistakes, case, code):
@@ -116,6 +125,8 @@ def test_split_reproducible_fails(claims, mistakes, case, code):
         total = info["train"] + info["test"]
         info["test"] = math.ceil(total * 0.2)
         info["train"] = total - info["test"]
+    elif case == "input_ignored_on_every_row":  # the first row passes; the digest covers the others
+        info["train_digest"] = mistakes["input_ignored_digest"]
     else:
         claims = {}
     verdict = run("split_reproducible", claims)
@@ -132,6 +143,7 @@ def test_nf4_config_passes_with_the_solutions_config(claims):
     ("fp4", "ex05_quantization_mismatch"),
     ("float16_compute", "ex05_quantization_mismatch"),
     ("eight_bit", "ex05_quantization_mismatch"),
+    ("no_double_quant", "ex05_quantization_mismatch"),
     ("claim_missing", "claim_missing"),
 ])
 def test_nf4_config_fails(claims, case, code):
@@ -142,6 +154,8 @@ def test_nf4_config_fails(claims, case, code):
         quantization["compute_dtype"] = "torch.float16"
     elif case == "eight_bit":
         quantization["load_in_4bit"] = False
+    elif case == "no_double_quant":
+        quantization["double_quant"] = False
     else:
         claims = {}
     verdict = run("nf4_config", claims)
@@ -296,10 +310,44 @@ def test_adapter_valid_rejects_weights_that_do_not_load(adapter, work, case):
 
 # -- gozaru_rate_heldout -------------------------------------------------------------------------
 
+def comparison_claims(profile, adapter_dir, add_generation_prompt=True) -> dict:
+    """What the solution's 5.5 reports: greedy answers to COMPARE_PROMPTS with the adapter disabled, then enabled."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(profile.resolve(profile.model_id))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(profile.resolve(profile.model_id)),
+                                      str(adapter_dir)).eval()
+
+    def answers():
+        out = []
+        for prompt in INPUTS["COMPARE_PROMPTS"]:
+            inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], return_dict=True,
+                                                   add_generation_prompt=add_generation_prompt, return_tensors="pt")
+            with torch.no_grad():
+                output = model.generate(**inputs, max_new_tokens=profile.max_new_tokens, do_sample=False)
+            out.append(tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+        return out
+
+    with model.disable_adapter():
+        base = answers()
+    return {"ex05_gozaru_report": {"comparison": {"base_answers": base, "tuned_answers": answers()}}}
+
+
 @pytest.mark.slow  # 24 held-out prompts with the adapter and 24 without (about 10-20 s on a laptop CPU)
-def test_gozaru_rate_heldout_passes_with_the_reference_adapter(adapter, work):
-    verdict = run("gozaru_rate_heldout", work_dir=work)
+def test_gozaru_rate_heldout_passes_with_the_reference_adapter(adapter, work, profile):
+    verdict = run("gozaru_rate_heldout", comparison_claims(profile, adapter), work_dir=work)
     assert verdict.passed, verdict.message
+
+
+@pytest.mark.parametrize("case", ["without_generation_prompt", "not_reported"])
+def test_gozaru_rate_heldout_fails_when_the_comparison_is_not_the_models(adapter, work, profile, case):
+    """5.5's own answers: a prompt without the model turn answers otherwise, whatever the adapter learned."""
+    claims = comparison_claims(profile, adapter, add_generation_prompt=case != "without_generation_prompt")
+    if case == "not_reported":
+        claims = {}
+    verdict = run("gozaru_rate_heldout", claims, work_dir=work)
+    assert not verdict.passed and verdict.code == ("ex05_comparison_mismatch" if claims else "claim_missing")
 
 
 @pytest.mark.parametrize("case, code", [
@@ -314,8 +362,8 @@ def test_gozaru_rate_heldout_fails_without_a_usable_adapter(adapter, work, case,
 
 
 @pytest.mark.slow  # generates the 24 held-out answers twice (base and adapter)
-def test_gozaru_rate_heldout_fails_with_an_untrained_adapter(adapter, work):
+def test_gozaru_rate_heldout_fails_with_an_untrained_adapter(adapter, work, profile):
     """lora_B = 0 is what get_peft_model starts from: the model answers as the base model does."""
     edit_weights(adapter, lambda w: {k: torch.zeros_like(v) if "lora_B" in k else v for k, v in w.items()})
-    verdict = run("gozaru_rate_heldout", work_dir=work)
+    verdict = run("gozaru_rate_heldout", comparison_claims(profile, adapter), work_dir=work)
     assert not verdict.passed and verdict.code == "ex05_gozaru_rate_low"
