@@ -104,7 +104,7 @@ def training_ran(ev: Evidence) -> Verdict:
         return fail("loss_nan")
     if steps != ev.profile.max_steps:
         return fail("ex05_wrong_max_steps", expected=ev.profile.max_steps, recorded=steps)
-    if _adapter_copy(ev) and not _lora_b_trained(ev.memo["adapter_copy"]):
+    if _adapter_copy(ev) and _never_trained(ev, ev.memo["adapter_copy"]):
         return fail("ex05_adapter_untrained")
     return ok()
 
@@ -121,14 +121,32 @@ def _adapter_copy(ev: Evidence) -> Path | None:
     return ev.memo["adapter_copy"]
 
 
-def _lora_b_trained(adapter: Path) -> bool:
-    """Training moved the weights: peft starts every lora_B at zero, so an all-zero lora_B was never trained.
-    The reported train_result is the kernel's word; the saved weights are the product."""
+def _never_trained(ev: Evidence, adapter: Path) -> bool:
+    """Training moved no weight: peft starts every lora_B at zero, so an adapter for this base model whose lora_B
+    are all still exactly zero was never trained (the reported train_result is the kernel's word; the saved weights
+    are the product). An adapter that does not fit the base model is adapter_valid's to report, not this."""
     from safetensors import safe_open
 
     with safe_open(str(adapter / "adapter_model.safetensors"), framework="pt") as weights:
-        lora_b = [weights.get_tensor(name) for name in weights.keys() if "lora_B" in name]
-    return bool(lora_b) and any(bool(t.abs().sum() > 0) for t in lora_b)
+        names = list(weights.keys())
+        lora_a = {n: weights.get_slice(n).get_shape() for n in names if "lora_A" in n}
+        if not lora_a or not _fits_base_model(ev, lora_a):
+            return False
+        return all(bool((weights.get_tensor(n) == 0).all()) for n in names if "lora_B" in n)
+
+
+def _fits_base_model(ev: Evidence, lora_a_shapes: dict) -> bool:
+    """Every lora_A takes the input width of the base model's module it adapts."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        modules = dict(AutoModelForCausalLM.from_config(_base_config(ev)).named_modules())
+    for name, shape in lora_a_shapes.items():
+        module = modules.get(name.removeprefix("base_model.model.").rsplit(".lora_A", 1)[0])
+        if module is None or getattr(module, "in_features", None) != shape[-1]:
+            return False
+    return True
 
 
 def load_adapter(ev: Evidence) -> tuple[ReferenceLM | None, Verdict | None]:

@@ -352,10 +352,11 @@ print(json.dumps({"candidate": str(candidate.version), "outcome": outcome}))
 """
 
 
-@check(EX)
+@store_check
 def promotion_follows_criteria(ev: Evidence) -> Verdict:
     """Re-run the student's promote_if_ready on a copy of the store, for a new version of the model: metrics that
     fail the criteria must leave champion where it is, metrics that pass must move it there."""
+    _runs(ev)  # no store, no runs, the wrong experiment: the same verdict as the other store checks
     source = function_with_dependencies(ev.notebook, "ex06_registry_impl", "promote_if_ready")
     if source is None:
         return fail("ex06_promotion_undefined")

@@ -237,6 +237,17 @@ def test_training_ran_fails_when_the_saved_adapter_was_never_trained(claims, ada
     assert not verdict.passed and verdict.code == "ex05_adapter_untrained"
 
 
+@pytest.mark.parametrize("case", ["nan_weights", "other_base_model_shapes"])
+def test_training_ran_leaves_a_broken_adapter_to_adapter_valid(claims, adapter, work, case):
+    """NaN weights or an adapter for another model are one mistake, charged once (to ex05_adapter)."""
+    if case == "nan_weights":
+        edit_weights(adapter, lambda w: {k: torch.full_like(v, float("nan")) for k, v in w.items()})
+    else:
+        _break_adapter(adapter, case)
+        edit_weights(adapter, lambda w: {k: torch.zeros_like(v) if "lora_B" in k else v for k, v in w.items()})
+    assert run("training_ran", claims, work_dir=work).passed
+
+
 # -- adapter_valid -------------------------------------------------------------------------------
 
 def test_adapter_valid_passes_with_the_reference_adapter(adapter, work):

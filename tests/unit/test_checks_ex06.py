@@ -563,10 +563,13 @@ def test_promotion_follows_criteria(store, spec, work, case, code):
     assert [v.version for v in versions] == [champion.version]  # the check worked on a copy
 
 
-def test_promotion_follows_criteria_without_a_registered_model(store, spec, work):
-    store.log_runs(spec)
+@pytest.mark.parametrize("case, code", [("no_store", "mlflow_store_missing"), ("not_registered", "registry_failed")])
+def test_promotion_follows_criteria_without_a_registered_model(store, spec, work, case, code):
+    """The blank notebook's store problem is the other store checks' (no second, different report problem)."""
+    if case == "not_registered":
+        store.log_runs(spec)
     verdict = run("promotion_follows_criteria", work, notebook=notebook_with(None))
-    assert not verdict.passed and verdict.code == "registry_failed"
+    assert not verdict.passed and verdict.code == code
 
 
 # -- criteria_hidden_cases (a fresh, sandboxed process per call: about 0.1 s) ----------------------

@@ -222,8 +222,10 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
     "ex04_memory_wrong": ("memory_mb が {recorded} でした。CPU では model.get_memory_footprint() を MiB（2**20 バイト）に"
                           "した値（{expected}）になるはずです。",
                           "memory_mb was {recorded}; on a CPU it is model.get_memory_footprint() in MiB (2**20 bytes): {expected}."),
-    "ex04_speed_inconsistent": ("tokens_per_s は new_tokens / seconds で計算してください（seconds と memory_mb は正の値）。",
-                                "Compute tokens_per_s as new_tokens / seconds (seconds and memory_mb are positive)."),
+    "ex04_speed_inconsistent": ("tokens_per_s は new_tokens / seconds で計算してください（seconds は generate にかかった"
+                                "秒数、memory_mb は正の値）。",
+                                "Compute tokens_per_s as new_tokens / seconds (seconds: how long generate took; "
+                                "memory_mb is positive)."),
     "ex04_batch_mismatch": ("バッチ生成の結果が1件ずつの生成と一致しません。padding_side='left' にしていますか？",
                             "Batched generation does not match generating one prompt at a time. Did you set padding_side='left'?"),
     # ex05 LoRA fine-tuning
