@@ -17,7 +17,7 @@ def run_source_notebook(exercise: Exercise, cwd: Path, server, profile: Profile 
     profile = profile or course.profile()
     nb = nbformat.read(SOURCE_DIR / exercise.id / exercise.notebook, as_version=4)
     adapter = profile.reference_adapter_path() if exercise.adapter_from else None
-    client = NotebookClient(nb, timeout=exercise.cell_timeout_s or course.cell_timeout_s, kernel_name=course.kernel,
+    client = NotebookClient(nb, timeout=course.cell_limit_s(exercise.id), kernel_name=course.kernel,
                             resources={"metadata": {"path": str(cwd)}})
     client.execute(env=course_kernel_env(server.env(), cwd, profile, adapter), cwd=str(cwd))
     return nb

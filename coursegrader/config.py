@@ -154,6 +154,10 @@ class Course:
     def profile(self, name: str | None = None) -> Profile:
         return self.profiles[name or self.default_profile]
 
+    def cell_limit_s(self, exercise_id: str) -> int:
+        """How long one cell of this exercise may run: its own limit, else the course's."""
+        return self.exercises[exercise_id].cell_timeout_s or self.cell_timeout_s
+
 
 HUB_FIELDS = ("model_id", "dataset", "bertscore_model", "bertscore_layers")
 BUDGET_FIELDS = ("max_steps", "learning_rate", "max_new_tokens", "min_gozaru_rate", "min_gozaru_lift")

@@ -89,8 +89,7 @@ def speed_consistent(ev: Evidence) -> Verdict:
 
 def _cell_limit_s() -> int:
     """A generate timed in one cell cannot take longer than that cell may run."""
-    course = load_course()
-    return course.exercises[EX].cell_timeout_s or course.cell_timeout_s
+    return load_course().cell_limit_s(EX)
 
 
 @check(EX)

@@ -85,12 +85,17 @@ def lora_param_count(ev: Evidence) -> Verdict:
                          mismatch="ex05_lora_params_mismatch", expected=expected)
 
 
-def _base_params(ev: Evidence) -> int:
+def _meta_base_model(ev: Evidence):
+    """The profile's base model built on the meta device: its structure, no weights."""
     import torch
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(_base_config(ev)).num_parameters()
+        return AutoModelForCausalLM.from_config(_base_config(ev))
+
+
+def _base_params(ev: Evidence) -> int:
+    return _meta_base_model(ev).num_parameters()
 
 
 @check(EX)
@@ -137,11 +142,7 @@ def _never_trained(ev: Evidence, adapter: Path) -> bool:
 
 def _fits_base_model(ev: Evidence, lora_a_shapes: dict) -> bool:
     """Every lora_A takes the input width of the base model's module it adapts."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    with torch.device("meta"):
-        modules = dict(AutoModelForCausalLM.from_config(_base_config(ev)).named_modules())
+    modules = dict(_meta_base_model(ev).named_modules())
     for name, shape in lora_a_shapes.items():
         module = modules.get(name.removeprefix("base_model.model.").rsplit(".lora_A", 1)[0])
         if module is None or getattr(module, "in_features", None) != shape[-1]:

@@ -232,7 +232,7 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
         source_nb=nbformat.read(tier.source_notebook(exercise), as_version=4),
         release_nb=nbformat.read(RELEASE_DIR / exercise.id / exercise.notebook, as_version=4),
         cassettes=cassettes,
-        cell_timeout_s=cell_timeout_s or exercise.cell_timeout_s or load_course().cell_timeout_s,
+        cell_timeout_s=cell_timeout_s or load_course().cell_limit_s(exercise.id),
         profile=profile,
         tier=tier,
         sandboxed=sandbox,
