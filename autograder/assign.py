@@ -57,14 +57,19 @@ def release(exercise_ids=None, release_dir: Path | None = None) -> list[Path]:
     """Regenerate release/<ex>/ for each exercise whose source exists, then the template repository around them."""
     from .template_repo import write_template_repository
 
+    from .plan import check_plan_fits, sync_plan_labels
+
     course = load_course()
     ids = exercise_ids or [e for e in course.exercises if (SOURCE_DIR / e).is_dir()]
     release_dir = Path(release_dir or REPO_ROOT / "release")
+    check_plan_fits(course, {e: nbformat.read(SOURCE_DIR / e / course.exercises[e].notebook, as_version=4)
+                             for e in ids})
     written = []
     with tempfile.TemporaryDirectory() as tmp:
         for ex_id in ids:
             exercise = course.exercises[ex_id]
             sync_points(exercise)
+            sync_plan_labels(exercise)
             generate_assignment(ex_id, REPO_ROOT, release_dir, Path(tmp) / "gradebook.db")
             written.append(release_dir / ex_id / exercise.notebook)
     all_ids = [e for e in course.exercises if (release_dir / e / course.exercises[e].notebook).is_file()]

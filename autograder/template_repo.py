@@ -18,8 +18,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import nbformat
+
 import coursegrader
-from coursegrader.config import CASSETTE_DIR, FIXTURES_DIR, PLANS, REPO_ROOT, load_course
+from coursegrader.config import CASSETTE_DIR, FIXTURES_DIR, REPO_ROOT, load_course
 from coursegrader.fmapi.matchers import signature_only
 from coursegrader.fmapi.persister import load_cassettes, save_cassette
 
@@ -54,7 +56,7 @@ def write_template_repository(release_dir: Path, exercise_ids: list[str]) -> lis
     _copy(REPO_ROOT / "requirements.txt", release_dir / "requirements.txt")
     (release_dir / ".gitignore").write_text(
         "feedback/\n__pycache__/\n.ipynb_checkpoints/\n.venv/\nresult.json\nrelease-body.md\n", encoding="utf-8")
-    (release_dir / "README.md").write_text(student_readme(exercise_ids), encoding="utf-8")
+    (release_dir / "README.md").write_text(student_readme(release_dir, exercise_ids), encoding="utf-8")
     workflow = release_dir / ".github" / "workflows" / "feedback.yml"
     for stale in workflow.parent.glob("*.yml"):
         stale.unlink()
@@ -84,10 +86,14 @@ def write_classroom50_bundle(release_dir: Path, out: Path) -> list[Path]:
     return [template, autograder]
 
 
-def student_readme(exercise_ids: list[str]) -> str:
+def student_readme(release_dir: Path, exercise_ids: list[str]) -> str:
+    from .plan import plan_summary
+
     course = load_course()
-    table = "\n".join(f"| `{ex}/` | {course.exercises[ex].title}（{course.exercises[ex].max_score:g} 点） | "
-                      f"{PLANS[course.exercises[ex].plan]} |" for ex in exercise_ids)
+    table = "\n".join(
+        f"| `{ex}/` | {course.exercises[ex].title}（{course.exercises[ex].max_score:g} 点） | "
+        f"{plan_summary(course.exercises[ex], nbformat.read(release_dir / ex / f'{ex}.ipynb', as_version=4))} |"
+        for ex in exercise_ids)
     text = (TEMPLATES / "student_README.md").read_text(encoding="utf-8")
     return text.replace("{title}", course.title).replace("{exercise_table}", table)
 

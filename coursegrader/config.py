@@ -21,6 +21,7 @@ class GradedCell:
     grade_id: str
     points: float
     evidence: tuple[str, ...]
+    plan: str = "in-class"  # when students fill it in: in-class or homework
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class AdapterSource:
 
 
 PLANS = {"in-class": "授業中", "start-in-class": "授業中に始め、宿題で仕上げる", "homework": "宿題"}
+CELL_PLANS = ("in-class", "homework")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,13 @@ class Exercise:
     cell_timeout_s: int | None = None  # overrides [grading] cell_timeout_s
     adapter_from: AdapterSource | None = None  # the LoRA adapter this exercise evaluates
     local_model: bool = False  # runs the profile's model (its time depends on the profile)
-    plan: str = "in-class"  # when students do it: in-class, start-in-class (finish as homework) or homework
+    class_minutes: int = 0  # the class's minutes for this exercise's in-class cells
+
+    @property
+    def plan(self) -> str:
+        """When students do it, from its cells' plans: in-class, start-in-class (finish as homework) or homework."""
+        plans = {c.plan for c in self.cells}
+        return plans.pop() if len(plans) == 1 else "start-in-class"
 
     @property
     def notebook(self) -> str:
@@ -131,6 +139,13 @@ class MlflowSettings:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """The class's hands-on time: its length, and how long one fill-in cell takes in class."""
+    class_minutes: int
+    minutes_per_fill_in: int
+
+
+@dataclass(frozen=True)
 class Course:
     title: str
     chat_model: str
@@ -149,6 +164,7 @@ class Course:
     late_penalty_max: float = 0.0
     mlflow: MlflowSettings | None = None
     sandbox: dict = field(default_factory=dict)
+    schedule: Schedule | None = None
     classroom50: dict = field(default_factory=dict)  # assignment, python
 
     def profile(self, name: str | None = None) -> Profile:
@@ -179,12 +195,15 @@ def _parse(data: dict) -> Course:
     exercises = {}
     for ex_id, ex in data["exercises"].items():
         cells = tuple(
-            GradedCell(gid, float(spec["points"]), tuple(spec.get("evidence", ())))
+            GradedCell(gid, float(spec["points"]), tuple(spec.get("evidence", ())), spec.get("plan", "in-class"))
             for gid, spec in ex["cells"].items()
         )
+        unknown = {c.plan for c in cells} - set(CELL_PLANS)
+        if unknown:
+            raise ValueError(f"course.toml {ex_id}: unknown plan {sorted(unknown)}; use one of {CELL_PLANS}")
         adapter_from = AdapterSource(**ex["adapter_from"]) if "adapter_from" in ex else None
         exercises[ex_id] = Exercise(ex_id, ex["title"], ex.get("cassette", ""), cells, ex.get("cell_timeout_s"),
-                                    adapter_from, bool(ex.get("local_model")), ex.get("plan", "in-class"))
+                                    adapter_from, bool(ex.get("local_model")), int(ex.get("class_minutes", 0)))
     return Course(
         title=data["course"]["title"],
         chat_model=data["course"]["chat_model"],
@@ -204,6 +223,7 @@ def _parse(data: dict) -> Course:
         late_penalty_max=float(data["course"]["late_penalty_max"]),
         mlflow=MlflowSettings(**data["mlflow"]),
         sandbox=dict(data["sandbox"]),
+        schedule=Schedule(**data["schedule"]),
         classroom50=dict(data["classroom50"]),
     )
 

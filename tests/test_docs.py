@@ -217,11 +217,18 @@ def test_readme_commands_are_real_subcommands():
 
 
 def test_the_student_readme_says_when_each_exercise_is_done():
-    """course.toml's plan (the course's 90 minutes: ex01-ex04 in class, ex05 begun, ex06 after) in the release."""
-    from coursegrader.config import PLANS, RELEASE_DIR, load_course
+    """course.toml's plan (the course's 90 minutes: ex01-ex04 in class, ex05 begun, ex06 after) in the release:
+    each row names the in-class and homework sections, as the notebooks' headings do."""
+    import nbformat
+
+    from autograder.plan import plan_summary
+    from coursegrader.config import RELEASE_DIR, load_course
 
     text = (RELEASE_DIR / "README.md").read_text(encoding="utf-8")
     for ex in load_course().exercises.values():
         row = next(line for line in text.splitlines() if line.startswith(f"| `{ex.id}/`"))
-        assert row.rstrip(" |").endswith(PLANS[ex.plan])
-    assert [e.plan for e in load_course().exercises.values()] == ["in-class"] * 4 + ["start-in-class", "homework"]
+        nb = nbformat.read(RELEASE_DIR / ex.id / ex.notebook, as_version=4)
+        assert row.rstrip(" |").endswith(plan_summary(ex, nb))
+        assert nb.cells[0].source.endswith("> 予定：" + plan_summary(ex, nb))
+    assert "授業中（1.1〜1.4、約 12 分）・宿題（1.5〜1.6）" in text
+    assert [e.plan for e in load_course().exercises.values()] == ["start-in-class"] * 5 + ["homework"]
