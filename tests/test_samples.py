@@ -61,6 +61,9 @@ def test_mistakes_explain_the_cause(graded):
     _, grade, _ = graded("ex01_drops_history")
     check = next(c for c in grade.runs[0].checks if c.id == "ex01_multi_turn")
     assert "ex01_multi_turn_impl" in check.message and "messages" in check.message
+    _, grade, _ = graded("ex05_bad_target_modules")  # a crash cascade names the cell to fix first
+    check = next(c for c in grade.runs[0].checks if c.id == "ex05_train")
+    assert "NameError" in check.message and "原因は前のセル ex05_lora_impl" in check.message
     _, grade, _ = graded("ex02_ge_constraint")
     check = next(c for c in grade.runs[0].checks if c.id == "ex02_detailed")
     assert "do not support" in check.message

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..evidence import Evidence, Verdict, claim_matches, fail, ok
+from ..evidence import Evidence, Verdict, claim_matches, fail, ok, same_messages
 from . import check
 
 EX = "ex02"
@@ -73,6 +73,21 @@ def strict_schema_sent(ev: Evidence) -> Verdict:
     if not {"product_name", "rating", "sentiment"} <= set(schema.get("required") or ()):
         return fail("ex02_fields_not_required")
     return _described(schema, "review_analysis") or ok()
+
+
+@check(EX)
+def single_request(ev: Evidence) -> Verdict:
+    """2.2 sent REVIEW_SINGLE after the system prompt, strict, as `review_analysis`, with the dictated model and
+    temperature. The schema's contents are 2.1's (strict_schema_sent): one mistake, charged once."""
+    hits = [x for x in _strict_requests(ev, "review_analysis")
+            if same_messages(x.messages, [("system", ev.inputs["EXTRACTION_SYSTEM_PROMPT"]),
+                                          ("user", ev.inputs["REVIEW_SINGLE"])])]
+    if not hits:
+        return fail("ex02_single_request_missing")
+    for x in hits:
+        if x.request.get("model") != ev.chat_model or x.request.get("temperature") not in (0, 0.0):
+            return fail("ex02_single_settings", model=ev.chat_model)
+    return ok()
 
 
 @check(EX)

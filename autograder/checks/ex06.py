@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import math
 import os
@@ -164,7 +165,8 @@ def _metric_problems(run, ranges: dict) -> list[str]:
     bad = []
     for name, (low, high) in ranges.items():
         value = run.data.metrics.get(name)
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+        slack = _tolerance() * max(1.0, abs(high) if math.isfinite(high) else 1.0)  # 100.00000000000004 is BLEU 100
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or not low - slack <= value <= high + slack:
             bad.append(f"{run.info.run_name}.{name}={value!r}")
     return bad
 
@@ -285,27 +287,55 @@ def judge_averages(ev: Evidence) -> Verdict:
     return ok()
 
 
+def meets_criteria(metrics: dict, criteria: dict, keys: dict) -> bool:
+    """The grader's own promotion rule: every criterion metric (keys: metric -> criterion) present, a number,
+    not NaN, at least its minimum."""
+    for metric, key in keys.items():
+        value = metrics.get(metric)
+        if not isinstance(value, (int, float)) or math.isnan(value) or value < criteria[key]:
+            return False
+    return True
+
+
 @store_check
 def champion_alias(ev: Evidence) -> Verdict:
+    """The model is registered from the finetuned run and loads in a fresh process; champion points to it when
+    the finetuned run's logged metrics meet the criteria (by the grader's rule), and may be absent when they do
+    not: a metric an earlier cell failed to log is that cell's loss, not this one's."""
     runs = _runs(ev)
     client, name = _client(ev), load_course().mlflow.registered_model
     try:
-        version = client.get_model_version_by_alias(name, "champion")
-    except Exception as err:  # noqa: BLE001 - no model / no alias is the student's, reported
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        return fail("registry_failed", model=name, detail=f"alias champion: {first}")
-    if version.run_id != runs["finetuned"].info.run_id:
+        versions = client.search_model_versions(f"name='{name}'")
+    except Exception as err:  # noqa: BLE001 - a broken registry is the student's, reported
+        versions, detail = [], str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+    else:
+        detail = "no registered version"
+    if not versions:
+        return fail("registry_failed", model=name, detail=detail)
+    tuned = runs["finetuned"]
+    try:
+        champion = client.get_model_version_by_alias(name, "champion")
+    except Exception:  # noqa: BLE001 - no alias: decided below
+        champion = None
+    if champion is None:
+        if meets_criteria(tuned.data.metrics, ev.inputs["PROMOTION_CRITERIA"], CRITERIA_KEYS):
+            return fail("ex06_champion_missing")
+        latest = max(versions, key=lambda v: int(v.version))
+        if latest.run_id != tuned.info.run_id:
+            return fail("ex06_registered_wrong_run")
+        return _loads_in_a_fresh_process(ev, name, str(latest.version))
+    if champion.run_id != tuned.info.run_id:
         return fail("ex06_champion_wrong_run")
-    return _loads_in_a_fresh_process(ev, name)
+    return _loads_in_a_fresh_process(ev, name, "@champion")
 
 
 def _fresh_python(ev: Evidence, code: str, *args: str, **kwargs):
     return fresh_python(code, *args, sandboxed=ev.sandboxed, readable=profile_paths(ev.profile), **kwargs)
 
 
-def _loads_in_a_fresh_process(ev: Evidence, model: str) -> Verdict:
-    """The registered model's champion loads with mlflow.pyfunc in a fresh process."""
-    uri = f"models:/{model}@champion"
+def _loads_in_a_fresh_process(ev: Evidence, model: str, version: str) -> Verdict:
+    """The registered model's version (a number, or @champion) loads with mlflow.pyfunc in a fresh process."""
+    uri = f"models:/{model}/{version}" if version[0].isdigit() else f"models:/{model}{version}"
     db = f"sqlite:///{tracking_db(ev.work_dir)}"
     timeout = load_course().mlflow.load_timeout_s
     try:
@@ -326,6 +356,9 @@ import mlflow
 name, criteria, cases = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 namespace = {"math": math, "mlflow": mlflow, "REGISTERED_MODEL_NAME": name, "PROMOTION_CRITERIA": criteria}
 exec(compile(sys.stdin.read(), "promote_if_ready", "exec"), namespace)
+exec(sys.argv[4], namespace)  # the grader's meets_criteria: ex06_criteria is charged for the student's
+keys = json.loads(sys.argv[5])
+namespace["meets_production_criteria"] = lambda metrics: namespace["meets_criteria"](metrics, criteria, keys)
 client = mlflow.MlflowClient()
 try:
     versions = client.search_model_versions(f"name='{name}'")
@@ -366,7 +399,7 @@ def promotion_follows_criteria(ev: Evidence) -> Verdict:
     db = f"sqlite:///{tracking_db(ev.work_dir)}"
     try:
         proc = _fresh_python(ev, PROMOTION_RUNNER, name, json.dumps(criteria), json.dumps([failing, passing]),
-                             stdin=source, timeout=load_course().mlflow.load_timeout_s, files=ev.work_dir,
+                             inspect.getsource(meets_criteria), json.dumps(CRITERIA_KEYS), stdin=source, timeout=load_course().mlflow.load_timeout_s, files=ev.work_dir,
                              env={"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db})
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         if result["candidate"] is None:

@@ -126,6 +126,46 @@ def test_strict_schema_sent_fails(log, case, code):
     assert not verdict.passed and verdict.code == code
 
 
+# -- single_request ------------------------------------------------------------------------------
+
+def single(log):
+    return b.one(log, user=INPUTS["REVIEW_SINGLE"], where=lambda e: b.schema_name(e) == "review_analysis")
+
+
+def test_single_request_passes_on_the_solution_log(log):
+    assert run("single_request", log).passed
+
+
+def test_single_request_passes_with_a_schema_that_2_1_is_charged_for(log):
+    """A field without a description is strict_schema_sent's (ex02_models) loss, not 2.2's."""
+    del schema(single(log))["properties"]["product_name"]["description"]
+    assert run("single_request", log).passed
+    assert run("strict_schema_sent", log).code == "ex02_field_description_missing"
+
+
+@pytest.mark.parametrize("case, code", [
+    ("not_sent", "ex02_single_request_missing"),
+    ("no_system_prompt", "ex02_single_request_missing"),
+    ("not_strict", "ex02_single_request_missing"),
+    ("sampled", "ex02_single_settings"),
+    ("other_model", "ex02_single_settings"),
+])
+def test_single_request_fails(log, case, code):
+    entry = single(log)
+    if case == "not_sent":
+        log.remove(entry)
+    elif case == "no_system_prompt":
+        entry["request"]["messages"] = entry["request"]["messages"][1:]
+    elif case == "not_strict":
+        entry["request"]["response_format"]["json_schema"]["strict"] = False
+    elif case == "sampled":
+        entry["request"]["temperature"] = 0.7
+    else:
+        entry["request"]["model"] = "databricks-gpt-oss-20b"
+    verdict = run("single_request", log)
+    assert not verdict.passed and verdict.code == code
+
+
 # -- detailed_schema_sent ------------------------------------------------------------------------
 
 def test_detailed_schema_sent_passes_on_the_solution_log(log):

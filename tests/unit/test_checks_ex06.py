@@ -485,16 +485,33 @@ mlflow.models.set_model(Echo())
 '''
 
 
-@pytest.mark.slow  # the champion is loaded with mlflow.pyfunc in a fresh, sandboxed process (imports MLflow: ~5 s)
-def test_champion_alias_passes_on_a_loadable_champion(store, spec, work):
+def save_loadable_model(store, work):
+    """A pyfunc model in the finetuned run's artifacts, where log_model puts it."""
     import mlflow
 
-    store.log_runs(spec)
     artifacts = Path(store.client.get_run(store.run_ids["finetuned"]).info.artifact_uri.removeprefix("file://"))
     code = work / "gozaru_model.py"
     code.write_text(PYFUNC_MODEL)
     mlflow.pyfunc.save_model(path=str(artifacts / "model"), python_model=str(code), pip_requirements=[])
+
+
+@pytest.mark.slow  # the champion is loaded with mlflow.pyfunc in a fresh, sandboxed process (imports MLflow: ~5 s)
+def test_champion_alias_passes_on_a_loadable_champion(store, spec, work):
+    store.log_runs(spec)
+    save_loadable_model(store, work)
     store.register("finetuned")
+    verdict = run("champion_alias", work)
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.slow
+def test_champion_alias_passes_without_champion_when_an_earlier_cell_left_a_criterion_unlogged(store, spec, work):
+    """The judge cell crashed: no llm_judge_improvement in the run, so not promoting is right; the registry cell
+    keeps its points when its version loads (the judge's mistake is charged to ex06_judge once)."""
+    del spec["finetuned"]["metrics"]["llm_judge_improvement"]
+    store.log_runs(spec)
+    save_loadable_model(store, work)
+    store.register("finetuned", alias=None)
     verdict = run("champion_alias", work)
     assert verdict.passed, verdict.message
 
@@ -502,11 +519,14 @@ def test_champion_alias_passes_on_a_loadable_champion(store, spec, work):
 @pytest.mark.parametrize("case, code", [
     ("no_store", "mlflow_store_missing"),
     ("not_registered", "registry_failed"),
-    ("registered_without_alias", "registry_failed"),
-    ("staging_alias_only", "registry_failed"),
+    ("registered_without_alias", "ex06_champion_missing"),
+    ("staging_alias_only", "ex06_champion_missing"),
     ("champion_from_the_base_run", "ex06_champion_wrong_run"),
+    ("unpromoted_version_from_the_base_run", "ex06_registered_wrong_run"),
 ])
 def test_champion_alias_fails(store, spec, work, case, code):
+    if case == "unpromoted_version_from_the_base_run":
+        del spec["finetuned"]["metrics"]["llm_judge_improvement"]
     if case != "no_store":
         store.log_runs(spec)
     if case == "registered_without_alias":
@@ -515,6 +535,8 @@ def test_champion_alias_fails(store, spec, work, case, code):
         store.register("finetuned", alias="staging")
     elif case == "champion_from_the_base_run":
         store.register("base")
+    elif case == "unpromoted_version_from_the_base_run":
+        store.register("base", alias=None)
     verdict = run("champion_alias", work)
     assert not verdict.passed and verdict.code == code
 
@@ -557,6 +579,16 @@ def test_promotion_follows_criteria_fails(store, spec, work, case, code):
     }[case]
     assert source != solution_promotion()
     check_promotion(store, spec, work, source, code)
+
+
+@pytest.mark.slow
+def test_promotion_follows_criteria_passes_when_only_the_criteria_are_wrong(store, spec, work):
+    """promote_if_ready is judged with the grader's rule in place of meets_production_criteria: a rule that never
+    passes is ex06_criteria's loss (criteria_hidden_cases), charged once."""
+    source = solution_promotion().replace("def meets_production_criteria(metrics):\n",
+                                          "def meets_production_criteria(metrics):\n    return False\n")
+    assert source != solution_promotion()
+    check_promotion(store, spec, work, source, None)
 
 
 def check_promotion(store, spec, work, source, code):
@@ -655,8 +687,6 @@ def test_hidden_criteria_cases_sit_around_every_threshold():
         assert any(isinstance(c.get(metric), float) and math.isnan(c[metric]) for c, _ in cases)
 
 
-@pytest.mark.xfail(reason="known gap: METRIC_RANGES has no tolerance, and sacrebleu reports a perfect corpus BLEU as "
-                          "100.00000000000004, which runs_logged rejects as out of range", strict=False)
 def test_runs_logged_accepts_a_perfect_bleu(store, spec, work, eval_rows):
     spec["finetuned"]["tables"]["predictions.json"]["prediction"] = [r for _, r in eval_rows]
     spec["finetuned"]["metrics"].update(solution_metrics([r for _, r in eval_rows], [r for _, r in eval_rows]))

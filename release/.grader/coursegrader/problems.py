@@ -131,6 +131,12 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
     # ex02 Structured Outputs
     "ex02_schema_not_sent": ("スキーマ名 {schema}・strict: true のリクエストが成功していません。",
                              "No request with schema name {schema} and strict: true succeeded."),
+    "ex02_single_request_missing": ("2.2 のリクエスト（system に EXTRACTION_SYSTEM_PROMPT、user に REVIEW_SINGLE、"
+                                    "スキーマ名 review_analysis・strict: true）が成功していません。",
+                                    "2.2's request (EXTRACTION_SYSTEM_PROMPT as system, REVIEW_SINGLE as user, schema "
+                                    "review_analysis with strict: true) did not succeed."),
+    "ex02_single_settings": ("2.2 のリクエストは model={model}、temperature=0.0 で送ってください。",
+                             "Send 2.2's request with model={model} and temperature=0.0."),
     "ex02_rating_not_integer": ("送信したスキーマの rating が integer ではありません。",
                                 "In the schema you sent, rating is not an integer."),
     "ex02_product_name_not_string": ("送信したスキーマの product_name が string ではありません。",
@@ -248,8 +254,9 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                                  "generated inside disable_adapter()."),
     "ex05_wrong_max_steps": ("学習ステップ数は MAX_STEPS（{expected}）にしてください（記録: {recorded}）。",
                              "Train for MAX_STEPS ({expected}) steps; reported: {recorded}."),
-    "ex05_adapter_config_wrong": ("adapter_config.json の設定が課題と違います: {config}",
-                                  "The settings in adapter_config.json differ from the assignment: {config}"),
+    "ex05_adapter_config_wrong": ("5.3 の LoraConfig（保存された adapter_config.json の設定）が課題と違います: {config}",
+                                  "5.3's LoraConfig (as the saved adapter_config.json records it) differs from "
+                                  "the assignment: {config}"),
     "ex05_adapter_params_mismatch": ("保存されたアダプタのパラメータ数 {actual} が計算値 {expected} と一致しません。",
                                      "The saved adapter has {actual} parameters, not the computed {expected}."),
     "ex05_gozaru_rate_low": ("採点用の未知のプロンプトでのござる率が {tuned:.2f}（学習前 {base:.2f}）です。"
@@ -284,6 +291,12 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                                    "Some predictions of run {run} were not sent to the judge."),
     "ex06_judge_average_mismatch": ("{metric}（記録 {logged}）が、実際に審査員が返した点数の平均 {value:.4f} と一致しません。",
                                     "{metric} (logged: {logged}) does not match {value:.4f}, the average of the scores the judge returned."),
+    "ex06_champion_missing": ("finetuned の run に記録された指標は昇格の基準を満たしているのに、champion が付いていません"
+                              "（promote_if_ready を final_metrics で呼びましたか？）。",
+                              "The finetuned run's logged metrics meet the criteria, but champion is not set "
+                              "(was promote_if_ready called with final_metrics?)."),
+    "ex06_registered_wrong_run": ("登録した最新のバージョンが finetuned の run から登録されたものではありません。",
+                                  "The latest registered version was not registered from the finetuned run."),
     "ex06_champion_wrong_run": ("champion が指すバージョンが finetuned の run から登録されたものではありません。",
                                 "The version that champion points to was not registered from the finetuned run."),
     "ex06_not_evaluated": ("run「{run}」に mlflow.models.evaluate の結果（eval_results_table.json の gozaru/score）が"

@@ -91,6 +91,22 @@ class AutogradeResult:
             found += [(grade_id(cell) or "(your cell)", ename, evalue) for ename, evalue in error_outputs(cell)]
         return []
 
+    def error_above(self, wanted: str) -> tuple[str, str, str] | None:
+        """(cell, ename, evalue) of the first error in a cell above the previous test cell: an earlier
+        section that failed, whose names later cells could not use."""
+        earlier: list[tuple[str, str, str]] = []
+        region: list[tuple[str, str, str]] = []
+        for cell in self.notebook.cells:
+            if grade_id(cell) == wanted:
+                return earlier[0] if earlier else None
+            errors = [(grade_id(cell) or "(your cell)", ename, evalue) for ename, evalue in error_outputs(cell)]
+            if is_test(cell):
+                earlier += region + errors
+                region = []
+            else:
+                region += errors
+        return None
+
 
 class KernelPlace:
     """Where one exercise's kernel runs: its own work folder and HOME (the only places it may write),

@@ -177,14 +177,31 @@ def _first_line(text: str, limit: int = 400) -> str:
 
 
 def _failed_test_message(run: ExerciseRun, result) -> str:
-    """Why a test failed, naming the implementation cell above it when that cell raised."""
+    """Why a test failed, naming the implementation cell above it when that cell raised, and the earlier
+    section's error when a name it should have defined is missing (a crash cascade)."""
     cause = run.autograded.errors_before(result.grade_id)
     if cause and cause[0][1] not in (KERNEL_DIED, NOT_RUN):
         where, ename, evalue = cause[0]
         if ename == "NotImplementedError":
-            return f"実装セル {where} がまだ実装されていません（NotImplementedError）。"
-        return f"実装セル {where} でエラーが発生しました: {ename}: {_first_line(evalue)}"
-    return _test_message(result.errors or [("AssertionError", "")])
+            message = f"実装セル {where} がまだ実装されていません（NotImplementedError）。"
+        else:
+            message = f"実装セル {where} でエラーが発生しました: {ename}: {_first_line(evalue)}"
+    else:
+        ename = (result.errors or [("AssertionError", "")])[0][0]
+        message = _test_message(result.errors or [("AssertionError", "")])
+    if ename == "NameError":
+        message += _earlier_cause(run, result.grade_id)
+    return message
+
+
+def _earlier_cause(run: ExerciseRun, grade_id: str) -> str:
+    """The earlier error that left a name undefined, if any: the cell to fix first."""
+    above = run.autograded.error_above(grade_id)
+    if not above or above[1] in (KERNEL_DIED, NOT_RUN):
+        return ""
+    where, ename, evalue = above
+    return (f"（原因は前のセル {where} のエラー {ename}: {_first_line(evalue, 160)} で、そこで定義されるはずの名前が"
+            f"ありません。先に {where} を直してください。）")
 
 
 def _evidence_of(run: ExerciseRun, cell) -> tuple[list[dict], bool]:
