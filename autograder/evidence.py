@@ -92,19 +92,21 @@ class Evidence:
 
 
 def claim_matches(ev: "Evidence", grade_id: str, name: str, expected, /, mismatch: str | None = None,
-                  **fields) -> Verdict:
+                  alike: Callable[[object, object], bool] | None = None, **fields) -> Verdict:
     """Compare a value the kernel reported with one computed from trusted data.
 
-    For a dict, only the expected keys are compared (extra keys are allowed). A mismatch fails with
-    `fail(mismatch, **fields)`, or without `mismatch` with `claim_mismatch` (naming `expected`)."""
+    For a dict, only the expected keys are compared (extra keys are allowed); `alike(claimed, expected)`
+    replaces equality, value by value. A mismatch fails with `fail(mismatch, **fields)`, or without
+    `mismatch` with `claim_mismatch` (naming `expected`)."""
     try:
         claimed = ev.claim(grade_id, name)
     except KeyError:
         return fail("claim_missing", name=name, grade_id=grade_id)
+    equal = alike or (lambda a, b: a == b)
     if isinstance(expected, dict):
-        same = isinstance(claimed, dict) and all(claimed.get(k) == v for k, v in expected.items())
+        same = isinstance(claimed, dict) and all(k in claimed and equal(claimed[k], v) for k, v in expected.items())
     else:
-        same = claimed == expected
+        same = equal(claimed, expected)
     if not same:
         return fail(mismatch, **fields) if mismatch else fail("claim_mismatch", name=name, expected=expected)
     return ok()

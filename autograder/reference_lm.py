@@ -46,3 +46,13 @@ class ReferenceLM:
 
     def answer(self, messages, max_new_tokens: int) -> str:
         return self.generate(messages, max_new_tokens)[0]
+
+    def loss(self, conversations: list[list[dict]]) -> float:
+        """Mean next-token loss over whole conversations (teacher forcing, as SFT trains on `messages`)."""
+        losses = []
+        for messages in conversations:
+            ids = self.tokenizer.apply_chat_template(messages, return_dict=True, return_tensors="pt")["input_ids"]
+            ids = ids.to(self.model.device)
+            with torch.no_grad():
+                losses.append(float(self.model(input_ids=ids, labels=ids).loss))
+        return sum(losses) / len(losses)

@@ -51,21 +51,43 @@ def pipeline_answer(ev: Evidence) -> Verdict:
                          mismatch="ex04_pipeline_mismatch")
 
 
+def decoded_alike(answer, reference: str) -> bool:
+    """`answer` differs from the grader's `reference` only as a decoding mistake makes it differ: the prompt or
+    special tokens decoded too, whitespace kept, or fewer new tokens."""
+    if not isinstance(answer, str) or not answer.strip():
+        return False
+    return reference in answer or reference.startswith(answer.strip())
+
+
+def _inherited_decoding(ev: Evidence) -> bool:
+    """4.3's generate_answer is off only in its decoding (charged there, to ex04_generate): the cells that call
+    it afterwards (4.5, 4.6) are compared with the grader's answers modulo that decoding, not charged again."""
+    try:
+        qa_answer = ev.claim("ex04_generate_report", "qa_answer")
+    except KeyError:
+        return False
+    expected = _lm(ev).answer(_user(ev.inputs["QA_QUESTION"]), ev.profile.max_new_tokens)
+    return qa_answer != expected and decoded_alike(qa_answer, expected)
+
+
 @check(EX)
 def multi_turn_answer(ev: Evidence) -> Verdict:
     lm, n = _lm(ev), ev.profile.max_new_tokens
     first = lm.answer(_user(ev.inputs["QA_QUESTION"]), n)
+    inherited = _inherited_decoding(ev)
+    if inherited:  # the history holds the student's own first answer, as 4.5 dictates
+        first = ev.claim("ex04_generate_report", "qa_answer")
     conversation = _user(ev.inputs["QA_QUESTION"]) + [{"role": "assistant", "content": first}] + _user(ev.inputs["FOLLOWUP_QUESTION"])
     return claim_matches(ev, "ex04_multi_turn_report", "followup_answer", lm.answer(conversation, n),
-                         mismatch="ex04_multi_turn_mismatch")
+                         mismatch="ex04_multi_turn_mismatch", alike=decoded_alike if inherited else None)
 
 
 @check(EX)
 def task_answers(ev: Evidence) -> Verdict:
     lm, n = _lm(ev), ev.profile.max_new_tokens
     expected = {name: lm.answer(_user(p), n) for name, p in ev.inputs["TASK_PROMPTS"].items()}
-    return claim_matches(ev, "ex04_tasks_report", "task_answers", expected,
-                         mismatch="ex04_task_answers_mismatch")
+    return claim_matches(ev, "ex04_tasks_report", "task_answers", expected, mismatch="ex04_task_answers_mismatch",
+                         alike=decoded_alike if _inherited_decoding(ev) else None)
 
 
 @check(EX)

@@ -19,6 +19,7 @@ from ..reference_lm import ReferenceLM
 from . import check, warms_up
 
 EX = "ex05"
+LOSS_ROWS = 8  # training conversations the grader scores its own loss on, before and after the adapter
 REQUIRED_LORA = {"r": 16, "lora_alpha": 32, "target_modules": {"q_proj", "v_proj"}, "lora_dropout": 0.05}
 HELDOUT_PROMPTS = FIXTURES_DIR / "data" / "heldout_prompts.json"
 
@@ -57,8 +58,7 @@ def messages_digest(rows: list) -> str:
 
 @check(EX)
 def split_reproducible(ev: Evidence) -> Verdict:
-    data = load_course_dataset(ev.profile.resolve(ev.profile.dataset))
-    split = course_split(data.map(reference_messages, remove_columns=data.column_names))
+    split = _grader_split(ev)
     expected = {"train": len(split["train"]), "test": len(split["test"]), "first_train": split["train"][0]["messages"],
                 "train_digest": messages_digest([row["messages"] for row in split["train"]])}
     return claim_matches(ev, "ex05_dataset_report", "split_info", expected,
@@ -126,7 +126,32 @@ def training_ran(ev: Evidence) -> Verdict:
         return fail("ex05_wrong_max_steps", expected=ev.profile.max_steps, recorded=steps)
     if _adapter_copy(ev) and _never_trained(ev, ev.memo["adapter_copy"]):
         return fail("ex05_adapter_untrained")
-    return ok()
+    return _loss_reduced(ev)
+
+
+def _loss_reduced(ev: Evidence) -> Verdict:
+    """The grader's own loss on the first LOSS_ROWS training conversations, without and with the saved adapter:
+    training must have lowered it. An adapter that cannot be used is adapter_valid's to report."""
+    lm, problem = load_adapter(ev) if _adapter_copy(ev) else (None, True)
+    if problem:
+        return ok()
+    rows = [row["messages"] for row in _grader_split(ev)["train"].select(range(LOSS_ROWS))]
+    with lm.model.disable_adapter():
+        base = lm.loss(rows)
+    tuned = lm.loss(rows)
+    if not math.isfinite(tuned):
+        return ok()  # NaN weights: adapter_valid's loss_nan, charged once
+    if tuned >= base:
+        return fail("ex05_loss_not_reduced", base=base, tuned=tuned)
+    return ok(f"採点側で計算した学習データの損失: 学習前 {base:.3f} → 学習後 {tuned:.3f}")
+
+
+def _grader_split(ev: Evidence):
+    """The grader's own conversion and split of the profile's dataset, made once."""
+    if "split" not in ev.memo:
+        data = load_course_dataset(ev.profile.resolve(ev.profile.dataset))
+        ev.memo["split"] = course_split(data.map(reference_messages, remove_columns=data.column_names))
+    return ev.memo["split"]
 
 
 def _adapter_copy(ev: Evidence) -> Path | None:

@@ -70,8 +70,27 @@ def solution(reference_lm, profile):
                                         "memory_mb": model.get_memory_footprint() / 2**20}},
         "ex04_batch_report": {"batch_answers": batch_generate(INPUTS["BATCH_PROMPTS"], "left")},
     }
+    def full_decode(messages):  # generate_answer decoding the prompt too
+        return tokenizer.decode(generate(messages)[3][0], skip_special_tokens=True).strip()
+
+    def short(messages):  # generate_answer ignoring max_new_tokens for a tiny one
+        inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
+                                               return_tensors="pt").to(model.device)
+        with torch.no_grad():
+            output = model.generate(**inputs, max_new_tokens=2, do_sample=False)
+        return tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+    def decoding_mistake(decode):
+        """What 4.3, 4.5 and 4.6 report when generate_answer decodes this way (4.5's history holds its answer)."""
+        qa = decode(qa_messages)
+        history = qa_messages + [{"role": "assistant", "content": qa}] + user(INPUTS["FOLLOWUP_QUESTION"])
+        return {"qa_answer": qa, "followup_answer": decode(history),
+                "task_answers": {k: decode(user(p)) for k, p in INPUTS["TASK_PROMPTS"].items()}}
+
     mistakes = {  # what the usual wrong solutions report
         "full_decode": tokenizer.decode(qa_output[0], skip_special_tokens=True).strip(),
+        "decodes_prompt_too": decoding_mistake(full_decode),
+        "fewer_new_tokens": decoding_mistake(short),
         "prompt_tokens_counted": int(speed_output.shape[1]),
         "without_history": generate(user(INPUTS["FOLLOWUP_QUESTION"]))[0],
         "questions_in_one_message": generate(user(INPUTS["QA_QUESTION"] + "\n" + INPUTS["FOLLOWUP_QUESTION"]))[0],
@@ -210,6 +229,36 @@ def test_multi_turn_answer_fails(claims, mistakes, case, code):
 def test_multi_turn_answer_rejects_a_followup_generated_without_history(claims, mistakes):
     set_claim(claims, "ex04_multi_turn_report", "followup_answer", mistakes["without_history"])
     assert not run("multi_turn_answer", claims).passed
+
+
+@pytest.mark.parametrize("mistake", ["decodes_prompt_too", "fewer_new_tokens"])
+def test_a_decoding_mistake_of_generate_answer_is_charged_to_ex04_generate_once(claims, mistakes, mistake):
+    """4.5 and 4.6 call 4.3's generate_answer as dictated: its decoding mistake costs ex04_generate only."""
+    reported = mistakes[mistake]
+    set_claim(claims, "ex04_generate_report", "qa_answer", reported["qa_answer"])
+    set_claim(claims, "ex04_multi_turn_report", "followup_answer", reported["followup_answer"])
+    set_claim(claims, "ex04_tasks_report", "task_answers", reported["task_answers"])
+    assert run("greedy_answer", claims).code == "ex04_greedy_mismatch"
+    assert run("multi_turn_answer", claims).passed
+    assert run("task_answers", claims).passed
+
+
+def test_multi_turn_answer_fails_after_a_decoding_mistake_when_the_history_is_dropped(claims, mistakes):
+    reported = mistakes["decodes_prompt_too"]
+    set_claim(claims, "ex04_generate_report", "qa_answer", reported["qa_answer"])
+    set_claim(claims, "ex04_multi_turn_report", "followup_answer", reported["task_answers"]["qa"])
+    verdict = run("multi_turn_answer", claims)
+    assert not verdict.passed and verdict.code == "ex04_multi_turn_mismatch"
+
+
+def test_task_answers_fails_after_a_decoding_mistake_when_answers_are_swapped(claims, mistakes):
+    reported = mistakes["decodes_prompt_too"]
+    set_claim(claims, "ex04_generate_report", "qa_answer", reported["qa_answer"])
+    answers = dict(reported["task_answers"])
+    answers["qa"], answers["classification"] = answers["classification"], answers["qa"]
+    set_claim(claims, "ex04_tasks_report", "task_answers", answers)
+    verdict = run("task_answers", claims)
+    assert not verdict.passed and verdict.code == "ex04_task_answers_mismatch"
 
 
 # -- task_answers --------------------------------------------------------------------------------

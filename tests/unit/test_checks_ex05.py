@@ -237,6 +237,21 @@ def test_training_ran_fails_when_the_saved_adapter_was_never_trained(claims, ada
     assert not verdict.passed and verdict.code == "ex05_adapter_untrained"
 
 
+def test_training_ran_fails_when_the_saved_adapter_raises_the_training_loss(claims, adapter, work):
+    """Non-zero lora_B that moved away from the data: the grader's own loss, before and after, is the product."""
+    generator = torch.Generator().manual_seed(0)
+    edit_weights(adapter, lambda w: {k: torch.randn(v.shape, generator=generator) if "lora_B" in k else v
+                                     for k, v in w.items()})
+    verdict = run("training_ran", claims, work_dir=work)
+    assert not verdict.passed and verdict.code == "ex05_loss_not_reduced"
+    assert verdict.fields["tuned"] > verdict.fields["base"]
+
+
+def test_training_ran_reports_the_graders_loss_before_and_after(claims, adapter, work):
+    verdict = run("training_ran", claims, work_dir=work)
+    assert verdict.passed and verdict.message.startswith("採点側で計算した学習データの損失: 学習前 ")
+
+
 @pytest.mark.parametrize("case", ["nan_weights", "other_base_model_shapes"])
 def test_training_ran_leaves_a_broken_adapter_to_adapter_valid(claims, adapter, work, case):
     """NaN weights or an adapter for another model are one mistake, charged once (to ex05_adapter)."""

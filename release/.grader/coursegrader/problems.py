@@ -254,6 +254,11 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                                  "generated inside disable_adapter()."),
     "ex05_wrong_max_steps": ("学習ステップ数は MAX_STEPS（{expected}）にしてください（記録: {recorded}）。",
                              "Train for MAX_STEPS ({expected}) steps; reported: {recorded}."),
+    "ex05_loss_not_reduced": ("保存されたアダプタで、学習データの損失が下がっていません（採点側で計算: 学習前 {base:.3f}、"
+                              "学習後 {tuned:.3f}）。学習したモデルのアダプタを保存しているか確かめてください。",
+                              "With the saved adapter, the loss on the training data did not go down (computed by "
+                              "the grader: {base:.3f} before, {tuned:.3f} after). Check that you saved the trained "
+                              "model's adapter."),
     "ex05_adapter_config_wrong": ("5.3 の LoraConfig（保存された adapter_config.json の設定）が課題と違います: {config}",
                                   "5.3's LoraConfig (as the saved adapter_config.json records it) differs from "
                                   "the assignment: {config}"),
