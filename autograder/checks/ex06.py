@@ -36,6 +36,7 @@ METRIC_RANGES = {"bleu": (0, 100), "rouge1": (0, 1), "rouge2": (0, 1), "rougeL":
                  "gozaru_rate": (0, 1), "gozaru/mean": (0, 1), "avg_prediction_chars": (0, math.inf),
                  "avg_reference_chars": (0, math.inf), "avg_inference_seconds": (0, math.inf)}
 JUDGE_SCHEMA = "judge_result"
+REGENERATED_PER_SAMPLE = 4  # the grader answers at most 4 × EVAL_SAMPLES logged questions
 # Hidden cases for meets_production_criteria: (metrics, expected decision) come from the thresholds.
 CRITERIA_KEYS = {"gozaru_rate": "min_gozaru_rate", "rougeL": "min_rougeL", "llm_judge_improvement": "min_judge_improvement"}
 
@@ -171,6 +172,22 @@ def _metric_problems(run, ranges: dict) -> list[str]:
     return bad
 
 
+def _logged_unlike_computed(ev: Evidence, runs: dict) -> Verdict | None:
+    """6.3 logs the metrics 6.2 computed (its report), unchanged."""
+    try:
+        claimed = ev.claim("ex06_metrics_impl", "text_metrics")
+    except KeyError:
+        return None  # nothing reported: 6.2's metrics_recomputed says so
+    for name, run in runs.items():
+        computed = claimed.get(name) if isinstance(claimed, dict) else None
+        for metric, value in (computed.items() if isinstance(computed, dict) else ()):
+            if isinstance(value, (int, float)) and math.isfinite(value) and \
+                    not _close(run.data.metrics.get(metric), value, relative=True):
+                return fail("ex06_logged_metric_differs", run=name, metric=metric,
+                            logged=run.data.metrics.get(metric), value=value)
+    return None
+
+
 @store_check
 def runs_logged(ev: Evidence) -> Verdict:
     runs = _runs(ev)
@@ -183,6 +200,8 @@ def runs_logged(ev: Evidence) -> Verdict:
     bad = [b for run in runs.values() for b in _metric_problems(run, METRIC_RANGES)]
     if bad:
         return fail("mlflow_invalid_metric", metrics=", ".join(bad[:6]))
+    if differs := _logged_unlike_computed(ev, runs):
+        return differs
     for name, run in runs.items():
         if not _close(run.data.metrics["gozaru/mean"], run.data.metrics["gozaru_rate"]):
             return fail("ex06_gozaru_mean_mismatch", run=name)
@@ -208,9 +227,13 @@ def _evaluated_by_mlflow(ev: Evidence, run) -> Verdict | None:
     return None
 
 
-def _reference_predictions(ev: Evidence, adapter: str | None) -> list[str]:
+def _reference_predictions(ev: Evidence, adapter: str | None, questions: list[str]) -> list[str] | None:
+    """The grader's greedy answers to the questions the run logged: whether those are the right questions is
+    6.1's (eval_set_logged), charged once. None for more questions than the grader answers."""
+    if len(questions) > REGENERATED_PER_SAMPLE * int(ev.inputs["EVAL_SAMPLES"]):
+        return None
     lm = ReferenceLM(ev.profile.resolve(ev.profile.model_id), adapter)
-    return [lm.answer([{"role": "user", "content": q}], ev.profile.max_new_tokens) for q, _ in _expected_eval_set(ev)]
+    return [lm.answer([{"role": "user", "content": q}], ev.profile.max_new_tokens) for q in questions]
 
 
 @warms_up(EX)
@@ -224,21 +247,30 @@ def load_reference_model(inputs: dict, profile: Profile) -> None:
 
 @store_check
 def metrics_recomputed(ev: Evidence) -> Verdict:
+    """6.2's metrics, as its cell reported them, against the grader's recomputation from the logged predictions
+    (whether 6.3 logged those metrics faithfully is runs_logged's, charged once)."""
     runs = _runs(ev)
+    try:
+        claimed = ev.claim("ex06_metrics_impl", "text_metrics")
+    except KeyError:
+        return fail("claim_missing", name="text_metrics", grade_id="ex06_metrics_impl")
     for name, run in runs.items():
         table = _table(ev, run, "predictions.json")
         preds, refs = [str(p) for p in table.get("prediction", [])], [str(r) for r in table.get("reference", [])]
         if not preds or len(preds) != len(refs):
             return fail("ex06_predictions_missing", run=name)
-        if preds != _reference_predictions(ev, ev.adapter_dir if name == "finetuned" else None):
+        questions = [str(q) for q in table.get("question", [])]
+        if len(questions) != len(preds) or \
+                preds != _reference_predictions(ev, ev.adapter_dir if name == "finetuned" else None, questions):
             return fail("ex06_predictions_mismatch", run=name)
         ours = {"bleu": bleu(preds, refs), **rouge(preds, refs), "gozaru_rate": gozaru_rate(preds),
                 "avg_prediction_chars": sum(map(len, preds)) / len(preds),
                 "avg_reference_chars": sum(map(len, refs)) / len(refs)}
+        computed = claimed.get(name) if isinstance(claimed, dict) else None
         for metric, value in ours.items():
-            logged = run.data.metrics.get(metric)
-            if not _close(logged, value, relative=True):
-                return fail("ex06_metric_mismatch", run=name, metric=metric, logged=logged, value=value)
+            theirs = computed.get(metric) if isinstance(computed, dict) else None
+            if not _close(theirs, value, relative=True):
+                return fail("ex06_metric_mismatch", run=name, metric=metric, computed=theirs, value=value)
     if ev.profile.name == "gpu":
         return ok("BLEU・ROUGE・ござる率を再計算して一致")
     return ok("BLEU・ROUGE・ござる率を再計算して一致。BERTScore はコードの動作確認のみ: オフライン採点の英語エンコーダによる値で、品質の指標ではありません"

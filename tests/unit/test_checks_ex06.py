@@ -253,11 +253,25 @@ def run(name, work, log=(), **fields):
     return get_check(EX, name)(b.evidence(EX, list(log), work_dir=work, **fields))
 
 
+def reported(spec) -> dict:
+    """What 6.2's cell reports: the metrics it computed for each run (the ones 6.3 then logs)."""
+    return {"ex06_metrics_impl": {"text_metrics": {name: dict(spec[name]["metrics"]) for name in RUNS}}}
+
+
 # -- runs_logged -----------------------------------------------------------------------------------
 
 def test_runs_logged_passes_on_the_solution_store(store, spec, work):
     store.log_runs(spec)
     assert run("runs_logged", work).passed
+    assert run("runs_logged", work, claims=reported(spec)).passed
+
+
+def test_runs_logged_fails_when_a_logged_metric_is_not_what_6_2_computed(store, spec, work):
+    claims = reported(spec)
+    spec["base"]["metrics"]["rougeL"] += 0.05
+    store.log_runs(spec)
+    verdict = run("runs_logged", work, claims=claims)
+    assert not verdict.passed and verdict.code == "ex06_logged_metric_differs"
 
 
 def test_runs_logged_passes_reading_the_latest_run_of_each_name(store, spec, work):
@@ -385,7 +399,7 @@ def test_metrics_recomputed_fails_without_usable_predictions(store, spec, work, 
         spec["base"]["tables"] = {}
     if case != "no_store":
         store.log_runs(spec)
-    verdict = run("metrics_recomputed", work)
+    verdict = run("metrics_recomputed", work, claims=reported(spec))
     assert not verdict.passed and verdict.code == code
 
 
@@ -396,8 +410,38 @@ def test_the_judge_cassette_quotes_the_base_models_answers(generated_predictions
 
 def test_metrics_recomputed_passes_on_the_solution_store(store, spec, work):
     store.log_runs(spec)
-    verdict = run("metrics_recomputed", work)
+    verdict = run("metrics_recomputed", work, claims=reported(spec))
     assert verdict.passed, verdict.message
+
+
+def test_metrics_recomputed_passes_on_a_wrong_eval_set_answered_and_scored_right(store, profile, work):
+    """The train split's rows instead of the test split's: 6.1's mistake (eval_set_logged), charged once; 6.2 is
+    judged on the questions the run logged, answered by the grader's own model."""
+    from datasets import load_dataset
+
+    from autograder.reference_lm import ReferenceLM
+
+    data = load_dataset("json", data_files=profile.resolve(profile.dataset), split="train")
+    rows = data.train_test_split(test_size=0.1, seed=42)["train"].select(range(INPUTS["EVAL_SAMPLES"]))
+    wrong_rows = [(r["instruction"] if not r.get("input") else f"{r['instruction']}\n\n{r['input']}", r["output"])
+                  for r in rows]
+    predictions = {name: [ReferenceLM(profile.resolve(profile.model_id), adapter).answer(
+                       [{"role": "user", "content": q}], profile.max_new_tokens) for q, _ in wrong_rows]
+                   for name, adapter in (("base", None), ("finetuned", profile.reference_adapter_path()))}
+    spec = run_spec(wrong_rows, predictions)
+    store.log_runs(spec)
+    verdict = run("metrics_recomputed", work, claims=reported(spec))
+    assert verdict.passed, verdict.message
+    assert run("eval_set_logged", work).code == "ex06_eval_set_mismatch"
+
+
+def test_metrics_recomputed_fails_on_more_questions_than_the_grader_answers(store, eval_rows, generated_predictions,
+                                                                          work):
+    many = eval_rows * 5  # 40 rows: over 4 × EVAL_SAMPLES
+    spec = run_spec(many, {name: preds * 5 for name, preds in generated_predictions.items()})
+    store.log_runs(spec)
+    verdict = run("metrics_recomputed", work, claims=reported(spec))
+    assert not verdict.passed and verdict.code == "ex06_predictions_mismatch"
 
 
 @pytest.mark.parametrize("case, code", [
@@ -420,8 +464,24 @@ def test_metrics_recomputed_fails_on_other_predictions_or_metrics(store, eval_ro
     elif case == "rouge2_off":
         spec["base"]["metrics"]["rouge2"] = min(1.0, spec["base"]["metrics"]["rouge2"] + 0.01)
     store.log_runs(spec)
-    verdict = run("metrics_recomputed", work)
+    verdict = run("metrics_recomputed", work, claims=reported(spec))
     assert not verdict.passed and verdict.code == code
+
+
+def test_metrics_recomputed_fails_without_6_2s_report(store, spec, work):
+    store.log_runs(spec)
+    verdict = run("metrics_recomputed", work)
+    assert not verdict.passed and verdict.code == "claim_missing"
+
+
+def test_metrics_recomputed_passes_when_only_6_3_logged_a_metric_wrong(store, spec, work):
+    """BLEU logged as NaN, or not logged: 6.3's mistake (runs_logged), charged once."""
+    claims = reported(spec)
+    spec["finetuned"]["metrics"]["bleu"] = float("nan")
+    del spec["base"]["metrics"]["rouge2"]
+    store.log_runs(spec)
+    assert run("metrics_recomputed", work, claims=claims).passed
+    assert not run("runs_logged", work, claims=claims).passed
 
 
 # -- judge_averages --------------------------------------------------------------------------------

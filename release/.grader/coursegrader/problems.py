@@ -287,19 +287,26 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                                  "predictions.json of run {run} lacks the prediction / reference columns."),
     "ex06_predictions_mismatch": ("run {run} の予測が、採点側で同じモデルから貪欲に生成した回答と一致しません。",
                                   "The predictions of run {run} do not match the grader's greedy generation from the same model."),
-    "ex06_metric_mismatch": ("run {run} の {metric}（記録 {logged}）が、記録された予測から計算し直した値 {value:.4f} と一致しません。",
-                             "{metric} of run {run} (logged: {logged}) does not match {value:.4f}, "
-                             "recomputed from the logged predictions."),
+    "ex06_logged_metric_differs": ("run「{run}」に記録した {metric} = {logged} が、6.2 で計算した値 {value} と違います"
+                                   "（6.3 では 6.2 の指標をそのまま記録します）。",
+                                   "Run {run} logged {metric} = {logged}, not the {value} that 6.2 computed (6.3 logs "
+                                   "6.2's metrics as they are)."),
+    "ex06_metric_mismatch": ("run {run} の {metric}（6.2 で計算した値 {computed}）が、記録された予測から採点側で計算し直した"
+                             "値 {value:.4f} と一致しません。",
+                             "{metric} for run {run} (computed in 6.2: {computed}) does not match {value:.4f}, "
+                             "recomputed by the grader from the logged predictions."),
     "ex06_judge_not_called": ("LLM-as-a-judge の API 呼び出し（スキーマ名 judge_result）が記録されていません。",
                               "No LLM-as-a-judge API call (schema name judge_result) was logged."),
     "ex06_prediction_not_judged": ("run {run} の予測のうち、審査員に送られていないものがあります。",
                                    "Some predictions of run {run} were not sent to the judge."),
     "ex06_judge_average_mismatch": ("{metric}（記録 {logged}）が、実際に審査員が返した点数の平均 {value:.4f} と一致しません。",
                                     "{metric} (logged: {logged}) does not match {value:.4f}, the average of the scores the judge returned."),
-    "ex06_champion_missing": ("finetuned の run に記録された指標は昇格の基準を満たしているのに、champion が付いていません"
-                              "（promote_if_ready を final_metrics で呼びましたか？）。",
-                              "The finetuned run's logged metrics meet the criteria, but champion is not set "
-                              "(was promote_if_ready called with final_metrics?)."),
+    "ex06_champion_missing": ("finetuned の run に記録された指標は昇格の基準を満たしているのに、エイリアス champion が"
+                              "付いていません（promote_if_ready を final_metrics で呼びましたか？ MLflow 3 ではステージ"
+                              "ではなく set_registered_model_alias を使います）。",
+                              "The finetuned run's logged metrics meet the criteria, but the alias champion is not "
+                              "set (was promote_if_ready called with final_metrics? MLflow 3 uses "
+                              "set_registered_model_alias, not stages)."),
     "ex06_registered_wrong_run": ("登録した最新のバージョンが finetuned の run から登録されたものではありません。",
                                   "The latest registered version was not registered from the finetuned run."),
     "ex06_champion_wrong_run": ("champion が指すバージョンが finetuned の run から登録されたものではありません。",
