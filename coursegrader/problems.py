@@ -279,8 +279,23 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                                "The evaluation data of run {run} does not match the assignment's split (the first {count} test rows)."),
     "ex06_params_missing": ("run {run} にパラメータ {params} がありません。",
                             "Run {run} lacks the parameters {params}."),
-    "ex06_eval_samples_wrong": ("run {run} の eval_samples が {expected} ではありません。",
-                                "eval_samples of run {run} is not {expected}."),
+    "ex06_model_requirements": ("登録したモデルの requirements.txt に {missing} がありません。log_model の pip_requirements で"
+                                "torch・transformers・peft の版を固定してください（サービングはこのファイルで環境を作ります）。",
+                                "The registered model's requirements.txt lacks {missing}. Pin torch, transformers and "
+                                "peft in log_model's pip_requirements (serving builds its environment from it)."),
+    "ex06_eval_input_context": ("run「{run}」の評価データ gozaru_eval が context=\"evaluation\" で記録されていません"
+                                "（mlflow.log_input(..., context=\"evaluation\")）。",
+                                "Run {run} logged the gozaru_eval input without context=\"evaluation\" "
+                                "(mlflow.log_input(..., context=\"evaluation\"))."),
+    "ex06_model_signature": ("登録したモデルのシグネチャの入力に列 question がありません（入力: {inputs}）。"
+                             "infer_signature(eval_df[[\"question\"]], ...) で作ってください。",
+                             "The registered model's signature has no input column question (inputs: {inputs}). "
+                             "Build it with infer_signature(eval_df[[\"question\"]], ...)."),
+    "ex06_param_wrong": ("run {run} の param {param} が {logged} です（課題の値は {expected}）。",
+                         "Run {run} logged param {param} = {logged}; the assignment's value is {expected}."),
+    "ex06_judge_not_greedy": ("LLM-as-a-judge のリクエストを temperature={temperature} で送っています（課題は temperature=0.0）。",
+                              "The LLM judge requests were sent with temperature={temperature}; the assignment "
+                              "asks for temperature=0.0."),
     "ex06_gozaru_mean_mismatch": ("run {run} のカスタム指標 gozaru/mean が gozaru_rate と一致しません。",
                                   "The custom metric gozaru/mean of run {run} does not match gozaru_rate."),
     "ex06_predictions_missing": ("run {run} の predictions.json に prediction / reference 列がありません。",

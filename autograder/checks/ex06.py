@@ -10,7 +10,10 @@ import subprocess
 import tempfile
 import urllib.parse
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
+
+from packaging.version import Version
 
 from coursegrader.config import Profile, load_course
 from coursegrader.course_dataset import course_split, load_course_dataset
@@ -154,12 +157,23 @@ def _expected_eval_set(ev: Evidence):
 def eval_set_logged(ev: Evidence) -> Verdict:
     expected = _expected_eval_set(ev)
     for name, run in _runs(ev).items():
-        if not any(d.dataset.name == "gozaru_eval" for d in run.inputs.dataset_inputs):
+        inputs = [d for d in run.inputs.dataset_inputs if d.dataset.name == "gozaru_eval"]
+        if not inputs:
             return fail("ex06_eval_input_missing", run=name)
+        if not any(t.key == "mlflow.data.context" and t.value == "evaluation" for d in inputs for t in d.tags):
+            return fail("ex06_eval_input_context", run=name)
         table = _table(ev, run, "predictions.json")
         if list(zip(table.get("question", []), table.get("reference", []))) != list(expected):
             return fail("ex06_eval_set_mismatch", run=name, count=len(expected))
     return ok()
+
+
+def _same_number(logged: str, expected: float) -> bool:
+    """A param (MLflow stores params as text) that reads as the expected number."""
+    try:
+        return float(logged) == float(expected)
+    except (TypeError, ValueError):
+        return False
 
 
 def _metric_problems(run, ranges: dict) -> list[str]:
@@ -195,8 +209,12 @@ def runs_logged(ev: Evidence) -> Verdict:
         missing = [p for p in REQUIRED_PARAMS if p not in run.data.params]
         if missing:
             return fail("ex06_params_missing", run=name, params=", ".join(missing))
-        if str(run.data.params["eval_samples"]) != str(ev.inputs["EVAL_SAMPLES"]):
-            return fail("ex06_eval_samples_wrong", run=name, expected=ev.inputs["EVAL_SAMPLES"])
+        dictated = {"eval_samples": ev.inputs["EVAL_SAMPLES"], "max_new_tokens": ev.profile.max_new_tokens,
+                    "temperature": 0.0}
+        for param, expected in dictated.items():
+            if not _same_number(run.data.params[param], expected):
+                return fail("ex06_param_wrong", run=name, param=param, expected=expected,
+                            logged=run.data.params[param])
     bad = [b for run in runs.values() for b in _metric_problems(run, METRIC_RANGES)]
     if bad:
         return fail("mlflow_invalid_metric", metrics=", ".join(bad[:6]))
@@ -299,6 +317,10 @@ def judge_averages(ev: Evidence) -> Verdict:
     if not served:
         return fail("ex06_judge_not_called")
     averages = {}
+    sampled = [x for x in ev.served(lambda x: x.schema_name == JUDGE_SCHEMA)
+               if not _same_number(x.request.get("temperature"), 0.0)]
+    if sampled:
+        return fail("ex06_judge_not_greedy", temperature=sampled[0].request.get("temperature"))
     for name, run in runs.items():
         preds = [str(p) for p in _table(ev, run, "predictions.json").get("prediction", [])]
         scores = []
@@ -365,13 +387,26 @@ def _fresh_python(ev: Evidence, code: str, *args: str, **kwargs):
     return fresh_python(code, *args, sandboxed=ev.sandboxed, readable=profile_paths(ev.profile), **kwargs)
 
 
+REQUIREMENTS_LINE, SIGNATURE_LINE = "REQUIREMENTS=", "SIGNATURE="
+LOAD_RUNNER = f"""
+import json, sys
+import mlflow
+mlflow.pyfunc.load_model(sys.argv[1])
+with open(mlflow.pyfunc.get_model_dependencies(sys.argv[1])) as fh:
+    print("{REQUIREMENTS_LINE}" + json.dumps([line.strip() for line in fh if line.strip()]))
+signature = mlflow.models.get_model_info(sys.argv[1]).signature
+print("{SIGNATURE_LINE}" + json.dumps(signature.inputs.input_names() if signature and signature.inputs else []))
+"""
+PINNED_PACKAGES = ("torch", "transformers", "peft")
+
+
 def _loads_in_a_fresh_process(ev: Evidence, model: str, version: str) -> Verdict:
     """The registered model's version (a number, or @champion) loads with mlflow.pyfunc in a fresh process."""
     uri = f"models:/{model}/{version}" if version[0].isdigit() else f"models:/{model}{version}"
     db = f"sqlite:///{tracking_db(ev.work_dir)}"
     timeout = load_course().mlflow.load_timeout_s
     try:
-        proc = _fresh_python(ev, "import mlflow, sys; mlflow.pyfunc.load_model(sys.argv[1])", uri, timeout=timeout,
+        proc = _fresh_python(ev, LOAD_RUNNER, uri, timeout=timeout,
                             files=ev.work_dir, env={"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db,
                                                     "HF_HUB_OFFLINE": "1"})
     except subprocess.TimeoutExpired:
@@ -379,7 +414,24 @@ def _loads_in_a_fresh_process(ev: Evidence, model: str, version: str) -> Verdict
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1][:200]
         return fail("registry_failed", model=model, detail=f"mlflow.pyfunc.load_model: {last}")
+    printed = {prefix: json.loads(line.removeprefix(prefix)) for line in proc.stdout.splitlines()
+               for prefix in (REQUIREMENTS_LINE, SIGNATURE_LINE) if line.startswith(prefix)}
+    if missing := unpinned(printed.get(REQUIREMENTS_LINE, [])):
+        return fail("ex06_model_requirements", missing=", ".join(missing))
+    if "question" not in printed.get(SIGNATURE_LINE, []):
+        return fail("ex06_model_signature", inputs=printed.get(SIGNATURE_LINE, []))
     return ok()
+
+
+def unpinned(requirements: list[str]) -> list[str]:
+    """The course's packages the model's requirements.txt does not pin to the installed version (a serving
+    endpoint builds its environment from that file; MLflow adds only mlflow itself)."""
+    pinned = {}
+    for line in requirements:
+        name, _, version = str(line).partition("==")
+        pinned[name.strip().lower().replace("_", "-")] = version.strip().split("+")[0]
+    wanted = {pkg: Version(metadata.version(pkg)).base_version for pkg in PINNED_PACKAGES}
+    return [f"{pkg}=={version}" for pkg, version in wanted.items() if pinned.get(pkg) != version]
 
 
 PROMOTION_RUNNER = """

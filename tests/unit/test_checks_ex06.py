@@ -215,7 +215,9 @@ class Store:
         if run.get("dataset"):
             frame = pd.DataFrame({k: table.get(k, []) for k in ("question", "reference")})
             dataset = mlflow.data.from_pandas(frame, name=run["dataset"], targets="reference")._to_mlflow_entity()
-            client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "evaluation")])])
+            context = run.get("context", "evaluation")
+            tags = [InputTag("mlflow.data.context", context)] if context else []
+            client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=tags)])
         client.log_batch(run_id, metrics=[Metric(k, v, 0, 0) for k, v in run["metrics"].items()],
                          params=[Param(k, str(v)) for k, v in run["params"].items()])
         for artifact, data in run["tables"].items():
@@ -291,7 +293,9 @@ def test_runs_logged_passes_reading_the_latest_run_of_each_name(store, spec, wor
     ("finetuned_missing", "ex06_runs_missing"),
     ("runs_misnamed", "ex06_runs_missing"),
     ("param_missing", "ex06_params_missing"),
-    ("eval_samples_wrong", "ex06_eval_samples_wrong"),
+    ("eval_samples_wrong", "ex06_param_wrong"),
+    ("temperature_not_greedy", "ex06_param_wrong"),
+    ("max_new_tokens_other", "ex06_param_wrong"),
     ("metric_missing", "mlflow_invalid_metric"),
     ("nan_metric", "mlflow_invalid_metric"),
     ("rouge_as_percent", "mlflow_invalid_metric"),
@@ -316,6 +320,10 @@ def test_runs_logged_fails(store, spec, work, tmp_path, case, code):
         store.log_runs(spec)
     elif case == "eval_samples_wrong":
         spec["base"]["params"]["eval_samples"] = 5
+        store.log_runs(spec)
+    elif case in ("temperature_not_greedy", "max_new_tokens_other"):
+        param = "temperature" if case == "temperature_not_greedy" else "max_new_tokens"
+        spec["finetuned"]["params"][param] = spec["finetuned"]["params"][param] + 1
         store.log_runs(spec)
     elif case == "metric_missing":
         del spec["base"]["metrics"]["bertscore_f1"]
@@ -353,6 +361,8 @@ def test_eval_set_logged_passes_on_the_solution_store(store, spec, work):
     ("no_store", "mlflow_store_missing"),
     ("no_dataset_input", "ex06_eval_input_missing"),
     ("dataset_misnamed", "ex06_eval_input_missing"),
+    ("no_context", "ex06_eval_input_context"),
+    ("training_context", "ex06_eval_input_context"),
     ("train_rows", "ex06_eval_set_mismatch"),
     ("input_not_appended", "ex06_eval_set_mismatch"),
     ("fewer_rows", "ex06_eval_set_mismatch"),
@@ -364,6 +374,8 @@ def test_eval_set_logged_fails(store, spec, work, profile, case, code):
         del spec["base"]["dataset"]
     elif case == "dataset_misnamed":
         spec["finetuned"]["dataset"] = "eval_df"
+    elif case in ("no_context", "training_context"):  # log_input without context="evaluation"
+        spec["finetuned"]["context"] = None if case == "no_context" else "training"
     elif case == "train_rows":  # the split's train side
         from datasets import load_dataset
 
@@ -495,6 +507,7 @@ def test_judge_averages_passes_on_the_solution_store(store, spec, judge_log, wor
     ("no_store", "mlflow_store_missing"),
     ("judge_not_called", "ex06_judge_not_called"),
     ("judge_requests_rejected", "ex06_judge_not_called"),
+    ("judge_sampled", "ex06_judge_not_greedy"),
     ("one_answer_not_judged", "ex06_prediction_not_judged"),
     ("judged_other_answers", "ex06_prediction_not_judged"),
     ("improvement_reversed", "ex06_judge_average_mismatch"),
@@ -508,6 +521,8 @@ def test_judge_averages_fails(store, spec, judge_log, work, case, code):
         judge_log = []
     elif case == "judge_requests_rejected":  # e.g. a schema the server refuses
         judge_log = [b.rejected(e, "INVALID_PARAMETER_VALUE") for e in judge_log]
+    elif case == "judge_sampled":
+        judge_log[0]["request"]["temperature"] = 1.0
     elif case == "one_answer_not_judged":
         del judge_log[-1]
     elif case == "judged_other_answers":  # the references judged instead of the base predictions
@@ -545,14 +560,25 @@ mlflow.models.set_model(Echo())
 '''
 
 
-def save_loadable_model(store, work):
+def course_pins(*dropped: str) -> list[str]:
+    """The notebook's pip_requirements: torch, transformers and peft pinned to the course's versions."""
+    from importlib import metadata
+
+    return [f"{pkg}=={metadata.version(pkg).split('+')[0]}" for pkg in ("torch", "transformers", "peft")
+            if pkg not in dropped]
+
+
+def save_loadable_model(store, work, pip_requirements=None, signature_column="question"):
     """A pyfunc model in the finetuned run's artifacts, where log_model puts it."""
     import mlflow
+    import pandas as pd
 
     artifacts = Path(store.client.get_run(store.run_ids["finetuned"]).info.artifact_uri.removeprefix("file://"))
     code = work / "gozaru_model.py"
     code.write_text(PYFUNC_MODEL)
-    mlflow.pyfunc.save_model(path=str(artifacts / "model"), python_model=str(code), pip_requirements=[])
+    mlflow.pyfunc.save_model(path=str(artifacts / "model"), python_model=str(code),
+                             pip_requirements=course_pins() if pip_requirements is None else pip_requirements,
+                             signature=mlflow.models.infer_signature(pd.DataFrame({signature_column: ["q"]}), ["a"]))
 
 
 @pytest.mark.slow  # the champion is loaded with mlflow.pyfunc in a fresh, sandboxed process (imports MLflow: ~5 s)
@@ -599,6 +625,32 @@ def test_champion_alias_fails(store, spec, work, case, code):
         store.register("base", alias=None)
     verdict = run("champion_alias", work)
     assert not verdict.passed and verdict.code == code
+
+
+@pytest.mark.slow
+def test_champion_alias_fails_when_the_model_does_not_pin_the_course_packages(store, spec, work):
+    store.log_runs(spec)
+    save_loadable_model(store, work, pip_requirements=course_pins("transformers"))
+    store.register("finetuned")
+    verdict = run("champion_alias", work)
+    assert not verdict.passed and verdict.code == "ex06_model_requirements"
+    assert "transformers==" in verdict.message
+
+
+@pytest.mark.slow
+def test_champion_alias_fails_when_the_signature_takes_no_question(store, spec, work):
+    store.log_runs(spec)
+    save_loadable_model(store, work, signature_column="prompt")
+    store.register("finetuned")
+    verdict = run("champion_alias", work)
+    assert not verdict.passed and verdict.code == "ex06_model_signature"
+
+
+def test_unpinned_names_what_the_requirements_lack():
+    from autograder.checks.ex06 import unpinned
+
+    assert unpinned(["mlflow==3.17.2", *course_pins()]) == []
+    assert [p.split("==")[0] for p in unpinned(["torch", *course_pins("torch", "peft")])] == ["torch", "peft"]
 
 
 @pytest.mark.slow  # starts the fresh process, which fails to load the model

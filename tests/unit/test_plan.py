@@ -19,6 +19,12 @@ def with_exercise(course, ex_id, **changes):
     return dataclasses.replace(course, exercises={**course.exercises, ex_id: exercise})
 
 
+def with_cell_in_class(course, ex_id, grade_id):
+    cells = tuple(dataclasses.replace(c, plan="in-class") if c.grade_id == grade_id else c
+                  for c in course.exercises[ex_id].cells)
+    return with_exercise(course, ex_id, cells=cells)
+
+
 def test_the_course_plan_fits_its_90_minutes():
     course = load_course()
     nbs = notebooks()
@@ -41,19 +47,13 @@ def test_minutes_beyond_the_class_are_refused():
 
 
 def test_an_in_class_section_after_homework_is_refused():
-    course = load_course()
-    cells = tuple(dataclasses.replace(c, plan="in-class") if c.grade_id == "ex01_usage" else c
-                  for c in course.exercises["ex01"].cells)
     with pytest.raises(PlanError, match="1.6 is in-class after homework 1.5"):
-        check_plan_fits(with_exercise(course, "ex01", cells=cells), notebooks())
+        check_plan_fits(with_cell_in_class(load_course(), "ex01", "ex01_usage"), notebooks())
 
 
 def test_one_section_needs_one_plan():
-    course = load_course()
-    cells = tuple(dataclasses.replace(c, plan="in-class") if c.grade_id == "ex05_adapter" else c
-                  for c in course.exercises["ex05"].cells)
     with pytest.raises(PlanError, match="5.4"):
-        check_plan_fits(with_exercise(course, "ex05", cells=cells), notebooks())
+        check_plan_fits(with_cell_in_class(load_course(), "ex05", "ex05_adapter"), notebooks())
 
 
 def test_labels_are_stamped_once_and_follow_the_plan(tmp_path):
