@@ -23,6 +23,13 @@ def _user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
+def _qa_answer(ev: Evidence) -> str:
+    """The grader's greedy answer to QA_QUESTION, generated once per grading (4.3, 4.4 and 4.5 compare with it)."""
+    if "qa_answer" not in ev.memo:
+        ev.memo["qa_answer"] = _lm(ev).answer(_user(ev.inputs["QA_QUESTION"]), ev.profile.max_new_tokens)
+    return ev.memo["qa_answer"]
+
+
 @check(EX)
 def model_loaded(ev: Evidence) -> Verdict:
     expected = {"class": "Gemma3ForCausalLM", "num_parameters": _lm(ev).model.num_parameters()}
@@ -39,14 +46,14 @@ def prompt_is_chat_template(ev: Evidence) -> Verdict:
 
 @check(EX)
 def greedy_answer(ev: Evidence) -> Verdict:
-    expected = _lm(ev).answer(_user(ev.inputs["QA_QUESTION"]), ev.profile.max_new_tokens)
+    expected = _qa_answer(ev)
     return claim_matches(ev, "ex04_generate_report", "qa_answer", expected,
                          mismatch="ex04_greedy_mismatch")
 
 
 @check(EX)
 def pipeline_answer(ev: Evidence) -> Verdict:
-    expected = _lm(ev).answer(_user(ev.inputs["QA_QUESTION"]), ev.profile.max_new_tokens)
+    expected = _qa_answer(ev)
     return claim_matches(ev, "ex04_pipeline_report", "pipeline_answer", expected,
                          mismatch="ex04_pipeline_mismatch")
 
@@ -66,14 +73,14 @@ def _inherited_decoding(ev: Evidence) -> bool:
         qa_answer = ev.claim("ex04_generate_report", "qa_answer")
     except KeyError:
         return False
-    expected = _lm(ev).answer(_user(ev.inputs["QA_QUESTION"]), ev.profile.max_new_tokens)
+    expected = _qa_answer(ev)
     return qa_answer != expected and decoded_alike(qa_answer, expected)
 
 
 @check(EX)
 def multi_turn_answer(ev: Evidence) -> Verdict:
     lm, n = _lm(ev), ev.profile.max_new_tokens
-    first = lm.answer(_user(ev.inputs["QA_QUESTION"]), n)
+    first = _qa_answer(ev)
     inherited = _inherited_decoding(ev)
     if inherited:  # the history holds the student's own first answer, as 4.5 dictates
         first = ev.claim("ex04_generate_report", "qa_answer")

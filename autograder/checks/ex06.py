@@ -186,11 +186,18 @@ def _metric_problems(run, ranges: dict) -> list[str]:
     return bad
 
 
+def _text_metrics(ev: Evidence) -> dict | None:
+    """What 6.2's cell reported it computed, per run name; None when it reported nothing."""
+    try:
+        return ev.claim("ex06_metrics_impl", "text_metrics")
+    except KeyError:
+        return None
+
+
 def _logged_unlike_computed(ev: Evidence, runs: dict) -> Verdict | None:
     """6.3 logs the metrics 6.2 computed (its report), unchanged."""
-    try:
-        claimed = ev.claim("ex06_metrics_impl", "text_metrics")
-    except KeyError:
+    claimed = _text_metrics(ev)
+    if claimed is None:
         return None  # nothing reported: 6.2's metrics_recomputed says so
     for name, run in runs.items():
         computed = claimed.get(name) if isinstance(claimed, dict) else None
@@ -268,9 +275,8 @@ def metrics_recomputed(ev: Evidence) -> Verdict:
     """6.2's metrics, as its cell reported them, against the grader's recomputation from the logged predictions
     (whether 6.3 logged those metrics faithfully is runs_logged's, charged once)."""
     runs = _runs(ev)
-    try:
-        claimed = ev.claim("ex06_metrics_impl", "text_metrics")
-    except KeyError:
+    claimed = _text_metrics(ev)
+    if claimed is None:
         return fail("claim_missing", name="text_metrics", grade_id="ex06_metrics_impl")
     for name, run in runs.items():
         table = _table(ev, run, "predictions.json")
