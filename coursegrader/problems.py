@@ -293,6 +293,10 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                              "Build it with infer_signature(eval_df[[\"question\"]], ...)."),
     "ex06_param_wrong": ("run {run} の param {param} が {logged} です（課題の値は {expected}）。",
                          "Run {run} logged param {param} = {logged}; the assignment's value is {expected}."),
+    "ex06_judge_not_strict": ("LLM-as-a-judge のリクエストの json_schema に \"strict\": True がありません（strict でないと、"
+                              "応答がスキーマに従う保証がありません）。",
+                              "The LLM judge requests' json_schema lacks \"strict\": True (without it, the answer "
+                              "is not guaranteed to follow the schema)."),
     "ex06_judge_not_greedy": ("LLM-as-a-judge のリクエストを temperature={temperature} で送っています（課題は temperature=0.0）。",
                               "The LLM judge requests were sent with temperature={temperature}; the assignment "
                               "asks for temperature=0.0."),

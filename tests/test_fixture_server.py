@@ -25,6 +25,9 @@ def cassette():
     return Cassette("test", [
         Interaction("test-001", ask("機械学習とは？"), [reply("データから学ぶ技術です。")], title="機械学習とは？"),
         Interaction("test-002", ask("名前を考えて", temperature=1.2), [reply("A", 1), reply("B", 2)], title="名前を考えて"),
+        Interaction("test-003", ask("レビュー", response_format={"type": "json_schema", "json_schema": {"name": "r"}}),
+                    [reply(json.dumps({"rating": 4, "features": [{"name": 123, "opinion": "positive"}], "recommend": "true"}))],
+                    title="レビュー"),
     ])
 
 
@@ -71,6 +74,31 @@ def test_strict_mode_violation_is_a_400_with_the_services_message(client):
         "type": "object", "properties": {"rating": {"type": "integer", "minimum": 1}}}}}
     with pytest.raises(openai.BadRequestError, match="integer types do not support minimum"):
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "機械学習とは？"}], response_format=rf)
+
+
+def test_strict_answer_follows_the_schema_sent_as_the_real_decoder_would(client):
+    """Recorded for rating: int; a student who sends rating: str (and a nested list) gets "4", as strict mode
+    would write it, so their own model validates it and the mistake is charged to the schema only."""
+    from typing import Literal
+
+    from pydantic import BaseModel
+
+    class Feature(BaseModel):
+        name: str
+        opinion: Literal["positive", "negative"]
+
+    class Review(BaseModel):
+        rating: str
+        features: list[Feature]
+        recommend: bool
+
+    rf = {"type": "json_schema", "json_schema": {"name": "r", "strict": True, "schema": Review.model_json_schema()}}
+    ask = {"model": MODEL, "messages": [{"role": "user", "content": "レビュー"}], "response_format": rf}
+    answer = client.chat.completions.create(**ask).choices[0].message.content
+    assert json.loads(answer) == {"rating": "4", "features": [{"name": "123", "opinion": "positive"}], "recommend": True}
+    assert Review.model_validate_json(answer).rating == "4"
+    unstrict = {**rf, "json_schema": {**rf["json_schema"], "strict": False}}
+    assert json.loads(client.chat.completions.create(**{**ask, "response_format": unstrict}).choices[0].message.content)["rating"] == 4
 
 
 def test_sdk_query_uses_the_invocations_endpoint(server):

@@ -12,24 +12,26 @@ from autograder.mutate.run import grade_mutants, load_equivalent, sample_of
 from coursegrader.config import load_course
 
 # Mistakes the grader once let through (issue: every point earned), by what kills them now.
-ONCE_SURVIVED = {
-    "ex01_qa_impl": "drop keyword argument max_tokens=MAX_TOKENS",  # dictated settings checked
-    "ex02_models_impl": 'drop keyword argument description="製品名"',  # field descriptions checked
-    "ex02_dataframe_impl": ".mean() -> .median() (aggregate)",  # skewed recorded ratings
-    "ex02_validation_impl": "<= -> < (comparison)",  # boundary values in the hidden cases
-    "ex03_flow_impl": "only the first of message.tool_calls",  # a recorded two-call flow
-    "ex03_local_functions_impl": "0 -> 1 (constant)",  # a product with one item in stock
-    "ex04_batch_impl": "only the first of prompts",  # one batched generate call for all prompts
-    "ex04_pipeline_impl": "drop keyword argument max_new_tokens=max_new_tokens",  # a short hidden generation
-    "ex06_metrics_impl": ".mean() -> .median() (aggregate)",  # BERTScore's mean in a hidden case of three pairs
-    "ex06_registry_impl": 'drop item "transformers==5.24.0"',  # the model's requirements.txt pins the course's packages
-    "ex06_runs_impl": "0.0 -> 1.0 (constant)",  # the logged params' values, not only their names
-}
+ONCE_SURVIVED = [  # (cell, mutant description)
+    ("ex01_qa_impl", "drop keyword argument max_tokens=MAX_TOKENS"),  # dictated settings checked
+    ("ex02_models_impl", 'drop keyword argument description="製品名"'),  # field descriptions checked
+    ("ex02_dataframe_impl", ".mean() -> .median() (aggregate)"),  # skewed recorded ratings
+    ("ex02_validation_impl", "<= -> < (comparison)"),  # boundary values in the hidden cases
+    ("ex03_flow_impl", "only the first of message.tool_calls"),  # a recorded two-call flow
+    ("ex03_local_functions_impl", "0 -> 1 (constant)"),  # a product with one item in stock
+    ("ex04_batch_impl", "only the first of prompts"),  # one batched generate call for all prompts
+    ("ex04_pipeline_impl", "drop keyword argument max_new_tokens=max_new_tokens"),  # a short hidden generation
+    ("ex06_metrics_impl", ".mean() -> .median() (aggregate)"),  # BERTScore's mean in a hidden case of three pairs
+    ("ex06_judge_impl", "5 -> 6 (constant)"),  # hidden judge answers at the range's ends and just outside it
+    ("ex06_judge_impl", "True -> False (constant)"),  # the judge's requests must be strict
+    ("ex06_registry_impl", 'drop item "transformers==5.24.0"'),  # the model's requirements.txt pins the course's packages
+    ("ex06_runs_impl", "0.0 -> 1.0 (constant)"),  # the logged params' values, not only their names
+]
 
 
 def _once_survived():
     found = []
-    for cell, description in ONCE_SURVIVED.items():
+    for cell, description in ONCE_SURVIVED:
         mutants = [m for m in exercise_mutants(cell[:4]) if m.cell == cell and m.description == description]
         assert mutants, f"no mutant {description!r} of {cell}: update ONCE_SURVIVED"
         found.append(mutants[0])

@@ -323,10 +323,13 @@ def judge_averages(ev: Evidence) -> Verdict:
     if not served:
         return fail("ex06_judge_not_called")
     averages = {}
-    sampled = [x for x in ev.served(lambda x: x.schema_name == JUDGE_SCHEMA)
-               if not _same_number(x.request.get("temperature"), 0.0)]
+    requests = ev.served(lambda x: x.schema_name == JUDGE_SCHEMA)
+    sampled = [x for x in requests if not _same_number(x.request.get("temperature"), 0.0)]
     if sampled:
         return fail("ex06_judge_not_greedy", temperature=sampled[0].request.get("temperature"))
+    if any(((x.request.get("response_format") or {}).get("json_schema") or {}).get("strict") is not True
+           for x in requests):
+        return fail("ex06_judge_not_strict")
     for name, run in runs.items():
         preds = [str(p) for p in _table(ev, run, "predictions.json").get("prediction", [])]
         scores = []

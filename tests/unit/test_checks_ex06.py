@@ -508,6 +508,7 @@ def test_judge_averages_passes_on_the_solution_store(store, spec, judge_log, wor
     ("judge_not_called", "ex06_judge_not_called"),
     ("judge_requests_rejected", "ex06_judge_not_called"),
     ("judge_sampled", "ex06_judge_not_greedy"),
+    ("judge_not_strict", "ex06_judge_not_strict"),
     ("one_answer_not_judged", "ex06_prediction_not_judged"),
     ("judged_other_answers", "ex06_prediction_not_judged"),
     ("improvement_reversed", "ex06_judge_average_mismatch"),
@@ -523,6 +524,8 @@ def test_judge_averages_fails(store, spec, judge_log, work, case, code):
         judge_log = [b.rejected(e, "INVALID_PARAMETER_VALUE") for e in judge_log]
     elif case == "judge_sampled":
         judge_log[0]["request"]["temperature"] = 1.0
+    elif case == "judge_not_strict":
+        judge_log[-1]["request"]["response_format"]["json_schema"]["strict"] = False
     elif case == "one_answer_not_judged":
         del judge_log[-1]
     elif case == "judged_other_answers":  # the references judged instead of the base predictions

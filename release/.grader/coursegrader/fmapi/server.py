@@ -22,6 +22,7 @@ from pathlib import Path
 from ..config import CASSETTE_DIR, load_course
 from . import matchers
 from .cassette import Cassette, CassetteLibrary, Interaction
+from .conform import conform_answer
 from .persister import load_cassette, load_cassettes, save_cassette
 from .validation import RequestRejected, check_request
 
@@ -190,12 +191,12 @@ class FixtureServer:
             recorded = self._signatures[id(interaction)]
             if not matchers.mismatches(recorded, live):
                 response = self.library.serve(interaction)
-                return response["status"], _fresh(response["body"]), interaction.id
+                return response["status"], conform_answer(body, _fresh(response["body"])), interaction.id
             ranked.append((matchers.similarity(recorded, live), interaction, recorded))
         for scripted in self.library.scripted:
             if scripted.matches(live):
                 response = scripted.respond(body)
-                return response["status"], response["body"], scripted.id
+                return response["status"], conform_answer(body, response["body"]), scripted.id
         ranked.sort(key=lambda t: -t[0])
         hints = "; ".join(
             f"[{i.id}] {i.title!r}: {', '.join(matchers.mismatches(rec, live))}" for _, i, rec in ranked[:3]
