@@ -301,7 +301,8 @@ def cmd_mutate(args) -> int:
 
     mutants = []
     for exercise in gradable_exercises(args.exercise, OFFICIAL):
-        found = [m for m in exercise_mutants(exercise.id, args.operator) if not args.cell or m.cell in args.cell]
+        found = [m for m in exercise_mutants(exercise.id, args.operator)
+                 if (not args.cell or m.cell in args.cell) and (not args.id or m.id in args.id)]
         mutants += sample_of(found, args.sample) if args.sample else found
     if args.list:
         for mutant in mutants:
@@ -434,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exercise", action="append")
     s.add_argument("--cell", action="append", help="only mutants of this solution cell (grade id; repeatable)")
     s.add_argument("--operator", action="append", help="only this operator (repeatable): " + ", ".join(OPERATORS))
+    s.add_argument("--id", action="append", help="only this mutant (an id from --list or mutation.json; repeatable)")
     s.add_argument("--sample", type=int, help="at most this many mutants per exercise (a stable subset)")
     s.add_argument("--jobs", type=int, default=2, help="mutants graded at a time")
     s.add_argument("--list", action="store_true", help="list the mutants without grading them")

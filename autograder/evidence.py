@@ -7,6 +7,7 @@ kernel reported; a check may use a claim only to compare it with trusted data.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -69,6 +70,8 @@ class Evidence:
     notebook: object = None  # the graded notebook as nbgrader wrote it (never a file the kernel wrote)
     sandboxed: bool = True  # run student code the checks start (ex06) in the sandbox
     memo: dict = field(default_factory=dict, repr=False)  # checks' shared lookups (e.g. the MLflow runs)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # memo's, for checks run apart
+    standby: dict = field(default_factory=dict, repr=False)  # processes started with the kernel (checks.stands_by)
 
     @cached_property
     def exchanges(self) -> list[Exchange]:

@@ -1,6 +1,7 @@
 """The official tier: hidden tests from source/, and the evidence checks (checks/) as its verifier."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from coursegrader.config import SOURCE_DIR, load_course
@@ -29,6 +30,7 @@ def evidence_of(run: ExerciseRun) -> Evidence:
         adapter_dir=run.adapter_dir,
         notebook=run.autograded.notebook,
         sandboxed=run.sandboxed,
+        standby=run.standby,
     )
 
 
@@ -37,20 +39,33 @@ def warm_up_checks(run: ExerciseRun) -> None:
     checks.warm_up(run.exercise.id, inputs_of(run.source_nb, run.exercise.id), run.profile)
 
 
+def start_standby(run: ExerciseRun, kernel_dir: Path) -> dict:
+    """As the kernel starts: the fresh processes this exercise's checks will need, importing meanwhile."""
+    return checks.standby(run.exercise.id, kernel_dir, run.profile, run.sandboxed)
+
+
 def verify_with_checks(run: ExerciseRun) -> dict[str, Verdict]:
-    """Every evidence check course.toml names for this exercise's cells, each run once."""
+    """Every evidence check course.toml names for this exercise's cells, each run once; the checks that wait
+    for a fresh process run in threads beside the others."""
     evidence = evidence_of(run)
-    verdicts = {}
-    for name in sorted({n for cell in run.exercise.cells for n in cell.evidence}):
-        try:
-            verdicts[name] = checks.get_check(run.exercise.id, name)(evidence)
-        except Exception as err:  # noqa: BLE001 - malformed evidence fails the check, never the grader
-            verdicts[name] = fail("check_crashed", error_type=type(err).__name__, error=str(err))
-    return verdicts
+    names = sorted({n for cell in run.exercise.cells for n in cell.evidence})
+    apart = [n for n in names if checks.runs_apart(run.exercise.id, n)]
+    with ThreadPoolExecutor(max_workers=max(1, len(apart)), thread_name_prefix="check") as pool:
+        waiting = {name: pool.submit(_verdict, run.exercise.id, name, evidence) for name in apart}
+        verdicts = {name: _verdict(run.exercise.id, name, evidence) for name in names if name not in waiting}
+        verdicts.update((name, future.result()) for name, future in waiting.items())
+    return {name: verdicts[name] for name in names}
+
+
+def _verdict(exercise_id: str, name: str, evidence: Evidence) -> Verdict:
+    try:
+        return checks.get_check(exercise_id, name)(evidence)
+    except Exception as err:  # noqa: BLE001 - malformed evidence fails the check, never the grader
+        return fail("check_crashed", error_type=type(err).__name__, error=str(err))
 
 
 OFFICIAL = Tier("official", SOURCE_DIR, passed_message="正解です。", verify=verify_with_checks, sandboxed=True,
-                prepare=warm_up_checks)
+                prepare=warm_up_checks, standby=start_standby)
 
 
 def grade_official(submission_dir: Path, exercises=None, out_dir: Path | None = None, **options) -> SubmissionGrade:

@@ -26,6 +26,8 @@ ONCE_SURVIVED = [  # (cell, mutant description)
     ("ex06_judge_impl", "True -> False (constant)"),  # the judge's requests must be strict
     ("ex06_registry_impl", 'drop item "transformers==5.24.0"'),  # the model's requirements.txt pins the course's packages
     ("ex06_runs_impl", "0.0 -> 1.0 (constant)"),  # the logged params' values, not only their names
+    ("ex06_runs_impl", "/ -> * (arithmetic)"),  # avg_inference_seconds is the mean of the table's seconds
+    ("ex06_judge_impl", 'drop entry "reason": r.reason'),  # judge.json's rows and columns are checked
 ]
 
 
@@ -48,6 +50,9 @@ def test_mutate_lists_mutants_with_their_ids(capsys):
     assert main(["mutate", "--exercise", "ex01", "--operator", "compare", "--operator", "drop_item", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines and all(":drop_item:" in line.split()[0] or ":compare:" in line.split()[0] for line in lines)
+    wanted = [lines[0].split()[0], lines[-1].split()[0]]
+    assert main(["mutate", "--exercise", "ex01", "--id", wanted[0], "--id", wanted[1], "--list"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == wanted
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ graded cell, the checks that must also pass for its points to count.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Callable
 
 from coursegrader.config import Profile
@@ -14,21 +15,43 @@ from ..evidence import Evidence, Verdict
 
 Check = Callable[[Evidence], Verdict]
 WarmUp = Callable[[dict, Profile], None]  # (the instructor's inputs cell, the profile)
+Standby = Callable[[Path, Profile, bool], dict]  # (the kernel's work folder, the profile, sandboxed) -> processes
 _REGISTRY: dict[tuple[str, str], Check] = {}
 _WARM_UPS: dict[str, WarmUp] = {}
+_STANDBYS: dict[str, Standby] = {}
 
 
-def check(exercise_id: str):
+_APART: set[tuple[str, str]] = set()
+
+
+def check(exercise_id: str, apart: bool = False):
+    """apart: the check spends its time waiting for a fresh process, so it runs in a thread beside the others
+    (whatever it shares with them through ev.memo goes through ev.lock)."""
     def register(fn: Check) -> Check:
         _REGISTRY[(exercise_id, fn.__name__)] = fn
+        if apart:
+            _APART.add((exercise_id, fn.__name__))
         return fn
     return register
+
+
+def runs_apart(exercise_id: str, name: str) -> bool:
+    importlib.import_module(f"{__name__}.{exercise_id}")
+    return (exercise_id, name) in _APART
 
 
 def warms_up(exercise_id: str):
     """Marks what an exercise's checks compute the same for every student (from trusted inputs only)."""
     def register(fn: WarmUp) -> WarmUp:
         _WARM_UPS[exercise_id] = fn
+        return fn
+    return register
+
+
+def stands_by(exercise_id: str):
+    """Marks the fresh processes an exercise's checks will run student code in, to start with the kernel."""
+    def register(fn: Standby) -> Standby:
+        _STANDBYS[exercise_id] = fn
         return fn
     return register
 
@@ -42,3 +65,8 @@ def warm_up(exercise_id: str, inputs: dict, profile: Profile) -> None:
     importlib.import_module(f"{__name__}.{exercise_id}")
     if exercise_id in _WARM_UPS:
         _WARM_UPS[exercise_id](inputs, profile)
+
+
+def standby(exercise_id: str, kernel_dir: Path, profile: Profile, sandboxed: bool) -> dict:
+    importlib.import_module(f"{__name__}.{exercise_id}")
+    return _STANDBYS[exercise_id](kernel_dir, profile, sandboxed) if exercise_id in _STANDBYS else {}

@@ -17,7 +17,7 @@ from packaging.version import Version
 
 from coursegrader.config import Profile, load_course
 from coursegrader.course_dataset import course_split, load_course_dataset
-from coursegrader.execution.fresh_python import fresh_python
+from coursegrader.execution.fresh_python import StandbyPython, fresh_python
 from coursegrader.fmapi.matchers import ANSWER_TAG
 from coursegrader.metrics.gozaru import gozaru_rate, is_gozaru
 from coursegrader.mlflow_store import tracking_db
@@ -27,7 +27,7 @@ from coursegrader.sandbox.policy import profile_paths
 from ..evidence import Evidence, Verdict, fail, ok
 from ..metrics.text import bleu, rouge
 from ..reference_lm import ReferenceLM
-from . import check, warms_up
+from . import check, stands_by, warms_up
 from .ex05 import question_of
 
 EX = "ex06"
@@ -62,13 +62,14 @@ def _close(logged, value: float, relative: bool = False) -> bool:
 
 def _memo(ev: Evidence, key, compute):
     """Compute once per submission (the store does not change while the checks read it);
-    a StoreProblem is remembered and raised again."""
-    if key not in ev.memo:
-        try:
-            ev.memo[key] = (compute(), None)
-        except StoreProblem as problem:
-            ev.memo[key] = (None, problem)
-    value, problem = ev.memo[key]
+    a StoreProblem is remembered and raised again. Checks run apart share it under ev.lock."""
+    with ev.lock:
+        if key not in ev.memo:
+            try:
+                ev.memo[key] = (compute(), None)
+            except StoreProblem as problem:
+                ev.memo[key] = (None, problem)
+        value, problem = ev.memo[key]
     if problem:
         raise problem
     return value
@@ -132,15 +133,18 @@ def _download_table(ev: Evidence, run, name: str) -> dict:
     return {col: [row[i] for row in data["data"]] for i, col in enumerate(data["columns"])}
 
 
-def store_check(fn):
+def store_check(fn=None, *, apart: bool = False):
     """Turn a StoreProblem into its verdict (the wrong experiment, no store, …)."""
+    if fn is None:
+        return lambda f: store_check(f, apart=apart)
+
     def wrapped(ev: Evidence) -> Verdict:
         try:
             return fn(ev)
         except StoreProblem as problem:
             return problem.verdict
     wrapped.__name__ = fn.__name__
-    return check(EX)(wrapped)
+    return check(EX, apart=apart)(wrapped)
 
 
 @lru_cache(maxsize=2)
@@ -230,9 +234,19 @@ def runs_logged(ev: Evidence) -> Verdict:
     for name, run in runs.items():
         if not _close(run.data.metrics["gozaru/mean"], run.data.metrics["gozaru_rate"]):
             return fail("ex06_gozaru_mean_mismatch", run=name)
+        seconds = _table(ev, run, "predictions.json").get("seconds") or []
+        if not seconds or not _close(run.data.metrics["avg_inference_seconds"], _mean(seconds), relative=True):
+            return fail("ex06_avg_seconds_mismatch", run=name)
         if failed := _evaluated_by_mlflow(ev, run):
             return failed
     return ok()
+
+
+def _mean(values: list) -> float:
+    try:
+        return sum(float(v) for v in values) / len(values)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _evaluated_by_mlflow(ev: Evidence, run) -> Verdict | None:
@@ -330,14 +344,17 @@ def judge_averages(ev: Evidence) -> Verdict:
     if any(((x.request.get("response_format") or {}).get("json_schema") or {}).get("strict") is not True
            for x in requests):
         return fail("ex06_judge_not_strict")
+    judged = []  # (run, question, answer, score): what judge.json must hold
     for name, run in runs.items():
-        preds = [str(p) for p in _table(ev, run, "predictions.json").get("prediction", [])]
+        table = _table(ev, run, "predictions.json")
+        preds = [str(p) for p in table.get("prediction", [])]
         scores = []
-        for pred in preds:
+        for question, pred in zip(list(table.get("question", [])) + [None] * len(preds), preds):
             hit = next((i for i, (answer, _) in enumerate(served) if answer.strip() == pred.strip()), None)
             if hit is None:
                 return fail("ex06_prediction_not_judged", run=name)
             scores.append(served.pop(hit)[1])
+            judged.append((name, str(question).strip(), pred.strip(), float(scores[-1])))
         averages[name] = sum(scores) / len(scores)
     metrics = runs["finetuned"].data.metrics
     expected = {"llm_judge_base_avg": averages["base"], "llm_judge_finetuned_avg": averages["finetuned"],
@@ -346,7 +363,24 @@ def judge_averages(ev: Evidence) -> Verdict:
         logged = metrics.get(metric)
         if not _close(logged, value):
             return fail("ex06_judge_average_mismatch", metric=metric, logged=logged, value=value)
-    _table(ev, runs["finetuned"], "judge.json")
+    return _judge_table_matches(_table(ev, runs["finetuned"], "judge.json"), judged)
+
+
+JUDGE_COLUMNS = ("model", "question", "answer", "score", "reason")
+
+
+def _judge_table_matches(table: dict, judged: list[tuple]) -> Verdict:
+    """judge.json holds every judged answer with its run (model), question, the score served and a reason."""
+    missing = [c for c in JUDGE_COLUMNS if c not in table]
+    if missing:
+        return fail("ex06_judge_table_columns", columns=", ".join(missing))
+    try:
+        rows = sorted((str(m), str(q).strip(), str(a).strip(), float(s))
+                      for m, q, a, s in zip(table["model"], table["question"], table["answer"], table["score"]))
+    except (TypeError, ValueError):
+        rows = None
+    if rows != sorted(judged):
+        return fail("ex06_judge_table_mismatch", count=len(judged))
     return ok()
 
 
@@ -360,7 +394,7 @@ def meets_criteria(metrics: dict, criteria: dict, keys: dict) -> bool:
     return True
 
 
-@store_check
+@store_check(apart=True)
 def champion_alias(ev: Evidence) -> Verdict:
     """The model is registered from the finetuned run and loads in a fresh process; champion points to it when
     the finetuned run's logged metrics meet the criteria (by the grader's rule), and may be absent when they do
@@ -392,8 +426,29 @@ def champion_alias(ev: Evidence) -> Verdict:
     return _loads_in_a_fresh_process(ev, name, "@champion")
 
 
-def _fresh_python(ev: Evidence, code: str, *args: str, **kwargs):
+def _fresh_python(ev: Evidence, code: str, *args: str, standby: str | None = None, **kwargs):
+    """fresh_python, in the process `standby` started with the kernel when it was started for these files."""
+    waiting = ev.standby.get(standby)
+    if waiting is not None and waiting.serves(kwargs.get("files"), kwargs.get("env")):
+        return waiting.run(code, *args, timeout=kwargs["timeout"], stdin=kwargs.get("stdin"))
     return fresh_python(code, *args, sandboxed=ev.sandboxed, readable=profile_paths(ev.profile), **kwargs)
+
+
+def _store_env(work_dir: Path) -> dict[str, str]:
+    """A fresh process's view of the student's MLflow store (its copy sits at the same path)."""
+    db = f"sqlite:///{tracking_db(work_dir)}"
+    return {"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db, "HF_HUB_OFFLINE": "1"}
+
+
+# What the registry checks' fresh processes import before any student code runs (seconds each).
+STANDBY_IMPORTS = {"load": ("mlflow", "mlflow.pyfunc", "torch", "transformers", "peft"), "promotion": ("mlflow",)}
+
+
+@stands_by(EX)
+def standby_processes(kernel_dir: Path, profile: Profile, sandboxed: bool) -> dict[str, StandbyPython]:
+    return {name: StandbyPython(imports, files=kernel_dir, env=_store_env(kernel_dir), sandboxed=sandboxed,
+                                readable=profile_paths(profile))
+            for name, imports in STANDBY_IMPORTS.items()}
 
 
 REQUIREMENTS_LINE, SIGNATURE_LINE = "REQUIREMENTS=", "SIGNATURE="
@@ -412,12 +467,10 @@ PINNED_PACKAGES = ("torch", "transformers", "peft")
 def _loads_in_a_fresh_process(ev: Evidence, model: str, version: str) -> Verdict:
     """The registered model's version (a number, or @champion) loads with mlflow.pyfunc in a fresh process."""
     uri = f"models:/{model}/{version}" if version[0].isdigit() else f"models:/{model}{version}"
-    db = f"sqlite:///{tracking_db(ev.work_dir)}"
     timeout = load_course().mlflow.load_timeout_s
     try:
-        proc = _fresh_python(ev, LOAD_RUNNER, uri, timeout=timeout,
-                            files=ev.work_dir, env={"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db,
-                                                    "HF_HUB_OFFLINE": "1"})
+        proc = _fresh_python(ev, LOAD_RUNNER, uri, timeout=timeout, files=ev.work_dir, env=_store_env(ev.work_dir),
+                             standby="load")
     except subprocess.TimeoutExpired:
         return fail("registry_failed", model=model, detail=f"mlflow.pyfunc.load_model: TimeoutExpired ({timeout} s)")
     if proc.returncode != 0:
@@ -478,7 +531,7 @@ print(json.dumps({"candidate": str(candidate.version), "outcome": outcome}))
 """
 
 
-@store_check
+@store_check(apart=True)
 def promotion_follows_criteria(ev: Evidence) -> Verdict:
     """Re-run the student's promote_if_ready on a copy of the store, for a new version of the model: metrics that
     fail the criteria must leave champion where it is, metrics that pass must move it there."""
@@ -489,11 +542,11 @@ def promotion_follows_criteria(ev: Evidence) -> Verdict:
     criteria, name = ev.inputs["PROMOTION_CRITERIA"], load_course().mlflow.registered_model
     failing = {metric: 0.0 for metric in CRITERIA_KEYS}
     passing = {metric: criteria[key] + 1.0 for metric, key in CRITERIA_KEYS.items()}
-    db = f"sqlite:///{tracking_db(ev.work_dir)}"
     try:
         proc = _fresh_python(ev, PROMOTION_RUNNER, name, json.dumps(criteria), json.dumps([failing, passing]),
-                             inspect.getsource(meets_criteria), json.dumps(CRITERIA_KEYS), stdin=source, timeout=load_course().mlflow.load_timeout_s, files=ev.work_dir,
-                             env={"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db})
+                             inspect.getsource(meets_criteria), json.dumps(CRITERIA_KEYS), stdin=source,
+                             timeout=load_course().mlflow.load_timeout_s, files=ev.work_dir,
+                             env=_store_env(ev.work_dir), standby="promotion")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         if result["candidate"] is None:
             return fail("registry_failed", model=name, detail="no registered version")
@@ -510,7 +563,8 @@ def promotion_follows_criteria(ev: Evidence) -> Verdict:
 def hidden_criteria_cases(criteria: dict) -> list[tuple[dict, bool]]:
     """Metric cases around each threshold, with the decision the rule requires."""
     passing = {metric: criteria[key] + 0.05 for metric, key in CRITERIA_KEYS.items()}
-    cases = [(passing, True), ({m: criteria[k] for m, k in CRITERIA_KEYS.items()}, True)]  # exactly at the thresholds
+    cases = [(passing, True), ({m: criteria[k] for m, k in CRITERIA_KEYS.items()}, True),  # exactly at the thresholds
+             ({m: math.ceil(criteria[k]) for m, k in CRITERIA_KEYS.items()}, True)]  # ints, e.g. a rate of 1
     for metric, key in CRITERIA_KEYS.items():
         cases.append(({**passing, metric: criteria[key] - 0.01}, False))
         cases.append(({m: v for m, v in passing.items() if m != metric}, False))
@@ -527,7 +581,7 @@ print(json.dumps([bool(namespace["meets_production_criteria"](c)) for c in cases
 """
 
 
-@check(EX)
+@check(EX, apart=True)
 def criteria_hidden_cases(ev: Evidence) -> Verdict:
     """Run the student's function, with the notebook's imports and helpers it uses, in a fresh (sandboxed)
     process on cases the notebook never saw."""

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import nbformat
@@ -155,10 +156,11 @@ class NbgraderCourse:
                                            connection_file=str(kernel.runtime / "kernel.json")))
 
     def autograde(self, submitted_nb: nbformat.NotebookNode, kernel_env: dict[str, str], timeout_s: float,
-                  feedback: bool = True) -> AutogradeResult:
+                  feedback: bool = True, started: Callable[[], None] | None = None) -> AutogradeResult:
         """kernel_env: the kernel's environment, and only the kernel's (nbgrader's own process runs with
         a HOME and Jupyter folders of its own, which the kernel cannot write: it renders the feedback
-        after the kernel ran). feedback: also render the feedback HTML (only where someone reads it)."""
+        after the kernel ran). feedback: also render the feedback HTML (only where someone reads it).
+        started: called once nbgrader's process runs (the caller's work meanwhile)."""
         ex = self.exercise.id
         dest = self.root / "submitted" / STUDENT / ex
         dest.mkdir(parents=True)
@@ -171,6 +173,8 @@ class NbgraderCourse:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         try:
+            if started:
+                started()
             output, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             raise AutogradeTimeout(timeout_s)

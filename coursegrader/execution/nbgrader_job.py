@@ -1,4 +1,5 @@
-"""One exercise's nbgrader work in one process: generate_assignment, autograde, generate_feedback.
+"""One exercise's nbgrader work in one process: generate_assignment (or its cached gradebook), autograde,
+generate_feedback.
 
 Run as `python -m coursegrader.execution.nbgrader_job COURSE_ROOT EXERCISE STUDENT feedback|no-feedback
 CACHE_DIR` with the course root as working directory. It writes the autograded cells' scores to GRADES_FILE
@@ -8,6 +9,7 @@ the course kernel did not start (the reason follows `grader_unavailable:` on std
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,7 +24,9 @@ from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config.loader import PyFileConfigLoader
 
-from .nbgrader_course import GRADER_SIDE_FAILURE, GRADES_FILE, UNAVAILABLE_PREFIX
+from ..config import REPO_ROOT
+from ..sandbox.policy import runtime_paths
+from .nbgrader_course import GRADER_SIDE_FAILURE, GRADES_FILE, GRADING_CONFIG, UNAVAILABLE_PREFIX
 from .resilient_execute import ResilientExecute
 
 AUTOGRADE_FAILED = 3
@@ -30,10 +34,9 @@ AUTOGRADE_FAILED = 3
 
 def main(root: str, exercise_id: str, student: str, feedback: str, cache_dir: str) -> int:
     try:
-        shutil.copy(empty_gradebook(Path(cache_dir)), Path(root) / "gradebook.db")
         config = PyFileConfigLoader("nbgrader_config.py", path=str(Path(root))).load_config()
         api = NbGraderAPI(CourseDirectory(config=config), config=config)
-        result = api.generate_assignment(exercise_id, force=True, create=True)
+        result = generate_assignment(api, Path(root), exercise_id, Path(cache_dir))
     except Exception as err:  # noqa: BLE001 - before any student code: the grader's failure
         return _unavailable(f"nbgrader could not start for {exercise_id}: {type(err).__name__}: {err}")
     if not result.get("success"):
@@ -62,6 +65,34 @@ def _write_grades(root: Path, exercise_id: str, student: str) -> None:
         submitted = gb.find_submission_notebook(notebook.name, exercise_id, student)
         grades = {g.name: [float(g.auto_score or 0), float(g.max_score or 0)] for g in submitted.grades}
     (root / GRADES_FILE).write_text(json.dumps(grades), encoding="utf-8")
+
+
+def generate_assignment(api: NbGraderAPI, root: Path, exercise_id: str, cache: Path) -> dict:
+    """nbgrader generate_assignment into a fresh gradebook, or a copy of the gradebook it made before for the
+    same source notebook, nbgrader_config.py and nbgrader (autograde reads only the gradebook and source/).
+    It holds the hidden tests, so it is kept only in a cache no sandbox can read."""
+    key = hashlib.sha256((nbgrader.__version__ + GRADING_CONFIG).encode())
+    for path in [REPO_ROOT / "nbgrader_config.py", *sorted((root / "source" / exercise_id).glob("*.ipynb"))]:
+        key.update(path.name.encode() + b"\0" + path.read_bytes())
+    generated = cache / f"generated-{exercise_id}-{key.hexdigest()[:24]}.db"
+    if generated.is_file():
+        shutil.copy(generated, root / "gradebook.db")
+        return {"success": True}
+    shutil.copy(empty_gradebook(cache), root / "gradebook.db")
+    result = api.generate_assignment(exercise_id, force=True, create=True)
+    if result.get("success") and not any(p == cache or p in cache.parents for p in runtime_paths()):
+        _keep(root / "gradebook.db", generated)
+    return result
+
+
+def _keep(path: Path, dest: Path) -> None:
+    """Copy into the cache atomically: a grader running alongside sees the whole file or none."""
+    partial = dest.with_name(f".{dest.name}.{os.getpid()}")
+    try:
+        shutil.copy(path, partial)
+        os.replace(partial, dest)
+    except OSError:  # no writable cache: generated again next time
+        partial.unlink(missing_ok=True)
 
 
 @lru_cache(maxsize=None)
@@ -97,4 +128,7 @@ def _unavailable(reason: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:6]))
+    status = main(*sys.argv[1:6])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # its results are written; the interpreter's own teardown took about a second

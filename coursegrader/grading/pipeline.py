@@ -6,7 +6,8 @@ Problem; a stopped exercise scores 0 and the next exercise is still graded.
   load_submission     read <submission>/<ex>/<ex>.ipynb (no links, FIFOs or devices)
   restore_cells       put back deleted / edited protected cells
   autograde           nbgrader autograde (hidden tests restored) with the fixture server; the
-                      kernel runs in the sandbox (official tier)
+                      kernel runs in the sandbox (official tier), the tier's standby processes
+                      start beside it
   distrust_outputs    remove links and special files the kernel left in its work folder
   note_execution      report timeouts, kernel deaths and sandbox limits seen in the outputs
   note_scripted       say which API answers came from a scripted rule rather than a recording
@@ -17,7 +18,6 @@ The tier (tier.py) says where nbgrader's source notebooks come from and who veri
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import tempfile
 import threading
@@ -72,12 +72,14 @@ def autograde(run: ExerciseRun) -> None:
     readable = profile_paths(run.profile) + ([Path(run.adapter_dir)] if run.adapter_dir else [])
     kernel = KernelPlace(run.work_dir / "run", run.sandboxed, readable)
     course_dir = NbgraderCourse(run.work_dir / "course", run.exercise, run.source_nb, run.cell_timeout_s, kernel)
-    with FixtureServer(cassettes=run.cassettes) as server, _meanwhile(run.tier.prepare, run):
+    meanwhile = _Meanwhile(run)
+    with FixtureServer(cassettes=run.cassettes) as server, meanwhile:
         kernel.connect(server)
         env = {**course_kernel_env(server.env(), kernel.home, run.profile, run.adapter_dir),
                **kernel.install_kernelspec()}
         try:
-            run.autograded = course_dir.autograde(run.student_nb, env, course.exercise_timeout_s, run.render_feedback)
+            run.autograded = course_dir.autograde(run.student_nb, env, course.exercise_timeout_s, run.render_feedback,
+                                                  started=lambda: meanwhile.start(kernel.work_dir))
         except AutogradeTimeout:
             run.problems.append(problem("grading_timeout", seconds=course.exercise_timeout_s))
         except AutogradeFailed as err:
@@ -86,18 +88,28 @@ def autograde(run: ExerciseRun) -> None:
             run.log = server.log.snapshot()
 
 
-@contextlib.contextmanager
-def _meanwhile(work, run: ExerciseRun):
-    """Run work(run) in a thread while the block runs (meanwhile the grader only waits for the kernel)."""
-    if work is None:
-        yield
-        return
-    thread = threading.Thread(target=_quietly, args=(work, run), name="tier-prepare", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
+class _Meanwhile:
+    """What the tier does while nbgrader runs the kernel (the grader itself only waits), started once nbgrader's
+    process is (so none of it delays that): its standby processes, from this thread, which outlives the checks
+    (a sandbox dies with the thread that started it), and its preparation in a thread, joined at the end."""
+
+    def __init__(self, run: ExerciseRun):
+        self.run, self.thread = run, None
+
+    def start(self, kernel_dir: Path) -> None:
+        if self.run.tier.standby:
+            self.run.standby = self.run.tier.standby(self.run, kernel_dir)
+        if self.run.tier.prepare:
+            self.thread = threading.Thread(target=_quietly, args=(self.run.tier.prepare, self.run),
+                                           name="tier-prepare", daemon=True)
+            self.thread.start()
+
+    def __enter__(self) -> "_Meanwhile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.thread:
+            self.thread.join()
 
 
 def _quietly(work, run: ExerciseRun) -> None:
@@ -258,16 +270,20 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
     )
     if adapter_note:
         run.problems.append(adapter_note)
-    for step in STEPS:
-        if run.stopped:
-            break
-        try:
-            step(run)
-        except GraderUnavailable:
-            raise  # the grader cannot grade anything here: no report of zeros
-        except Exception as err:  # noqa: BLE001 - one exercise's failure must not stop the others
-            run.problems.append(problem("grader_error", detail=f"{step.__name__}: {type(err).__name__}: {err}"))
-            traceback.print_exc()
+    try:
+        for step in STEPS:
+            if run.stopped:
+                break
+            try:
+                step(run)
+            except GraderUnavailable:
+                raise  # the grader cannot grade anything here: no report of zeros
+            except Exception as err:  # noqa: BLE001 - one exercise's failure must not stop the others
+                run.problems.append(problem("grader_error", detail=f"{step.__name__}: {type(err).__name__}: {err}"))
+                traceback.print_exc()
+    finally:
+        for process in run.standby.values():
+            process.close()
     if run.stopped:
         run.checks = [_unscored(cell, run.problems) for cell in exercise.cells]
     return run

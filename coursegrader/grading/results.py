@@ -63,6 +63,7 @@ class ExerciseRun:
     log: list[dict] = field(default_factory=list)
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     checks: list[CheckResult] = field(default_factory=list)
+    standby: dict = field(default_factory=dict)  # the tier's standby processes, closed when the run ends
 
     @property
     def stopped(self) -> bool:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 Verifier = Callable[["ExerciseRun"], "dict[str, Verdict]"]  # evidence check name -> verdict
 Preparation = Callable[["ExerciseRun"], None]
+Standby = Callable[["ExerciseRun", Path], dict]  # (run, the kernel's work folder) -> processes waiting for it
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class Tier:
     # Trusted work the verifier repeats for every student (a reference model, its answers), done while
     # the student's kernel runs; it reads nothing the student wrote.
     prepare: Preparation | None = None
+    # Fresh processes the verifier will give student code to (ex06's model load), started with the kernel so
+    # their imports are done when it finishes; each runs on a copy of what the kernel left.
+    standby: Standby | None = None
 
     @property
     def verifies_evidence(self) -> bool:

@@ -1,7 +1,9 @@
 """nbgrader configuration for this course (one assignment per exercise: ex01 ... ex06).
 
 The gradebook holds hidden tests, so it must never be committed or published:
-`python -m autograder release` and `grade` always use a throwaway gradebook.
+`python -m autograder release` and `grade` always use a throwaway gradebook (for `grade`, a copy of
+the one generated before for the same source, kept in the grader's own cache, ~/.cache/coursegrader,
+which no sandbox can read).
 """
 import os
 

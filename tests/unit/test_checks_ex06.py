@@ -87,6 +87,9 @@ def recorded_base_answers() -> list[str]:
     return [ANSWER_TAG.search(i.request["body"]["messages"][-1]["content"]).group(1) for i in b.cassette(EX).interactions]
 
 
+SECONDS = [0.18, 0.24] * 50  # each answer's generation time: mean 0.21, the logged avg_inference_seconds
+
+
 def run_spec(eval_rows, predictions: dict[str, list[str]]) -> dict:
     """run name -> what the solution logs for it (params, metrics, tables, the dataset input)."""
     questions, references = [q for q, _ in eval_rows], [r for _, r in eval_rows]
@@ -100,7 +103,8 @@ def run_spec(eval_rows, predictions: dict[str, list[str]]) -> dict:
                        "num_parameters": 2540288, "eval_samples": len(eval_rows),
                        "max_new_tokens": profile.max_new_tokens, "temperature": 0.0},
             "metrics": solution_metrics(preds, references),
-            "tables": {"predictions.json": {"question": questions, "reference": references, "prediction": preds},
+            "tables": {"predictions.json": {"question": questions, "reference": references, "prediction": preds,
+                                            "seconds": SECONDS[:len(preds)]},
                        # what mlflow.models.evaluate(extra_metrics=[gozaru_metric]) logs per row
                        "eval_results_table.json": {"question": questions, "reference": references, "prediction": preds,
                                                    "gozaru/score": [1.0 if is_gozaru(p) else 0.0 for p in preds]}},
@@ -302,6 +306,8 @@ def test_runs_logged_passes_reading_the_latest_run_of_each_name(store, spec, wor
     ("gozaru_mean_not_the_rate", "ex06_gozaru_mean_mismatch"),
     ("gozaru_logged_by_hand", "ex06_not_evaluated"),
     ("gozaru_scores_not_the_predictions", "ex06_not_evaluated"),
+    ("avg_seconds_is_the_total", "ex06_avg_seconds_mismatch"),
+    ("no_seconds_column", "ex06_avg_seconds_mismatch"),
     ("artifacts_outside_the_work_folder", "work_link"),
 ])
 def test_runs_logged_fails(store, spec, work, tmp_path, case, code):
@@ -343,6 +349,13 @@ def test_runs_logged_fails(store, spec, work, tmp_path, case, code):
     elif case == "gozaru_scores_not_the_predictions":
         table = spec["finetuned"]["tables"]["eval_results_table.json"]
         table["gozaru/score"] = [1.0 - v for v in table["gozaru/score"]]
+        store.log_runs(spec)
+    elif case == "avg_seconds_is_the_total":
+        seconds = spec["base"]["tables"]["predictions.json"]["seconds"]
+        spec["base"]["metrics"]["avg_inference_seconds"] = sum(seconds)
+        store.log_runs(spec)
+    elif case == "no_seconds_column":
+        del spec["finetuned"]["tables"]["predictions.json"]["seconds"]
         store.log_runs(spec)
     else:
         store.log_runs(spec, experiment_id=store.experiment(artifact_location=str(tmp_path / "elsewhere")))
@@ -515,6 +528,10 @@ def test_judge_averages_passes_on_the_solution_store(store, spec, judge_log, wor
     ("averages_on_the_base_run", "ex06_judge_average_mismatch"),
     ("average_over_all_answers", "ex06_judge_average_mismatch"),
     ("no_judge_table", "ex06_table_missing"),
+    ("judge_table_without_reason", "ex06_judge_table_columns"),
+    ("judge_table_without_question", "ex06_judge_table_columns"),
+    ("judge_table_other_scores", "ex06_judge_table_mismatch"),
+    ("judge_table_runs_swapped", "ex06_judge_table_mismatch"),
 ])
 def test_judge_averages_fails(store, spec, judge_log, work, case, code):
     metrics = spec["finetuned"]["metrics"]
@@ -542,6 +559,14 @@ def test_judge_averages_fails(store, spec, judge_log, work, case, code):
         metrics["llm_judge_finetuned_avg"] = both
     elif case == "no_judge_table":
         del spec["finetuned"]["tables"]["judge.json"]
+    elif case in ("judge_table_without_reason", "judge_table_without_question"):
+        del spec["finetuned"]["tables"]["judge.json"][case.rsplit("_", 1)[-1]]
+    elif case == "judge_table_other_scores":
+        table = spec["finetuned"]["tables"]["judge.json"]
+        table["score"] = [6 - s for s in table["score"]]
+    elif case == "judge_table_runs_swapped":
+        table = spec["finetuned"]["tables"]["judge.json"]
+        table["model"] = ["finetuned" if m == "base" else "base" for m in table["model"]]
     if case != "no_store":
         store.log_runs(spec)
     verdict = run("judge_averages", work, judge_log)
@@ -800,6 +825,7 @@ def test_hidden_criteria_cases_sit_around_every_threshold():
     for metric in ("gozaru_rate", "rougeL", "llm_judge_improvement"):
         assert any(metric not in c for c, _ in cases), f"a case without {metric}"
         assert any(isinstance(c.get(metric), float) and math.isnan(c[metric]) for c, _ in cases)
+        assert any(type(c.get(metric)) is int and want for c, want in cases), f"an int {metric} that passes"
 
 
 def test_runs_logged_accepts_a_perfect_bleu(store, spec, work, eval_rows):

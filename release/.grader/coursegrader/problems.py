@@ -293,6 +293,16 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                              "Build it with infer_signature(eval_df[[\"question\"]], ...)."),
     "ex06_param_wrong": ("run {run} の param {param} が {logged} です（課題の値は {expected}）。",
                          "Run {run} logged param {param} = {logged}; the assignment's value is {expected}."),
+    "ex06_avg_seconds_mismatch": ("run {run} の avg_inference_seconds が、predictions.json の列 seconds（1 件ごとの生成時間）"
+                                  "の平均と一致しません。",
+                                  "avg_inference_seconds of run {run} is not the mean of predictions.json's seconds "
+                                  "column (each answer's generation time)."),
+    "ex06_judge_table_columns": ("judge.json に列 {columns} がありません（列 model, question, answer, score, reason）。",
+                                 "judge.json lacks the columns {columns} (model, question, answer, score, reason)."),
+    "ex06_judge_table_mismatch": ("judge.json の行（model, question, answer, score）が、審査した {count} 件の回答と"
+                                  "審査員が返した点数に一致しません。",
+                                  "judge.json's rows (model, question, answer, score) are not the {count} answers "
+                                  "judged with the scores the judge returned."),
     "ex06_judge_not_strict": ("LLM-as-a-judge のリクエストの json_schema に \"strict\": True がありません（strict でないと、"
                               "応答がスキーマに従う保証がありません）。",
                               "The LLM judge requests' json_schema lacks \"strict\": True (without it, the answer "

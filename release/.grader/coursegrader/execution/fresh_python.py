@@ -1,6 +1,12 @@
-"""Student code the grader runs outside the notebook (ex06's model load and hidden cases): a fresh process."""
+"""Student code the grader runs outside the notebook (ex06's model load and hidden cases): a fresh process.
+
+A StandbyPython is the same fresh process started ahead of need: it imports what its job will import while
+the student's kernel still runs, then runs one job against a copy of the kernel's files made when the job
+is given (so it sees what the kernel left, as fresh_python would)."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -8,6 +14,8 @@ from pathlib import Path
 
 from .. import sandbox
 from ..grading.untrusted import copy_regular_tree
+from ..sandbox.kernel import launch_argv
+from ..sandbox.launch import UID_BASE, hand_over
 from ..sandbox.policy import SandboxPolicy
 from .environment import kernel_env
 
@@ -27,3 +35,71 @@ def fresh_python(code: str, *args: str, timeout: int, sandboxed: bool, readable:
                                   capture_output=True, text=True, timeout=timeout)
         policy = SandboxPolicy(Path(files or work), work_source=work, readable=list(readable))
         return sandbox.run(policy, command, env=kernel_env(env or {}, Path("/tmp")), stdin=stdin, timeout=timeout)
+
+
+# Imports the modules named in argv (a failing one is left to the job, which then fails as a fresh process
+# would), then reads one job, {"code", "args", "stdin"}, and runs it as `python -c code args…` would.
+STANDBY_RUNNER = """
+import importlib, io, json, sys
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+job = json.loads(sys.stdin.readline() or "null")
+if job is None:
+    sys.exit(0)
+sys.argv, sys.stdin = ["-c", *job["args"]], io.StringIO(job["stdin"])
+exec(compile(job["code"], "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+"""
+
+
+class StandbyPython:
+    """fresh_python(code, …, files=files, env=env) for one job, started before the job is known.
+
+    Start it from a thread that outlives the job (the sandbox dies with the thread that started it)."""
+
+    def __init__(self, preload: tuple[str, ...], *, files: Path, env: dict[str, str], sandboxed: bool,
+                 readable: list[Path] = ()):
+        self._tmp = tempfile.TemporaryDirectory(prefix="standby-python-")
+        self.files, self.env, self.sandboxed = Path(files), dict(env), sandboxed
+        self.work = Path(self._tmp.name) / "work"
+        self.work.mkdir()
+        command = [sys.executable, "-c", STANDBY_RUNNER, *preload]
+        if sandboxed:
+            spec = SandboxPolicy(self.files, work_source=self.work, readable=list(readable)).write(
+                Path(self._tmp.name) / "policy.json")
+            command, cwd, home = launch_argv(spec, command), self.files, Path("/tmp")
+        else:
+            cwd, home = self.work, Path(self._tmp.name)
+        self.proc = subprocess.Popen(command, cwd=cwd, env=kernel_env(self.env, home), text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.used = False
+
+    def serves(self, files: Path | None, env: dict[str, str] | None) -> bool:
+        """Unused, alive, and started for exactly these files and this environment."""
+        return (not self.used and self.proc.poll() is None and files is not None
+                and Path(files) == self.files and dict(env or {}) == self.env)
+
+    def run(self, code: str, *args: str, timeout: int, stdin: str | None = None) -> subprocess.CompletedProcess:
+        """The job, on a copy of `files` made now. Raises TimeoutExpired (the process is killed)."""
+        self.used = True
+        copy_regular_tree(self.files, self.work)
+        if self.sandboxed and os.geteuid() == 0:  # launch.py gave the sandbox uid UID_BASE + its pid
+            hand_over([str(self.work)], UID_BASE + self.proc.pid)
+        job = json.dumps({"code": code, "args": list(args), "stdin": stdin or ""})
+        try:
+            out, err = self.proc.communicate(job + "\n", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()  # the sandbox dies with it (bwrap --die-with-parent, a PID namespace)
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe and not pipe.closed:
+                pipe.close()
+        self._tmp.cleanup()
