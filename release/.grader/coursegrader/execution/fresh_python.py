@@ -54,6 +54,9 @@ exec(compile(job["code"], "<string>", "exec"), {"__name__": "__main__", "__built
 """
 
 
+STANDBY_EXIT_S = 15  # an unused standby still importing when its exercise ends (a kernel that died at once)
+
+
 class StandbyPython:
     """fresh_python(code, …, files=files, env=env) for one job, started before the job is known.
 
@@ -91,13 +94,20 @@ class StandbyPython:
         try:
             out, err = self.proc.communicate(job + "\n", timeout=timeout)
         except subprocess.TimeoutExpired:
+            self.proc.kill()
             self.close()
             raise
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
 
     def close(self) -> None:
+        """An unused one gets no job and exits by itself once its imports are done, so the sandbox ends the
+        way a finished job's does; only one that does not is killed (the sandbox dies with it)."""
         if self.proc.poll() is None:
-            self.proc.kill()  # the sandbox dies with it (bwrap --die-with-parent, a PID namespace)
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=STANDBY_EXIT_S)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
         self.proc.wait()
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe and not pipe.closed:
