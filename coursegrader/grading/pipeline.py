@@ -98,7 +98,10 @@ class _Meanwhile:
 
     def start(self, kernel_dir: Path) -> None:
         if self.run.tier.standby:
-            self.run.standby = self.run.tier.standby(self.run, kernel_dir)
+            try:
+                self.run.standby = self.run.tier.standby(self.run, kernel_dir)
+            except Exception:  # noqa: BLE001 - only a head start: each check then starts its own process
+                traceback.print_exc()
         if self.run.tier.prepare:
             self.thread = threading.Thread(target=_quietly, args=(self.run.tier.prepare, self.run),
                                            name="tier-prepare", daemon=True)

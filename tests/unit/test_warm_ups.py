@@ -22,19 +22,28 @@ def test_warm_ups_load_what_the_checks_then_find_loaded(profile):
     assert ex06.eval_set.cache_info().hits >= 1
 
 
-def test_a_failing_preparation_never_stops_grading(capsys):
-    from coursegrader.grading.pipeline import _meanwhile
+def test_a_failing_preparation_or_standby_never_stops_grading(capsys):
+    from types import SimpleNamespace
+
+    from coursegrader.grading.pipeline import _Meanwhile
 
     calls = []
 
-    def work(run):
-        calls.append(run)
+    def prepare(run):
+        calls.append("prepare")
         raise RuntimeError("no model here")
 
-    with _meanwhile(work, "the run"):
-        inside = True
-    assert inside and calls == ["the run"]
-    assert "no model here" in capsys.readouterr().err  # said, and the verifier does the work itself
+    def standby(run, kernel_dir):
+        calls.append(("standby", kernel_dir))
+        raise OSError("bwrap: cannot start")
+
+    run = SimpleNamespace(tier=SimpleNamespace(prepare=prepare, standby=standby), standby={})
+    with _Meanwhile(run) as meanwhile:
+        meanwhile.start("kernel-dir")
+    assert sorted(map(str, calls)) == sorted(map(str, ["prepare", ("standby", "kernel-dir")]))
+    assert run.standby == {}  # no standby: each check starts its own fresh process
+    said = capsys.readouterr().err
+    assert "no model here" in said and "bwrap: cannot start" in said  # said, and the verifier does the work
 
 
 def test_the_official_tier_warms_up_its_checks_and_the_feedback_tier_nothing():
