@@ -1,6 +1,7 @@
 """Official grading cannot be forged: every adversarial submission (fixtures/submissions/adversarial.toml)
 scores what it earned, names its problem, leaves the checkout byte-for-byte unchanged (also 20 s
-later), leaves no process behind, and puts no hidden-test line and no live student markup in any output."""
+later), leaves no process behind (of its own: other gradings may run beside it), and puts no hidden-test line and no live student markup in any output."""
+import ctypes
 import hashlib
 import json
 import os
@@ -46,24 +47,57 @@ def checkout_fingerprint() -> dict[str, str]:
     return prints
 
 
-def sandbox_processes() -> list[str]:
-    """Processes a sandbox started that are still alive: a private sandbox uid, or the daemon's marker."""
-    found = []
+PR_SET_CHILD_SUBREAPER = 36  # prctl(2): orphans below this process are re-parented to it, not to init
+
+
+def _processes() -> dict[int, tuple[int, int, str, str]]:
+    """pid -> (parent pid, uid, state, command line) of every process on the machine."""
+    table = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
             uid = os.stat(f"/proc/{pid}").st_uid
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if DAEMON_MARKER in cmdline or (os.geteuid() == 0 and uid >= UID_BASE):
-            found.append(f"{pid} uid={uid} {cmdline[:120]}")
-    return found
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        table[int(pid)] = (int(ppid), uid, state, cmdline)
+    return table
+
+
+def _below_us(table: dict[int, tuple[int, int, str, str]]) -> list[int]:
+    ours, found = {os.getpid()}, True
+    while found:
+        found = {pid for pid, (ppid, *_) in table.items() if ppid in ours and pid not in ours}
+        ours |= found
+    return sorted(ours - {os.getpid()})
+
+
+def sandbox_processes() -> list[str]:
+    """Processes this session's sandboxes started that are still alive: a private sandbox uid, or the daemon's
+    marker. Only ours (the `before` fixture makes this process their subreaper, so an escaped orphan still
+    counts): gradings beside this test run are not its business. Our sandbox orphans that already exited are
+    reaped first (none is a Popen child of ours: those are root's)."""
+    def sandboxed(uid, cmdline):
+        return DAEMON_MARKER in cmdline or (os.geteuid() == 0 and uid >= UID_BASE)
+
+    table = _processes()
+    for pid in _below_us(table):
+        ppid, uid, state, cmdline = table[pid]
+        if state == "Z" and ppid == os.getpid() and sandboxed(uid, cmdline):
+            os.waitpid(pid, os.WNOHANG)
+    table = _processes()
+    return [f"{pid} uid={table[pid][1]} {table[pid][3][:120]}" for pid in _below_us(table)
+            if sandboxed(table[pid][1], table[pid][3])]
 
 
 @pytest.fixture(scope="module")
 def before():
     probe()  # these tests are about the sandbox: without it they must fail, not skip
-    return checkout_fingerprint()
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())
+    yield checkout_fingerprint()
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 class Listener:
