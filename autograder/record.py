@@ -11,6 +11,7 @@ from pathlib import Path
 
 from coursegrader.config import CASSETTE_DIR, load_course
 from coursegrader.fmapi import FixtureServer
+from coursegrader.fmapi.persister import load_cassette, save_cassette
 from coursegrader.fmapi.server import Upstream
 
 from .plain_run import run_source_notebook
@@ -19,11 +20,23 @@ from .plain_run import run_source_notebook
 def record_exercise(exercise_id: str, upstream: Upstream, dest_dir: Path = CASSETTE_DIR) -> Path:
     exercise = load_course().exercises[exercise_id]
     dest = Path(dest_dir) / exercise.cassette
+    before = load_cassette(dest) if dest.exists() else None
     if dest.exists():
         dest.unlink()  # a recording starts from scratch
     with FixtureServer(upstream=upstream, record_to=dest) as server, tempfile.TemporaryDirectory() as tmp:
         run_source_notebook(exercise, Path(tmp), server)
+    if before is not None and before.scripted:
+        _keep_scripted(before, dest)
     return dest
+
+
+def _keep_scripted(before, dest: Path) -> None:
+    """Scripted interactions are written by hand, not recorded: a new recording keeps them and their note."""
+    recorded = load_cassette(dest)
+    recorded.scripted = before.scripted
+    if "scripted" in before.meta:
+        recorded.meta["scripted"] = before.meta["scripted"]
+    save_cassette(recorded, dest)
 
 
 def scripted_workspace():

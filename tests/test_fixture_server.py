@@ -167,16 +167,17 @@ def test_the_judge_answers_questions_it_never_recorded_by_its_scripted_rule(tmp_
         unseen = "富士山の高さは何メートルですか？"
         gozaru = post(_judge_request(recorded, unseen, "三七七六メートルでござる。知らんけど。")).json()
         polite = post(_judge_request(recorded, unseen, "3776 メートルです。")).json()
+        excited = post(_judge_request(recorded, unseen, "三七七六メートルでござる！")).json()  # one sentence, "！"
         again = post(recorded.request["body"]).json()  # a recorded question is still served from the recording
         other_prompt = _judge_request(recorded, unseen, "山でござる。")
         other_prompt["messages"][0]["content"] = "あなたは審査員です。"
         refused = post(other_prompt)
         log = server.log.snapshot()
     verdict = lambda r: json.loads(r["choices"][0]["message"]["content"])  # noqa: E731
-    assert verdict(gozaru)["score"] == 5 and verdict(polite)["score"] == 2
+    assert [verdict(r)["score"] for r in (gozaru, polite, excited)] == [5, 2, 4]
     assert set(gozaru) == set(recorded.responses[0]["body"])  # the recorded response's shape
     assert verdict(again) == json.loads(recorded.responses[0]["body"]["choices"][0]["message"]["content"])
     assert refused.status_code == 400  # only the judge the cassette stands for is scripted
     posts = [e for e in log if e["method"] == "POST"]
-    assert [e["scripted"] for e in posts] == [True, True, False, False]
+    assert [e["scripted"] for e in posts] == [True, True, True, False, False]
     assert posts[0]["fixture_id"] == judge.scripted[0].id

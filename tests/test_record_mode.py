@@ -1,5 +1,8 @@
 """Record mode against a second local server standing in for a real workspace."""
 import json
+import shutil
+
+import pytest
 
 from coursegrader.fmapi import FixtureServer
 from coursegrader.fmapi.persister import load_cassette
@@ -52,3 +55,20 @@ def test_committed_cassettes_hold_no_secrets_or_hosts():
         text = path.read_text()
         assert "127.0.0.1" not in text and "dapi" not in text.replace("<redacted-token>", ""), path
         assert "HIDDEN" not in text and "BEGIN SOLUTION" not in text, path
+
+
+@pytest.mark.slow
+def test_recording_again_keeps_the_scripted_interactions_and_reproduces_the_verdicts(tmp_path, scripted_workspace):
+    """record --scripted --exercise ex06 over the committed cassette: the hand-written scripted interactions and
+    their note stay, and the recorded judge verdicts are the committed ones (the rule is deterministic)."""
+    from autograder.record import record_exercise
+    from coursegrader.config import CASSETTE_DIR
+
+    committed = load_cassette(CASSETTE_DIR / "ex06_llm_judge.json")
+    shutil.copy(CASSETTE_DIR / "ex06_llm_judge.json", tmp_path)
+    again = load_cassette(record_exercise("ex06", Upstream(scripted_workspace, TOKEN), tmp_path))
+    assert [s.to_json() for s in again.scripted] == [s.to_json() for s in committed.scripted] != []
+    assert again.meta["scripted"] == committed.meta["scripted"]
+    verdicts = lambda c: [[r["body"]["choices"][0]["message"]["content"] for r in i.responses]  # noqa: E731
+                          for i in c.interactions]
+    assert verdicts(again) == verdicts(committed)

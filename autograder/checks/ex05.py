@@ -10,7 +10,7 @@ from pathlib import Path
 
 from coursegrader.config import FIXTURES_DIR, Profile
 from coursegrader.course_dataset import course_split, load_course_dataset
-from coursegrader.grading.untrusted import copy_adapter
+from coursegrader.grading.untrusted import copy_adapter, read_regular
 from coursegrader.metrics.gozaru import gozaru_rate
 
 from ..evidence import Evidence, Verdict, claim_matches, fail, ok
@@ -20,7 +20,8 @@ from . import check, warms_up
 
 EX = "ex05"
 LOSS_ROWS = 8  # training conversations the grader scores its own loss on, before and after the adapter
-REQUIRED_LORA = {"r": 16, "lora_alpha": 32, "target_modules": {"q_proj", "v_proj"}, "lora_dropout": 0.05}
+REQUIRED_LORA = {"r": 16, "lora_alpha": 32, "target_modules": {"q_proj", "v_proj"}, "lora_dropout": 0.05,
+                 "bias": "none", "task_type": "CAUSAL_LM"}
 HELDOUT_PROMPTS = FIXTURES_DIR / "data" / "heldout_prompts.json"
 
 
@@ -93,10 +94,12 @@ def saved_lora_config_wrong(ev: Evidence) -> Verdict | None:
     if adapter is None:
         return None  # nothing saved yet: 5.4's adapter_valid reports that
     saved = json.loads((adapter / "adapter_config.json").read_text())
-    actual = {"r": saved.get("r"), "lora_alpha": saved.get("lora_alpha"),
-              "target_modules": set(saved.get("target_modules") or ()), "lora_dropout": saved.get("lora_dropout")}
-    if actual != REQUIRED_LORA:
-        return fail("ex05_adapter_config_wrong", config={**actual, "target_modules": sorted(actual["target_modules"])})
+    actual = {key: saved.get(key) for key in REQUIRED_LORA}
+    actual["target_modules"] = set(saved.get("target_modules") or ())
+    differs = {key: sorted(value) if isinstance(value, set) else value
+               for key, value in actual.items() if value != REQUIRED_LORA[key]}
+    if differs:
+        return fail("ex05_adapter_config_wrong", config=differs)
     return None
 
 
@@ -228,6 +231,20 @@ def adapter_valid(ev: Evidence) -> Verdict:
         expected = None
     if lora != expected:
         return fail("ex05_adapter_params_mismatch", actual=lora, expected=expected)
+    return _tokenizer_saved(ev)
+
+
+TOKENIZER_CONFIG_MAX_BYTES = 64 << 20  # Gemma 3's tokenizer_config.json is about 1 MB
+
+
+def _tokenizer_saved(ev: Evidence) -> Verdict:
+    """5.4 saves the tokenizer beside the adapter: its tokenizer_config.json, a plain JSON object (read, not loaded)."""
+    try:
+        config = json.loads(read_regular(_adapter_dir(ev) / "tokenizer_config.json", TOKENIZER_CONFIG_MAX_BYTES))
+    except (OSError, ValueError) as err:
+        return fail("ex05_tokenizer_not_saved", error=str(err))
+    if not isinstance(config, dict):
+        return fail("ex05_tokenizer_not_saved", error="tokenizer_config.json is not a JSON object")
     return ok()
 
 

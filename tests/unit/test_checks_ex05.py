@@ -88,8 +88,12 @@ def work(tmp_path):
 
 @pytest.fixture
 def adapter(work, profile):
-    """The reference adapter, saved where the notebook saves it (ADAPTER_DIR)."""
-    return shutil.copytree(profile.reference_adapter_path(), work / INPUTS["ADAPTER_DIR"])
+    """The reference adapter and the base model's tokenizer, saved where the notebook saves them (ADAPTER_DIR)."""
+    from transformers import AutoTokenizer
+
+    folder = shutil.copytree(profile.reference_adapter_path(), work / INPUTS["ADAPTER_DIR"])
+    AutoTokenizer.from_pretrained(profile.resolve(profile.model_id)).save_pretrained(folder)
+    return folder
 
 
 def edit_weights(folder, change):
@@ -292,11 +296,22 @@ def _break_adapter(folder, case):
     elif case == "rank_8":  # a consistent rank-8 adapter: loads, but not the required configuration
         edit_config(folder, r=8, lora_alpha=16)
         edit_weights(folder, lambda w: {k: (v[:8] if "lora_A" in k else v[:, :8]).contiguous() for k, v in w.items()})
+    elif case == "no_task_type":  # LoraConfig without task_type="CAUSAL_LM": a bare PeftModel
+        edit_config(folder, task_type=None)
+    elif case == "bias_all":
+        edit_config(folder, bias="all")
     elif case == "k_proj_too":
         edit_config(folder, target_modules=["q_proj", "k_proj", "v_proj"])
     elif case == "first_layer_only":
         edit_config(folder, layers_to_transform=[0])
         edit_weights(folder, lambda w: {k: v for k, v in w.items() if ".layers.0." in k})
+    elif case == "tokenizer_not_saved":
+        (folder / "tokenizer_config.json").unlink()
+    elif case == "tokenizer_config_symlinked":
+        (folder / "tokenizer_config.json").unlink()
+        (folder / "tokenizer_config.json").symlink_to(folder / CONFIG)
+    elif case == "tokenizer_config_not_json":
+        (folder / "tokenizer_config.json").write_text("{not json")
     elif case == "not_saved":
         shutil.rmtree(folder)
     else:
@@ -311,6 +326,9 @@ def _break_adapter(folder, case):
     ("other_base_model_shapes", "adapter_mismatch"),
     ("truncated_weights", "adapter_invalid"),
     ("nan_weights", "loss_nan"),
+    ("tokenizer_not_saved", "ex05_tokenizer_not_saved"),
+    ("tokenizer_config_symlinked", "ex05_tokenizer_not_saved"),
+    ("tokenizer_config_not_json", "ex05_tokenizer_not_saved"),
     ("k_proj_too", "ex05_adapter_params_mismatch"),  # the config names k_proj, the weights have none
     ("first_layer_only", "ex05_adapter_params_mismatch"),
 ])
@@ -328,7 +346,7 @@ def test_adapter_valid_passes_an_adapter_true_to_another_config(adapter, work, c
     assert verdict.passed, verdict.message
 
 
-@pytest.mark.parametrize("case", ["dropout_0_1", "rank_8", "k_proj_too"])
+@pytest.mark.parametrize("case", ["dropout_0_1", "rank_8", "k_proj_too", "no_task_type", "bias_all"])
 def test_lora_param_count_fails_when_the_saved_adapter_has_another_config(claims, adapter, work, case):
     """The reported counts are the kernel's word; the saved adapter_config.json is 5.3's LoraConfig."""
     _break_adapter(adapter, case)

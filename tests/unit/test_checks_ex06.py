@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import statistics
 import time
 from functools import cached_property
 from pathlib import Path
@@ -527,6 +528,8 @@ def test_judge_averages_passes_on_the_solution_store(store, spec, judge_log, wor
     ("improvement_reversed", "ex06_judge_average_mismatch"),
     ("averages_on_the_base_run", "ex06_judge_average_mismatch"),
     ("average_over_all_answers", "ex06_judge_average_mismatch"),
+    ("base_median", "ex06_judge_average_mismatch"),
+    ("finetuned_median", "ex06_judge_average_mismatch"),
     ("no_judge_table", "ex06_table_missing"),
     ("judge_table_without_reason", "ex06_judge_table_columns"),
     ("judge_table_without_question", "ex06_judge_table_columns"),
@@ -557,6 +560,13 @@ def test_judge_averages_fails(store, spec, judge_log, work, case, code):
     elif case == "average_over_all_answers":
         both = (metrics["llm_judge_base_avg"] + metrics["llm_judge_finetuned_avg"]) / 2
         metrics["llm_judge_finetuned_avg"] = both
+    elif case in ("base_median", "finetuned_median"):  # the cassette's scores are skewed: mean != median
+        run_name = case.split("_")[0]
+        table = spec["finetuned"]["tables"]["judge.json"]
+        median = statistics.median(s for s, m in zip(table["score"], table["model"]) if m == run_name)
+        assert median != metrics[f"llm_judge_{run_name}_avg"]
+        metrics[f"llm_judge_{run_name}_avg"] = median
+        metrics["llm_judge_improvement"] = metrics["llm_judge_finetuned_avg"] - metrics["llm_judge_base_avg"]
     elif case == "no_judge_table":
         del spec["finetuned"]["tables"]["judge.json"]
     elif case in ("judge_table_without_reason", "judge_table_without_question"):

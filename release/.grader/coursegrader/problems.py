@@ -56,8 +56,8 @@ _TEXT = {
                                "No usable Exercise 5 adapter (not graded together, not saved, or invalid): Exercise 6 was graded with the reference adapter."),
     "reference_adapter_unavailable": (False, "Exercise 5 のアダプタを使えず、この採点環境（プロファイル {profile}）には参照用アダプタもまだありません。Exercise 6 の評価セルはアダプタなしで実行されたため、失った点は担当者が再採点します。",
                                       "No usable Exercise 5 adapter, and this grader (profile {profile}) has no reference adapter yet: Exercise 6 ran without an adapter, so the points it lost will be regraded by staff."),
-    "fixture_scripted": (False, "API の応答のうち {count} 件は録画ではなく、決まった規則で作った代替の応答です（{ids}。例: LLM-as-a-judge はござる口調なら 5 点、それ以外は 2 点）。点数の計算には影響しません。",
-                         "{count} API answers were not recordings but scripted by a fixed rule ({ids}; e.g. the LLM judge gives 5 to ござる-style answers, else 2). Scoring is unaffected."),
+    "fixture_scripted": (False, "API の応答のうち {count} 件は録画ではなく、決まった規則で作った代替の応答です（{ids}。例: LLM-as-a-judge はござる口調なら 4〜5 点、それ以外は 1〜3 点）。点数の計算には影響しません。",
+                         "{count} API answers were not recordings but scripted by a fixed rule ({ids}; e.g. the LLM judge gives 4-5 to ござる-style answers, else 1-3). Scoring is unaffected."),
     "mlflow_store_missing": (False, "MLflow の記録（トラッキングストア {store}）が見つかりません。run を記録してください。",
                              "No MLflow tracking store ({store}) was found. Log the runs."),
     "mlflow_no_runs": (False, "MLflow に run が 1 つも記録されていません。", "No MLflow runs were logged."),
@@ -262,6 +262,9 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
     "ex05_adapter_config_wrong": ("5.3 の LoraConfig（保存された adapter_config.json の設定）が課題と違います: {config}",
                                   "5.3's LoraConfig (as the saved adapter_config.json records it) differs from "
                                   "the assignment: {config}"),
+    "ex05_tokenizer_not_saved": ("トークナイザが ADAPTER_DIR に保存されていません（tokenizer.save_pretrained(ADAPTER_DIR)）: {error}",
+                                 "The tokenizer was not saved in ADAPTER_DIR (tokenizer.save_pretrained(ADAPTER_DIR)): "
+                                 "{error}"),
     "ex05_adapter_params_mismatch": ("保存されたアダプタのパラメータ数 {actual} が計算値 {expected} と一致しません。",
                                      "The saved adapter has {actual} parameters, not the computed {expected}."),
     "ex05_gozaru_rate_low": ("採点用の未知のプロンプトでのござる率が {tuned:.2f}（学習前 {base:.2f}）です。"

@@ -20,15 +20,23 @@ from . import matchers
 WILDCARD = "{question}"
 
 
+SENTENCE_END = re.compile(r"[。！？!?]+")
+
+
 def gozaru_judge(body: dict) -> str:
-    """The stand-in judge: an answer in ござる style scores 5, any other 2."""
+    """The stand-in judge, 1-5: style first (ござる: +3), then detail (more than one sentence: +1) and calm (no
+    exclamation mark: +1). So one run's scores differ, and their mean is not their median."""
     user = next((m for m in reversed(body.get("messages") or []) if m.get("role") == "user"), {})
     found = matchers.ANSWER_TAG.search(str(user.get("content") or ""))
-    if found and is_gozaru(found.group(1)):
-        verdict = {"score": 5, "reason": "質問に答えており、語尾も一貫して「ござる」口調です。"}
-    else:
-        verdict = {"score": 2, "reason": "「ござる」口調になっていません。"}
-    return json.dumps(verdict, ensure_ascii=False)
+    answer = found.group(1) if found else ""
+    gozaru = bool(found) and is_gozaru(answer)
+    detailed = len([part for part in SENTENCE_END.split(answer) if part.strip()]) > 1
+    calm = not re.search(r"[！!]", answer)
+    remarks = ["語尾が「ござる」口調です" if gozaru else "「ござる」口調になっていません"]
+    remarks += [] if detailed else ["説明が一文だけで短めです"]
+    remarks += [] if calm else ["「！」が落ち着きに欠けます"]
+    score = min(5, 1 + 3 * gozaru + detailed + calm)
+    return json.dumps({"score": score, "reason": "".join(f"{r}。" for r in remarks)}, ensure_ascii=False)
 
 
 RULES: dict[str, Callable[[dict], str]] = {"gozaru_judge": gozaru_judge}
