@@ -3,6 +3,8 @@ when the job is given, in the same sandbox, and nothing it does reaches the file
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,33 @@ def test_an_unused_standby_is_closed_with_nothing_left(files):
     pid = standby.proc.pid
     standby.close()
     assert standby.proc.poll() is not None and not os.path.exists(f"/proc/{pid}/status")
+
+
+def _innermost(pid: int) -> int:
+    """The last descendant of pid (in a sandbox: bubblewrap's children down to the python it runs)."""
+    while children := Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        pid = int(children[-1])
+    return pid
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="no CPU autogroups in this kernel")
+@pytest.mark.parametrize("sandboxed", SANDBOXED)
+def test_standbys_yield_the_cores_while_they_wait_and_not_for_their_jobs(files, sandboxed):
+    """Waiting, each one's session autogroup has nice 19 (the kernel's cores first; two start at once, as ex06's
+    do, and Linux rate-limits unprivileged changes); each job runs at nice 0, in an autogroup not the grader's."""
+    standbys = [StandbyPython((), files=files, env={}, sandboxed=sandboxed) for _ in range(2)]
+    try:
+        for standby in standbys:
+            deadline = time.monotonic() + 30
+            while "nice 19" not in (group := Path(f"/proc/{_innermost(standby.proc.pid)}/autogroup").read_text()):
+                assert time.monotonic() < deadline, group
+                time.sleep(0.05)
+        jobs = [s.run('print(open("/proc/self/autogroup").read().strip())', timeout=60) for s in standbys]
+    finally:
+        for standby in standbys:
+            standby.close()
+    ours = Path("/proc/self/autogroup").read_text().split()[0]
+    for job in jobs:
+        assert job.returncode == 0, job.stderr
+        group, nice = job.stdout.split(" ", 1)
+        assert group != ours and nice.strip() == "nice 0"

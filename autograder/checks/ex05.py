@@ -241,7 +241,9 @@ def _tokenizer_saved(ev: Evidence) -> Verdict:
     """5.4 saves the tokenizer beside the adapter: its tokenizer_config.json, a plain JSON object (read, not loaded)."""
     try:
         config = json.loads(read_regular(_adapter_dir(ev) / "tokenizer_config.json", TOKENIZER_CONFIG_MAX_BYTES))
-    except (OSError, ValueError) as err:
+    except OSError as err:  # the file name alone: the grader's folders are not the student's business
+        return fail("ex05_tokenizer_not_saved", error=f"tokenizer_config.json: {err.strerror or err}")
+    except ValueError as err:
         return fail("ex05_tokenizer_not_saved", error=str(err))
     if not isinstance(config, dict):
         return fail("ex05_tokenizer_not_saved", error="tokenizer_config.json is not a JSON object")

@@ -426,3 +426,9 @@ def test_gozaru_rate_heldout_fails_with_an_untrained_adapter(adapter, work, prof
     edit_weights(adapter, lambda w: {k: torch.zeros_like(v) if "lora_B" in k else v for k, v in w.items()})
     verdict = run("gozaru_rate_heldout", comparison_claims(profile, adapter), work_dir=work)
     assert not verdict.passed and verdict.code == "ex05_gozaru_rate_low"
+
+
+def test_adapter_valid_names_the_missing_tokenizer_file_not_the_graders_folder(adapter, work):
+    _break_adapter(adapter, "tokenizer_not_saved")
+    verdict = run("adapter_valid", work_dir=work)
+    assert "tokenizer_config.json" in verdict.message and str(work) not in verdict.message

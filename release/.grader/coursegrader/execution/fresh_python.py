@@ -39,8 +39,21 @@ def fresh_python(code: str, *args: str, timeout: int, sandboxed: bool, readable:
 
 # Imports the modules named in argv (a failing one is left to the job, which then fails as a fresh process
 # would), then reads one job, {"code", "args", "stdin"}, and runs it as `python -c code args…` would.
+# While it waits it yields the cores to the kernel: its session's autogroup (Linux groups the CPU share by
+# session, so a process's own nice would not count against the kernel's) gets nice 19, and 0 for the job.
 STANDBY_RUNNER = """
-import importlib, io, json, sys
+import errno, importlib, io, json, sys, time
+def autogroup_nice(value):
+    for _ in range(40):  # unprivileged, Linux allows one autogroup change per 100 ms machine-wide (EAGAIN)
+        try:
+            with open("/proc/self/autogroup", "w") as fh:
+                fh.write(str(value))
+            return
+        except OSError as err:
+            if err.errno != errno.EAGAIN:
+                return
+            time.sleep(0.05)
+autogroup_nice(19)
 for name in sys.argv[1:]:
     try:
         importlib.import_module(name)
@@ -49,6 +62,7 @@ for name in sys.argv[1:]:
 job = json.loads(sys.stdin.readline() or "null")
 if job is None:
     sys.exit(0)
+autogroup_nice(0)
 sys.argv, sys.stdin = ["-c", *job["args"]], io.StringIO(job["stdin"])
 exec(compile(job["code"], "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
 """
@@ -76,7 +90,8 @@ class StandbyPython:
         else:
             cwd, home = self.work, Path(self._tmp.name)
         self.proc = subprocess.Popen(command, cwd=cwd, env=kernel_env(self.env, home), text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)  # an autogroup of its own (the sandbox makes one too)
         self.used = False
 
     def serves(self, files: Path | None, env: dict[str, str] | None) -> bool:
