@@ -88,3 +88,23 @@ def test_standbys_yield_the_cores_while_they_wait_and_not_for_their_jobs(files, 
         assert job.returncode == 0, job.stderr
         group, nice = job.stdout.split(" ", 1)
         assert group != ours and nice.strip() == "nice 0"
+
+
+@pytest.mark.parametrize("ending, status, said", [
+    ("raise ValueError('no model')", 1, "ValueError: no model"),
+    ("sys.exit('a message')", 1, "a message"),
+    ("sys.exit(3)", 3, ""),
+    ("sys.exit()", 0, ""),
+    ("print('last words', end='')", 0, ""),
+])
+def test_a_standby_job_ends_as_a_fresh_process_would(files, ending, status, said):
+    """Its exit status, and what it printed last, even though it skips the interpreter's teardown."""
+    code = f"import sys\nprint('before')\n{ending}\n"
+    standby = StandbyPython(("json",), files=files, env={}, sandboxed=False)
+    try:
+        waited = standby.run(code, timeout=60)
+    finally:
+        standby.close()
+    fresh = fresh_python(code, timeout=60, sandboxed=False, files=files)
+    assert waited.returncode == fresh.returncode == status
+    assert waited.stdout == fresh.stdout and said in waited.stderr and said in fresh.stderr

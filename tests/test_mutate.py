@@ -28,6 +28,9 @@ ONCE_SURVIVED = [  # (cell, mutant description)
     ("ex06_runs_impl", "0.0 -> 1.0 (constant)"),  # the logged params' values, not only their names
     ("ex06_runs_impl", "/ -> * (arithmetic)"),  # avg_inference_seconds is the mean of the table's seconds
     ("ex06_judge_impl", 'drop entry "reason": r.reason'),  # judge.json's rows and columns are checked
+    ("ex06_judge_impl", ".mean() -> .median() (aggregate)"),  # a stand-in judge whose scores in a run are skewed
+    ("ex05_lora_impl", 'drop keyword argument task_type="CAUSAL_LM"'),  # the saved config's task_type
+    ("ex05_train_impl", "remove tokenizer.save_pretrained(ADAPTER_DIR)"),  # the tokenizer saved with the adapter
 ]
 
 
