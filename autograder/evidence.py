@@ -93,6 +93,11 @@ class Evidence:
             raise KeyError(name)
         return cell[name]
 
+    def claimed(self, grade_id: str, name: str, kind: type):
+        """The claim if there is one of this type, else None (e.g. an answer for the grader to confirm first)."""
+        value = (self.claims.get(grade_id) or {}).get(name)
+        return value if isinstance(value, kind) else None
+
 
 def claim_matches(ev: "Evidence", grade_id: str, name: str, expected, /, mismatch: str | None = None,
                   alike: Callable[[object, object], bool] | None = None, **fields) -> Verdict:

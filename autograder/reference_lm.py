@@ -9,6 +9,9 @@ import torch
 # The notebooks' rule, so the grader generates exactly as the student's kernel did.
 USE_CUDA = torch.cuda.is_available()
 DTYPE = torch.bfloat16 if USE_CUDA else torch.float32
+# A teacher-forced pass confirms a token only when it leads the runner-up by more than this (logits): far above
+# what one forward pass and a cached, token-by-token one differ by in that precision.
+CONFIRM_MARGIN = {torch.float32: 1e-3, torch.bfloat16: 0.5}
 
 
 @lru_cache(maxsize=4)
@@ -44,8 +47,40 @@ class ReferenceLM:
         new = output[0][inputs["input_ids"].shape[1]:]
         return self.tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0])
 
-    def answer(self, messages, max_new_tokens: int) -> str:
+    def answer(self, messages, max_new_tokens: int, expect=None) -> str:
+        """The greedy answer. `expect`: an answer to confirm first, by one teacher-forced pass instead of a
+        token-by-token generation; it is returned when that pass shows it is the greedy answer, and the answer is
+        generated when it cannot tell (a wrong answer, a near tie, text that does not re-tokenize the same)."""
+        if isinstance(expect, str) and self.confirms_greedy(messages, expect, max_new_tokens):
+            return expect
         return self.generate(messages, max_new_tokens)[0]
+
+    def confirms_greedy(self, messages, answer: str, max_new_tokens: int) -> bool:
+        """Whether `answer` is what generate() returns, by one forward pass over the prompt and its tokens: each
+        token is the clear argmax after the ones before it (by more than CONFIRM_MARGIN, so the pass and an
+        incremental generation cannot disagree), and it ends where generate stops (an end token, or the limit)."""
+        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
+                                                    return_tensors="pt")["input_ids"]
+        tokens = self.tokenizer(answer, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        count = tokens.shape[1]
+        if not 0 < count <= max_new_tokens or self.tokenizer.decode(tokens[0], skip_special_tokens=True).strip() != answer:
+            return False
+        ids = torch.cat([prompt, tokens], dim=1).to(self.model.device)
+        with torch.no_grad():
+            logits = self.model(input_ids=ids).logits[0, prompt.shape[1] - 1:].float()
+        top = logits.topk(2, dim=-1)
+        margins, chosen = top.values[:, 0] - top.values[:, 1], top.indices[:, 0]
+        ends = count < max_new_tokens  # then generate stopped at an end token
+        checked = count + ends
+        if bool((margins[:checked] <= CONFIRM_MARGIN[DTYPE]).any()):
+            return False
+        if not torch.equal(chosen[:count].cpu(), tokens[0]):
+            return False
+        return not ends or int(chosen[count]) in self._end_tokens()
+
+    def _end_tokens(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        return set(eos if isinstance(eos, (list, tuple)) else [eos])
 
     def loss(self, conversations: list[list[dict]]) -> float:
         """Mean next-token loss over whole conversations (teacher forcing, as SFT trains on `messages`)."""

@@ -26,7 +26,8 @@ def _user(text: str) -> list[dict]:
 def _qa_answer(ev: Evidence) -> str:
     """The grader's greedy answer to QA_QUESTION, generated once per grading (4.3, 4.4 and 4.5 compare with it)."""
     if "qa_answer" not in ev.memo:
-        ev.memo["qa_answer"] = _lm(ev).answer(_user(ev.inputs["QA_QUESTION"]), ev.profile.max_new_tokens)
+        ev.memo["qa_answer"] = _lm(ev).answer(_user(ev.inputs["QA_QUESTION"]), ev.profile.max_new_tokens,
+                                              expect=ev.claimed("ex04_generate_report", "qa_answer", str))
     return ev.memo["qa_answer"]
 
 
@@ -85,14 +86,16 @@ def multi_turn_answer(ev: Evidence) -> Verdict:
     if inherited:  # the history holds the student's own first answer, as 4.5 dictates
         first = ev.claim("ex04_generate_report", "qa_answer")
     conversation = _user(ev.inputs["QA_QUESTION"]) + [{"role": "assistant", "content": first}] + _user(ev.inputs["FOLLOWUP_QUESTION"])
-    return claim_matches(ev, "ex04_multi_turn_report", "followup_answer", lm.answer(conversation, n),
+    followup = lm.answer(conversation, n, expect=ev.claimed("ex04_multi_turn_report", "followup_answer", str))
+    return claim_matches(ev, "ex04_multi_turn_report", "followup_answer", followup,
                          mismatch="ex04_multi_turn_mismatch", alike=decoded_alike if inherited else None)
 
 
 @check(EX)
 def task_answers(ev: Evidence) -> Verdict:
     lm, n = _lm(ev), ev.profile.max_new_tokens
-    expected = {name: lm.answer(_user(p), n) for name, p in ev.inputs["TASK_PROMPTS"].items()}
+    claimed = ev.claimed("ex04_tasks_report", "task_answers", dict) or {}
+    expected = {name: lm.answer(_user(p), n, expect=claimed.get(name)) for name, p in ev.inputs["TASK_PROMPTS"].items()}
     return claim_matches(ev, "ex04_tasks_report", "task_answers", expected, mismatch="ex04_task_answers_mismatch",
                          alike=decoded_alike if _inherited_decoding(ev) else None)
 
@@ -124,6 +127,7 @@ def _cell_limit_s() -> int:
 @check(EX)
 def batch_matches_unbatched(ev: Evidence) -> Verdict:
     lm, n = _lm(ev), ev.profile.max_new_tokens
-    expected = [lm.answer(_user(p), n) for p in ev.inputs["BATCH_PROMPTS"]]
+    prompts, claimed = ev.inputs["BATCH_PROMPTS"], ev.claimed("ex04_batch_report", "batch_answers", list) or []
+    expected = [lm.answer(_user(p), n, expect=c) for p, c in zip(prompts, claimed + [None] * len(prompts))]
     return claim_matches(ev, "ex04_batch_report", "batch_answers", expected,
                          mismatch="ex04_batch_mismatch")

@@ -266,13 +266,16 @@ def _evaluated_by_mlflow(ev: Evidence, run) -> Verdict | None:
     return None
 
 
-def _reference_predictions(ev: Evidence, adapter: str | None, questions: list[str]) -> list[str] | None:
-    """The grader's greedy answers to the questions the run logged: whether those are the right questions is
-    6.1's (eval_set_logged), charged once. None for more questions than the grader answers."""
+def _reference_predictions(ev: Evidence, adapter: str | None, questions: list[str],
+                           predictions: list[str]) -> list[str] | None:
+    """The grader's greedy answers to the questions the run logged (each logged prediction is confirmed first):
+    whether those are the right questions is 6.1's (eval_set_logged), charged once. None for more questions
+    than the grader answers."""
     if len(questions) > REGENERATED_PER_SAMPLE * int(ev.inputs["EVAL_SAMPLES"]):
         return None
     lm = ReferenceLM(ev.profile.resolve(ev.profile.model_id), adapter)
-    return [lm.answer([{"role": "user", "content": q}], ev.profile.max_new_tokens) for q in questions]
+    return [lm.answer([{"role": "user", "content": q}], ev.profile.max_new_tokens, expect=p)
+            for q, p in zip(questions, predictions)]
 
 
 # MLflow's SQL stores (tracking, registry): importing them sets up their ORM, about a second.
@@ -304,7 +307,7 @@ def metrics_recomputed(ev: Evidence) -> Verdict:
             return fail("ex06_predictions_missing", run=name)
         questions = [str(q) for q in table.get("question", [])]
         if len(questions) != len(preds) or \
-                preds != _reference_predictions(ev, ev.adapter_dir if name == "finetuned" else None, questions):
+                preds != _reference_predictions(ev, ev.adapter_dir if name == "finetuned" else None, questions, preds):
             return fail("ex06_predictions_mismatch", run=name)
         ours = {"bleu": bleu(preds, refs), **rouge(preds, refs), "gozaru_rate": gozaru_rate(preds),
                 "avg_prediction_chars": sum(map(len, preds)) / len(preds),
