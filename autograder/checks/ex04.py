@@ -128,6 +128,6 @@ def _cell_limit_s() -> int:
 def batch_matches_unbatched(ev: Evidence) -> Verdict:
     lm, n = _lm(ev), ev.profile.max_new_tokens
     prompts, claimed = ev.inputs["BATCH_PROMPTS"], ev.claimed("ex04_batch_report", "batch_answers", list) or []
-    expected = [lm.answer(_user(p), n, expect=c) for p, c in zip(prompts, claimed + [None] * len(prompts))]
+    expected = [lm.answer(_user(p), n, expect=claimed[i] if i < len(claimed) else None) for i, p in enumerate(prompts)]
     return claim_matches(ev, "ex04_batch_report", "batch_answers", expected,
                          mismatch="ex04_batch_mismatch")

@@ -43,17 +43,18 @@ def fresh_python(code: str, *args: str, timeout: int, sandboxed: bool, readable:
 # session, so a process's own nice would not count against the kernel's) gets nice 19, and 0 for the job.
 STANDBY_RUNNER = """
 import errno, importlib, io, json, os, sys, time, traceback
-def autogroup_nice(value):
-    for _ in range(40):  # unprivileged, Linux allows one autogroup change per 100 ms machine-wide (EAGAIN)
+def autogroup_nice(value, seconds):
+    deadline = time.monotonic() + seconds
+    while True:  # unprivileged, Linux allows one autogroup change per 100 ms machine-wide (EAGAIN)
         try:
             with open("/proc/self/autogroup", "w") as fh:
                 fh.write(str(value))
             return
         except OSError as err:
-            if err.errno != errno.EAGAIN:
+            if err.errno != errno.EAGAIN or time.monotonic() > deadline:
                 return
             time.sleep(0.05)
-autogroup_nice(19)
+autogroup_nice(19, 2)  # a head start only: waiting at nice 0 is merely slower
 for name in sys.argv[1:]:
     try:
         importlib.import_module(name)
@@ -62,7 +63,7 @@ for name in sys.argv[1:]:
 job = json.loads(sys.stdin.readline() or "null")
 if job is None:
     os._exit(0)
-autogroup_nice(0)
+autogroup_nice(0, 60)  # the job must not run starved on a busy machine
 sys.argv, sys.stdin = ["-c", *job["args"]], io.StringIO(job["stdin"])
 try:
     exec(compile(job["code"], "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
