@@ -152,6 +152,7 @@ class Course:
     kernel: str
     cell_timeout_s: int
     exercise_timeout_s: int
+    kernel_start_timeout_s: int
     cpu_threads: int
     redacted_host: str
     workspace_id: str
@@ -210,6 +211,7 @@ def _parse(data: dict) -> Course:
         kernel=data["course"]["kernel"],
         cell_timeout_s=int(data["grading"]["cell_timeout_s"]),
         exercise_timeout_s=int(data["grading"]["exercise_timeout_s"]),
+        kernel_start_timeout_s=int(data["grading"]["kernel_start_timeout_s"]),
         cpu_threads=int(data["grading"]["cpu_threads"]),
         redacted_host=data["fixture_server"]["redacted_host"],
         workspace_id=str(data["fixture_server"]["workspace_id"]),

@@ -17,11 +17,13 @@ from ..config import REPO_ROOT, Exercise, load_course
 from ..notebook import cell_errors, error_outputs, grade_id, is_test
 from ..sandbox import SandboxPolicy, SandboxUnavailable, probe, write_kernelspec
 from .environment import our_tools_first
+from .kernel_launch import LAUNCH_FILE, KernelLaunch
 
 STUDENT = "student"
 GRADING_CONFIG = """
-# Added by the grader: our Execute with the course kernel (sandboxed in official grading) in its own
-# work folder over IPC sockets, a per-cell timeout, and feedback without hidden tests or live student HTML.
+# Added by the grader: our Execute with the course kernel (sandboxed in official grading), started first by
+# nbgrader's process from kernel_launch.json, in its own work folder over IPC sockets; a per-cell timeout;
+# feedback without hidden tests or live student HTML.
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern,
@@ -30,12 +32,8 @@ from coursegrader.execution.feedback_filters import RedactHiddenTests
 from coursegrader.execution.resilient_execute import ResilientExecute
 
 c.ResilientExecute.timeout = {cell_timeout}
-c.ResilientExecute.kernel_name = {kernel_name!r}
-c.ResilientExecute.kernel_cwd = {kernel_cwd!r}
-c.ResilientExecute.kernel_env_file = {kernel_env_file!r}
-c.KernelManager.transport = "ipc"
-c.KernelManager.ip = {ipc_prefix!r}
-c.KernelManager.connection_file = {connection_file!r}
+c.ResilientExecute.startup_timeout = {startup_timeout}
+c.ResilientExecute.kernel_launch_file = {kernel_launch_file!r}
 c.Autograde.autograde_preprocessors = [ResilientExecute, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 c.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, SanitizeHTML, CSSHTMLHeaderPreprocessor]
@@ -44,7 +42,6 @@ c.HTMLExporter.sanitize_html = True
 
 # Error names ResilientExecute writes into cells that did not run to the end
 KERNEL_DIED, NOT_RUN = "DeadKernelError", "CellNotRun"
-KERNEL_ENV_FILE = "kernel_env.json"  # what ResilientExecute starts the kernel with
 # nbgrader_job's protocol (that module imports nbgrader; the grader itself does not need to)
 JOB, GRADES_FILE, GRADER_SIDE_FAILURE, UNAVAILABLE_PREFIX = (
     "coursegrader.execution.nbgrader_job", "grades.json", 4, "grader_unavailable: ")
@@ -150,22 +147,24 @@ class NbgraderCourse:
         nbformat.write(source_nb, self.root / "source" / exercise.id / exercise.notebook)
         shutil.copy(REPO_ROOT / "nbgrader_config.py", self.root / "nbgrader_config.py")
         with open(self.root / "nbgrader_config.py", "a", encoding="utf-8") as fh:
-            fh.write(GRADING_CONFIG.format(cell_timeout=cell_timeout_s, kernel_name=load_course().kernel,
-                                           kernel_cwd=str(kernel.work_dir), kernel_env_file=str(self.root / KERNEL_ENV_FILE),
-                                           ipc_prefix=str(kernel.runtime / "k"),
-                                           connection_file=str(kernel.runtime / "kernel.json")))
+            fh.write(GRADING_CONFIG.format(cell_timeout=cell_timeout_s, startup_timeout=load_course().kernel_start_timeout_s,
+                                           kernel_launch_file=str(self.root / LAUNCH_FILE)))
 
     def autograde(self, submitted_nb: nbformat.NotebookNode, kernel_env: dict[str, str], timeout_s: float,
-                  feedback: bool = True, started: Callable[[], None] | None = None) -> AutogradeResult:
+                  feedback: bool = True, started: Callable[[], None] | None = None,
+                  preload: list[str] = ()) -> AutogradeResult:
         """kernel_env: the kernel's environment, and only the kernel's (nbgrader's own process runs with
         a HOME and Jupyter folders of its own, which the kernel cannot write: it renders the feedback
         after the kernel ran). feedback: also render the feedback HTML (only where someone reads it).
-        started: called once nbgrader's process runs (the caller's work meanwhile)."""
+        started: called once nbgrader's process runs (the caller's work meanwhile). preload: modules the
+        kernel imports as it starts, while nbgrader prepares (the release notebook's, never hidden code's)."""
         ex = self.exercise.id
         dest = self.root / "submitted" / STUDENT / ex
         dest.mkdir(parents=True)
         nbformat.write(submitted_nb, dest / self.exercise.notebook)
-        (self.root / KERNEL_ENV_FILE).write_text(json.dumps(kernel_env), encoding="utf-8")
+        KernelLaunch(load_course().kernel, str(self.kernel.work_dir), kernel_env, ipc_prefix=str(self.kernel.runtime / "k"),
+                     connection_file=str(self.kernel.runtime / "kernel.json"), preload=tuple(preload)
+                     ).write(self.root / LAUNCH_FILE)
         proc = subprocess.Popen(
             [sys.executable, "-m", JOB, str(self.root), ex, STUDENT, "feedback" if feedback else "no-feedback",
              str(grader_cache_dir())],

@@ -1,5 +1,5 @@
-"""One exercise's nbgrader work in one process: generate_assignment (or its cached gradebook), autograde,
-generate_feedback.
+"""One exercise's nbgrader work in one process: the course kernel's start (first, so that it boots while
+nbgrader loads), generate_assignment (or its cached gradebook), autograde, generate_feedback.
 
 Run as `python -m coursegrader.execution.nbgrader_job COURSE_ROOT EXERCISE STUDENT feedback|no-feedback
 CACHE_DIR` with the course root as working directory. It writes the autograded cells' scores to GRADES_FILE
@@ -18,7 +18,12 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-import nbgrader
+from .kernel_launch import LAUNCH_FILE, prestart, shutdown_unclaimed
+
+if __name__ == "__main__":
+    prestart(Path(sys.argv[1]) / LAUNCH_FILE)  # the kernel boots while nbgrader loads and prepares (seconds)
+
+import nbgrader  # after the kernel's start (E402 on purpose)
 from nbgrader.api import Gradebook
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
@@ -129,6 +134,7 @@ def _unavailable(reason: str) -> int:
 
 if __name__ == "__main__":
     status = main(*sys.argv[1:6])
+    shutdown_unclaimed()  # a kernel nothing ran in: the exercise stopped before its execution
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)  # its results are written; the interpreter's own teardown took about a second

@@ -11,7 +11,6 @@ It is recorded in `start_failure` and the exercise is not graded at all.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import ClassVar
@@ -22,6 +21,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Unicode
 
+from .kernel_launch import KernelLaunch, started_kernel
 from .nbgrader_course import KERNEL_DIED, NOT_RUN
 
 
@@ -30,23 +30,22 @@ def error_output(ename: str, evalue: str) -> NotebookNode:
 
 
 class ResilientExecute(Execute):
-    kernel_cwd = Unicode("", help="the kernel's own work folder (not the folder nbgrader writes to)").tag(config=True)
-    kernel_env_file = Unicode(help="JSON: the kernel's whole environment (never nbgrader's own)").tag(config=True)
+    kernel_launch_file = Unicode(help="JSON: the course kernel's launch (kernel_launch.KernelLaunch)").tag(config=True)
     start_failure: ClassVar[str | None] = None  # why the course kernel did not start (read by nbgrader_job)
     _kernel_dead = False
 
-    async def async_start_new_kernel(self, **kwargs):
-        if self.kernel_cwd:
-            kwargs["cwd"] = self.kernel_cwd
+    def create_kernel_manager(self):
+        """The kernel nbgrader's process started first (kernel_launch.prestart), or one started now."""
         try:
-            kwargs["env"] = json.loads(Path(self.kernel_env_file).read_text(encoding="utf-8"))
-            started = await super().async_start_new_kernel(**kwargs)
+            self.kernel_name = KernelLaunch.read(Path(self.kernel_launch_file)).kernel_name
+            self.km = started_kernel(Path(self.kernel_launch_file))
         except Exception as err:  # noqa: BLE001 - any failure to start is the grader's
             raise self._did_not_start(err) from err
-        argv = self.km.kernel_spec.argv if self.km and self.km.kernel_spec else []
+        argv = self.km.kernel_spec.argv if self.km.kernel_spec else []
         if argv[:1] != [sys.executable]:
+            run_sync(self.km.shutdown_kernel)(now=True)
             raise self._did_not_start(f"it runs {' '.join(argv[:1]) or 'nothing'}, not {sys.executable}")
-        return started
+        return self.km
 
     async def async_start_new_kernel_client(self):
         try:
@@ -54,8 +53,7 @@ class ResilientExecute(Execute):
         except Exception as err:  # noqa: BLE001 - no kernel_info reply: it never came up
             raise self._did_not_start(err) from err
 
-    # nbclient's synchronous wrappers (what nbconvert's preprocess calls) are bound to its own coroutines.
-    start_new_kernel = run_sync(async_start_new_kernel)
+    # nbclient's synchronous wrapper (what nbconvert's preprocess calls) is bound to its own coroutine.
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def _did_not_start(self, why) -> RuntimeError:

@@ -96,6 +96,18 @@ def _parsed_code_cells(nb) -> list[ast.Module]:
     return trees
 
 
+def imported_modules(nb) -> list[str]:
+    """The modules the notebook's code cells import by absolute name, in the order first imported."""
+    names = []
+    for tree in _parsed_code_cells(nb):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level and not _is_future(node):
+                names.append(node.module)
+    return list(dict.fromkeys(names))
+
+
 def _bound_names(node) -> set[str]:
     return {(alias.asname or alias.name).split(".")[0] for alias in node.names}
 

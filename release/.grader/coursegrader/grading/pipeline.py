@@ -6,8 +6,8 @@ Problem; a stopped exercise scores 0 and the next exercise is still graded.
   load_submission     read <submission>/<ex>/<ex>.ipynb (no links, FIFOs or devices)
   restore_cells       put back deleted / edited protected cells
   autograde           nbgrader autograde (hidden tests restored) with the fixture server; the
-                      kernel runs in the sandbox (official tier), the tier's standby processes
-                      start beside it
+                      kernel runs in the sandbox (official tier), importing the release notebook's
+                      modules while nbgrader prepares; the tier's standby processes start beside it
   distrust_outputs    remove links and special files the kernel left in its work folder
   note_execution      report timeouts, kernel deaths and sandbox limits seen in the outputs
   note_scripted       say which API answers came from a scripted rule rather than a recording
@@ -33,7 +33,7 @@ from ..execution.nbgrader_course import (KERNEL_DIED, NOT_RUN, AutogradeFailed, 
                                          KernelPlace, NbgraderCourse, preflight)
 from ..fmapi import FixtureServer
 from ..fmapi.persister import load_cassettes
-from ..notebook import error_outputs, grade_id
+from ..notebook import error_outputs, grade_id, imported_modules
 from ..problems import Problem, is_listed, limit_problems, problem
 from ..sandbox.policy import profile_paths
 from .handoff import AdapterHandoff
@@ -79,7 +79,8 @@ def autograde(run: ExerciseRun) -> None:
                **kernel.install_kernelspec()}
         try:
             run.autograded = course_dir.autograde(run.student_nb, env, course.exercise_timeout_s, run.render_feedback,
-                                                  started=lambda: meanwhile.start(kernel.work_dir))
+                                                  started=lambda: meanwhile.start(kernel.work_dir),
+                                                  preload=imported_modules(run.release_nb))
         except AutogradeTimeout:
             run.problems.append(problem("grading_timeout", seconds=course.exercise_timeout_s))
         except AutogradeFailed as err:
