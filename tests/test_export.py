@@ -14,7 +14,8 @@ import pytest
 
 from coursegrader.config import REPO_ROOT, load_course
 from coursegrader.export.github import annotations
-from autograder.dashboard.report import write_report
+from autograder.dashboard.report import copy_with_csp, write_report
+from coursegrader.grading.report import CSP_META, csp_comes_first, with_csp
 
 CLASS_SAMPLES = ["solution", "blank", "ex01_drops_history", "ex02_ge_constraint", "malformed_notebook", "kernel_dies"]
 
@@ -138,3 +139,19 @@ def test_dashboard_sorts_in_chromium(class_report, tmp_path):
     table = run.stdout.split('id="students"')[1]
     totals = [float(v) for v in re.findall(r'data-value="([\d.]+)"', table)]
     assert len(totals) == 300 and totals == sorted(totals) and totals[0] < totals[-1]
+
+
+@pytest.mark.parametrize("page, copied_as_is", [
+    (f"<html><head>{CSP_META}<title>t</title></head><body>x</body></html>", True),  # as grade writes it
+    ("<html><head><title>t</title></head><body>x</body></html>", False),
+    (f"<html><head><title>t</title></head><body><p>{CSP_META}</p></body></html>", False),  # not in force there
+    (f"<html><header>{CSP_META}</header><body>x</body></html>", False),  # a <header> is no <head>
+])
+def test_a_feedback_page_reaches_the_dashboard_with_its_policy_first(tmp_path, page, copied_as_is):
+    source, dest = tmp_path / "feedback.html", tmp_path / "students" / "s1" / "ex01" / "feedback.html"
+    source.write_text(page, encoding="utf-8")
+    copy_with_csp(source, dest)
+    copied = dest.read_text(encoding="utf-8")
+    assert csp_comes_first(copied) or copied.startswith(f"<head>{CSP_META}</head>")
+    assert (copied == page) is copied_as_is
+    assert with_csp(copied) == copied  # idempotent

@@ -19,11 +19,20 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-s
 CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
 
 
+HEAD_TAG = re.compile(r"<head(?:\s[^>]*)?>", flags=re.IGNORECASE)  # not <header>
+
+
+def csp_comes_first(page_start: str) -> bool:
+    """The policy is the first element of the page's <head> (page_start: at least the page's first kilobytes)."""
+    found = HEAD_TAG.search(page_start)
+    return bool(found) and page_start.startswith(CSP_META, found.end())
+
+
 def with_csp(page: str) -> str:
     """The page with the policy as the first element of <head> (a page without one gets a head); idempotent."""
-    if CSP_META in page:
+    if csp_comes_first(page):
         return page
-    found = re.search(r"<head[^>]*>", page, flags=re.IGNORECASE)
+    found = HEAD_TAG.search(page)
     if found:
         return page[:found.end()] + CSP_META + page[found.end():]
     return f"<head>{CSP_META}</head>" + page
