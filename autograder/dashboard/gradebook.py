@@ -6,11 +6,14 @@ student and writing again replaces their scores and never duplicates them.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import sqlite3
 import warnings
+from contextlib import closing
 from pathlib import Path
 
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import Base, Gradebook, MissingEntry
 from sqlalchemy import text
 from sqlalchemy.exc import SAWarning
 
@@ -23,9 +26,10 @@ def _utc_naive(when: dt.datetime | None) -> dt.datetime | None:
     return when.astimezone(dt.timezone.utc).replace(tzinfo=None) if when else None
 
 
-def write_gradebook(results, db_path: Path, deadline: dt.datetime) -> None:
+def write_gradebook(results, db_path: Path, deadline: dt.datetime, exercises: list[str] | None = None) -> None:
+    """The results of these exercises (default: all of theirs) into the gradebook at db_path (new or not)."""
     course = load_course()
-    exercises = sorted({ex for r in results for ex in r.grade["exercises"]})
+    exercises = sorted(exercises if exercises is not None else {ex for r in results for ex in r.grade["exercises"]})
     if not Path(db_path).exists():
         shutil.copy(empty_gradebook(grader_cache_dir()), db_path)
     with warnings.catch_warnings(), Gradebook(f"sqlite:///{Path(db_path).resolve()}") as gb:
@@ -50,9 +54,32 @@ def write_gradebook(results, db_path: Path, deadline: dt.datetime) -> None:
         for r in results:
             gb.update_or_create_student(r.student_id)
             for ex_id, data in r.grade["exercises"].items():
+                if ex_id not in exercises:
+                    continue
                 submission = gb.update_or_create_submission(ex_id, r.student_id, timestamp=_utc_naive(r.committed_at))
                 grades = {g.name: g for notebook in submission.notebooks for g in notebook.grades}  # no query per grade
                 for check in data["checks"]:
                     grades[check["id"]].auto_score = float(check["score"])
                     grades[check["id"]].needs_manual_grade = False
             gb.db.commit()
+
+
+SHARED_TABLES = {"course", "student"}  # the same rows in every part; the rest are its own (alembic's: the first's)
+
+
+def merge_gradebooks(parts: list[Path], db_path: Path) -> None:
+    """New gradebooks of disjoint exercises, written side by side, as one at db_path (the parts are removed).
+    Rows are copied table by table in nbgrader's own order; only the shared ones may repeat."""
+    merged = Path(db_path).with_name(f".{Path(db_path).name}.merging")
+    shutil.copyfile(parts[0], merged)
+    with closing(sqlite3.connect(merged)) as db:
+        for k, part in enumerate(parts[1:]):
+            db.execute(f"ATTACH DATABASE ? AS part{k}", (str(part),))
+            for table in (t.name for t in Base.metadata.sorted_tables):
+                verb = "INSERT OR IGNORE" if table in SHARED_TABLES else "INSERT"
+                db.execute(f'{verb} INTO main."{table}" SELECT * FROM part{k}."{table}"')
+            db.commit()
+            db.execute(f"DETACH DATABASE part{k}")
+    os.replace(merged, db_path)
+    for part in parts:
+        Path(part).unlink()

@@ -27,9 +27,10 @@ from coursegrader.grading.report import csp_comes_first, with_csp
 
 from ..batch import GRADE_FAILED_FILE, collected_status
 from ..collect import roster_ids
-from .gradebook import write_gradebook
+from .gradebook import merge_gradebooks, write_gradebook
 
 HEAD_BYTES = 4096  # where a page's <head> starts
+GRADEBOOK_WRITERS = 2  # processes that write a new gradebook (the machine's 2 cores, beside the pages)
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
                     "raw_score", "late_submission_penalty", "score", "max_score"]
 
@@ -260,25 +261,37 @@ def write_report(graded_dir: Path, out_dir: Path, roster: Path | None = None) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "students").mkdir(exist_ok=True)
     write_csv(results, out_dir / "gradebook.csv", deadline)
-    # nbgrader's gradebook (its API commits submission by submission) is written by a second process
-    # while this one renders the pages: the two take about as long. A fresh interpreter (spawn), not a
-    # fork: a fork copies whatever locks other threads of this process held at that moment.
-    # It reads the grade.json files itself: handing it 300 students' results through spawn's pipe kept this
-    # process waiting until the new interpreter had started and read them (a second).
-    gradebook = multiprocessing.get_context("spawn").Process(
-        target=_write_gradebook_of, args=(graded_dir, out_dir / "gradebook.db", deadline), name="gradebook")
-    gradebook.start()
+    # nbgrader's gradebook (its API commits submission by submission: about 15 s for 300 students here) is
+    # written by other processes while this one renders the pages: a new one by GRADEBOOK_WRITERS, each a share
+    # of the exercises into a file of its own, merged at the end; an existing one in place, by one. Fresh
+    # interpreters (spawn), not forks: a fork copies whatever locks other threads of this process held then.
+    # Each reads the grade.json files itself: results handed through spawn's pipe kept this process waiting
+    # until the new interpreter had started and read them (a second).
+    db_path = out_dir / "gradebook.db"
+    shares = [[db_path, None]] if db_path.exists() else [
+        [out_dir / f".gradebook-{k}.db", exercise_ids(results)[k::GRADEBOOK_WRITERS]] for k in range(GRADEBOOK_WRITERS)]
+    for path, _ in shares:
+        if path != db_path:
+            path.unlink(missing_ok=True)
+    writers = [multiprocessing.get_context("spawn").Process(target=_write_gradebook_of, name="gradebook",
+                                                           args=(graded_dir, path, deadline, share))
+               for path, share in shares]
+    for writer in writers:
+        writer.start()
     try:
         summary = _write_pages(results, skipped, accounted, graded_dir, out_dir, course, deadline)
     finally:
-        gradebook.join()
-    if gradebook.exitcode != 0:
-        raise RuntimeError(f"writing {out_dir / 'gradebook.db'} failed (exit status {gradebook.exitcode}); see above")
+        for writer in writers:
+            writer.join()
+    if any(w.exitcode != 0 for w in writers):
+        raise RuntimeError(f"writing {db_path} failed (exit status {[w.exitcode for w in writers]}); see above")
+    if len(shares) > 1:
+        merge_gradebooks([path for path, _ in shares], db_path)
     return summary
 
 
-def _write_gradebook_of(graded_dir: Path, db_path: Path, deadline: dt.datetime) -> None:
-    write_gradebook(load_results(graded_dir)[0], db_path, deadline)
+def _write_gradebook_of(graded_dir: Path, db_path: Path, deadline: dt.datetime, exercises: list[str] | None) -> None:
+    write_gradebook(load_results(graded_dir)[0], db_path, deadline, exercises)
 
 
 def _write_pages(results, skipped, accounted, graded_dir: Path, out_dir: Path, course,
