@@ -6,7 +6,8 @@ import nbformat
 from jupyter_core.utils import run_sync
 
 from coursegrader.config import RELEASE_DIR, load_course
-from coursegrader.execution.kernel_launch import KernelLaunch, prestart, started_kernel
+from coursegrader.execution import kernel_launch
+from coursegrader.execution.kernel_launch import KernelLaunch, prestart, shutdown_unclaimed, started_kernel
 from coursegrader.notebook import imported_modules
 
 PROBE = """import sys
@@ -68,3 +69,16 @@ def test_imported_modules_are_the_release_notebooks_absolute_imports_in_order():
     assert imported_modules(nb) == ["os", "json", "databricks.sdk", "pandas"]
     ex01 = load_course().exercises["ex01"]
     assert "databricks.sdk" in imported_modules(nbformat.read(RELEASE_DIR / "ex01" / ex01.notebook, as_version=4))
+
+
+def test_a_prestarted_kernel_nobody_took_is_shut_down(tmp_path):
+    """The exercise stopped before its execution (nbgrader could not prepare it): no kernel outlives the job."""
+    _launch(tmp_path, []).write(tmp_path / "launch.json")
+    prestart(tmp_path / "launch.json")
+    km = started_kernel(tmp_path / "launch.json")  # taken: shutdown_unclaimed must leave it alone
+    prestart(tmp_path / "launch.json")
+    unclaimed = kernel_launch._started[tmp_path / "launch.json"]
+    shutdown_unclaimed()
+    assert not run_sync(unclaimed.is_alive)() and run_sync(km.is_alive)()
+    assert tmp_path / "launch.json" not in kernel_launch._started
+    run_sync(km.shutdown_kernel)(now=True)
