@@ -82,3 +82,32 @@ def test_a_prestarted_kernel_nobody_took_is_shut_down(tmp_path):
     assert not run_sync(unclaimed.is_alive)() and run_sync(km.is_alive)()
     assert tmp_path / "launch.json" not in kernel_launch._started
     run_sync(km.shutdown_kernel)(now=True)
+
+
+EXIT_PROBE = """import atexit
+class Finalized:
+    def __del__(self):
+        open("teardown.txt", "w").write("ran")
+kept = Finalized()
+atexit.register(lambda: open("handlers.txt", "w").write("ran"))
+print(sorted(n for n in dir() if not n.startswith("_") and n not in ("In", "Out", "exit", "quit", "get_ipython", "open")))
+"""
+
+
+def test_a_kernel_shut_down_runs_the_exit_handlers_cells_registered_and_skips_the_teardown(tmp_path):
+    """The kernel ends right after the handlers registered since it started (MLflow ends its runs there);
+    the interpreter's module teardown, seconds with torch loaded, is skipped (no finalizer of a live object)."""
+    km = _launch(tmp_path, ["colorsys"]).start()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        run_sync(kc.wait_for_ready)(timeout=60)
+        said = []
+        run_sync(kc.execute_interactive)(EXIT_PROBE, timeout=60,
+                                         output_hook=lambda m: said.append(m["content"].get("text", "")))
+    finally:
+        kc.stop_channels()
+        run_sync(km.shutdown_kernel)(now=False)  # nbclient's graceful shutdown
+    assert "".join(said).strip() == "['Finalized', 'atexit', 'kept']"  # the exit handler bound no name
+    assert (tmp_path / "handlers.txt").read_text() == "ran"
+    assert not (tmp_path / "teardown.txt").exists()

@@ -13,6 +13,11 @@ from pathlib import Path
 
 LAUNCH_FILE = "kernel_launch.json"
 HISTORY_IN_MEMORY = "--HistoryManager.hist_file=:memory:"  # what nbclient gives an ipykernel
+# Registered before anything else, so it is the last exit handler to run: once the handlers registered after the
+# kernel started have run (MLflow ends its runs, logging flushes), the process ends without the interpreter's
+# module teardown (1-2 s with torch loaded, which nbclient's shutdown waited for). Binds no name.
+EXIT_AFTER_HANDLERS = ("if __import__('atexit').register(lambda: __import__('sys').__stdout__.flush()"
+                       " or __import__('sys').__stderr__.flush() or __import__('os')._exit(0)): pass")
 
 
 @dataclass(frozen=True)
@@ -25,9 +30,11 @@ class KernelLaunch:
     preload: tuple[str, ...] = ()  # modules imported before it is ready (what the release notebook imports)
 
     def arguments(self) -> list[str]:
-        """ipykernel's: history in memory, as nbclient gives it, and each preload imported into sys.modules
-        only (an `if` statement binds no name, not even `_`); one that fails to import is left to the cell."""
-        return [HISTORY_IN_MEMORY, *(f"--IPKernelApp.exec_lines=if __import__({m!r}): pass" for m in self.preload)]
+        """ipykernel's: history in memory, as nbclient gives it, the exit without teardown, and each preload
+        imported into sys.modules only (an `if` statement binds no name, not even `_`); one that fails to
+        import is left to the cell."""
+        lines = [EXIT_AFTER_HANDLERS, *(f"if __import__({m!r}): pass" for m in self.preload)]
+        return [HISTORY_IN_MEMORY, *(f"--IPKernelApp.exec_lines={line}" for line in lines)]
 
     def write(self, path: Path) -> Path:
         Path(path).write_text(json.dumps(asdict(self)), encoding="utf-8")
