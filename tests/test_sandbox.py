@@ -252,6 +252,42 @@ def test_a_kernel_that_cannot_start_stops_grading(tmp_path, kernel_argv):
     with pytest.raises(GraderUnavailable, match="did not start"):
         course.autograde(submitted, env, timeout_s=300, feedback=False)
 
+FORGE_GRADED = """import os, stat, time
+forged = []
+for fd in range(3, 1024):
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.write(fd, b"graded")
+            forged.append(fd)
+    except OSError:
+        pass
+print("forged", forged)
+time.sleep(3)  # the grader would read the grades now, before nbgrader wrote them
+"""
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandbox", "no_sandbox"])
+def test_a_kernel_cannot_say_the_grades_are_written(tmp_path, sandboxed):
+    """Only nbgrader's process holds the pipe that says its grades are written (the grader then verifies while
+    the feedback renders): a cell writing "graded" to every pipe it holds changes nothing."""
+    exercise = load_course().exercises["ex01"]
+    kernel = KernelPlace(tmp_path / "run", sandboxed=sandboxed, readable=[])
+    env = {**kernel_env({}, kernel.home), **kernel.install_kernelspec()}
+    course = NbgraderCourse(tmp_path / "course", exercise,
+                            nbformat.read(SOURCE_DIR / "ex01" / exercise.notebook, as_version=4), 30, kernel)
+    submitted = nbformat.read(RELEASE_DIR / "ex01" / exercise.notebook, as_version=4)
+    submitted.cells.insert(0, nbformat.v4.new_code_cell(FORGE_GRADED))
+    result = course.autograde(submitted, env, timeout_s=300, feedback=True)
+    try:
+        assert "forged" in "".join(o.get("text", "") for o in result.notebook.cells[0].outputs)
+        assert set(result.cells) == {c.grade_id for c in exercise.cells}  # nbgrader's whole result, read after it
+        assert not any(c.passed for c in result.cells.values())  # the blank: every test failed
+        assert result.feedback_html is not None and "ex01" in result.feedback_html.read_text(encoding="utf-8")
+    finally:
+        result.close()
+    assert result.feedback.proc.returncode is not None  # nbgrader's process is gone once the grading ends
+
+
 def test_a_token_saved_in_hf_home_is_empty_inside_the_sandbox(tmp_path, monkeypatch):
     """HF_HOME (the prefetched models) is readable in every sandbox; a token `hf auth login` saved there is not."""
     from coursegrader import sandbox

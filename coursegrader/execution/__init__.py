@@ -5,7 +5,7 @@
   kernel_launch.py     the course kernel's launch, started first by the nbgrader process, importing
                        the release notebook's modules while nbgrader loads
   nbgrader_job.py      the nbgrader process: the kernel's start, generate_assignment, autograde (scores
-                       to grades.json), generate_feedback; the empty gradebook template
+                       to grades.json, then said on a pipe), generate_feedback; the empty gradebook template
   resilient_execute.py nbgrader's Execute, surviving a dying kernel, telling one that never
                        started, in the kernel's own folder
   feedback_filters.py  feedback HTML without hidden tests or live student HTML

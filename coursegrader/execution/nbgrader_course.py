@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 from pathlib import Path
@@ -45,6 +47,7 @@ KERNEL_DIED, NOT_RUN = "DeadKernelError", "CellNotRun"
 # nbgrader_job's protocol (that module imports nbgrader; the grader itself does not need to)
 JOB, GRADES_FILE, GRADER_SIDE_FAILURE, UNAVAILABLE_PREFIX = (
     "coursegrader.execution.nbgrader_job", "grades.json", 4, "grader_unavailable: ")
+JOB_LOG, GRADES_WRITTEN = "job.log", b"graded"
 
 
 class AutogradeTimeout(Exception):
@@ -67,12 +70,44 @@ class CellResult:
         return self.max_score > 0 and self.auto_score >= self.max_score and not self.errors
 
 
+class FeedbackRendering:
+    """nbgrader's process once it wrote the grades, rendering the feedback HTML (html; None: not asked for) while
+    the grader verifies; no student code runs in it any more. Waited for only where the page is read, and
+    ended (its whole process group) when the exercise's grading ends."""
+
+    def __init__(self, proc: subprocess.Popen, html: Path | None, deadline: float):
+        self.proc, self.html, self.deadline = proc, html, deadline
+
+    def wait(self) -> Path | None:
+        """The page, once the process is done; None where it failed or ran past the exercise's time."""
+        if self.html is None:
+            return None
+        try:
+            self.proc.wait(timeout=max(0.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        self.close()
+        return self.html if self.proc.returncode == 0 and self.html.exists() else None
+
+    def close(self) -> None:
+        _kill_group(self.proc)
+
+
 @dataclass
 class AutogradeResult:
     cells: dict[str, CellResult]
     notebook: nbformat.NotebookNode
-    feedback_html: Path | None
+    feedback: FeedbackRendering | None
     work_dir: Path  # the folder the kernel ran in, with whatever it saved (untrusted files)
+
+    @property
+    def feedback_html(self) -> Path | None:
+        return self.feedback.wait() if self.feedback else None
+
+    def close(self) -> None:
+        """End nbgrader's process (before the course folder goes)."""
+        if self.feedback:
+            self.feedback.close()
 
     def errors_by_cell(self) -> dict[str, list[tuple[str, str]]]:
         return {gid: errors for gid, errors in cell_errors(self.notebook).items() if errors}
@@ -165,32 +200,45 @@ class NbgraderCourse:
         KernelLaunch(load_course().kernel, str(self.kernel.work_dir), kernel_env, ipc_prefix=str(self.kernel.runtime / "k"),
                      connection_file=str(self.kernel.runtime / "kernel.json"), preload=tuple(preload)
                      ).write(self.root / LAUNCH_FILE)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", JOB, str(self.root), ex, STUDENT, "feedback" if feedback else "no-feedback",
-             str(grader_cache_dir())],
-            cwd=self.root, env=self._job_env(kernel_env),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )
+        deadline = time.monotonic() + timeout_s
+        graded_r, graded_w = os.pipe()
+        with open(self.root / JOB_LOG, "w", encoding="utf-8") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", JOB, str(self.root), ex, STUDENT, "feedback" if feedback else "no-feedback",
+                 str(grader_cache_dir()), str(graded_w)],
+                cwd=self.root, env=self._job_env(kernel_env), stdout=log, stderr=subprocess.STDOUT,
+                process_group=0, pass_fds=(graded_w,),
+            )  # in the grader's session: Linux shares the CPU between sessions, so the kernel keeps a core
+        os.close(graded_w)
+        html = self.root / "feedback" / STUDENT / ex / self.exercise.notebook.replace(".ipynb", ".html")
+        rendering = FeedbackRendering(proc, html if feedback else None, deadline)
         try:
             if started:
                 started()
-            output, _ = proc.communicate(timeout=timeout_s)
+            if not _graded(graded_r, timeout_s):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                rendering.close()
+                output = (self.root / JOB_LOG).read_text(encoding="utf-8", errors="replace")
+                if proc.returncode == GRADER_SIDE_FAILURE:  # nothing of the student's ran
+                    raise GraderUnavailable(_unavailable_reason(output))
+                raise AutogradeFailed(_last_error_line(output))
         except subprocess.TimeoutExpired:
+            rendering.close()
             raise AutogradeTimeout(timeout_s)
+        except BaseException:
+            rendering.close()  # nothing the student started may outlive its grading
+            raise
         finally:
-            _kill_group(proc)  # nothing the student started may outlive its grading
-        graded_path = self.root / "autograded" / STUDENT / ex / self.exercise.notebook
-        if proc.returncode == GRADER_SIDE_FAILURE:  # nothing of the student's ran
-            raise GraderUnavailable(_unavailable_reason(output))
-        grades_path = self.root / GRADES_FILE
-        if proc.returncode != 0 or not graded_path.exists() or not grades_path.exists():
-            raise AutogradeFailed(_last_error_line(output))
-        graded = nbformat.read(graded_path, as_version=4)
+            os.close(graded_r)
+        try:
+            graded = nbformat.read(self.root / "autograded" / STUDENT / ex / self.exercise.notebook, as_version=4)
+            scores = json.loads((self.root / GRADES_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            rendering.close()
+            raise AutogradeFailed(f"nbgrader's results could not be read: {type(err).__name__}: {err}") from err
         errors = cell_errors(graded)
-        cells = {gid: CellResult(gid, auto, top, errors.get(gid, []))
-                 for gid, (auto, top) in json.loads(grades_path.read_text(encoding="utf-8")).items()}
-        html = self.root / "feedback" / STUDENT / ex / self.exercise.notebook.replace(".ipynb", ".html")
-        return AutogradeResult(cells, graded, html if html.exists() else None, self.kernel.work_dir)
+        cells = {gid: CellResult(gid, auto, top, errors.get(gid, [])) for gid, (auto, top) in scores.items()}
+        return AutogradeResult(cells, graded, rendering, self.kernel.work_dir)
 
     def _job_env(self, kernel_env: dict[str, str]) -> dict[str, str]:
         """nbgrader's process: the grader's PATH and locale, its own HOME and Jupyter data and config
@@ -207,6 +255,14 @@ class NbgraderCourse:
 def grader_cache_dir() -> Path:
     """The grader's own cache (the empty gradebook template), never a kernel's HOME."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coursegrader"
+
+
+def _graded(pipe: int, timeout_s: float) -> bool:
+    """Whether nbgrader's process said it wrote the grades before it ended or the time ran out."""
+    readable, _, _ = select.select([pipe], [], [], timeout_s)
+    if not readable:
+        raise subprocess.TimeoutExpired(JOB, timeout_s)
+    return os.read(pipe, len(GRADES_WRITTEN)) == GRADES_WRITTEN
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

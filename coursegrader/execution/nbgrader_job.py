@@ -2,10 +2,11 @@
 nbgrader loads), generate_assignment (or its cached gradebook), autograde, generate_feedback.
 
 Run as `python -m coursegrader.execution.nbgrader_job COURSE_ROOT EXERCISE STUDENT feedback|no-feedback
-CACHE_DIR` with the course root as working directory. It writes the autograded cells' scores to GRADES_FILE
-(so the grader needs no nbgrader of its own) and exits with 0 on success, AUTOGRADE_FAILED, or
-GRADER_SIDE_FAILURE when nothing of the student's ran: nbgrader could not prepare the exercise or
-the course kernel did not start (the reason follows `grader_unavailable:` on stderr).
+CACHE_DIR GRADED_FD` with the course root as working directory. It writes the autograded cells' scores to
+GRADES_FILE (so the grader needs no nbgrader of its own) and then says GRADES_WRITTEN on GRADED_FD, a pipe only
+it holds (never the kernel): the grader verifies while the feedback renders. It exits with 0 on success,
+AUTOGRADE_FAILED, or GRADER_SIDE_FAILURE when nothing of the student's ran: nbgrader could not prepare the
+exercise or the course kernel did not start (the reason follows `grader_unavailable:` on stderr).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from .kernel_launch import LAUNCH_FILE, prestart, shutdown_unclaimed
 
 if __name__ == "__main__":
+    os.set_inheritable(int(sys.argv[6]), False)  # the kernel must not hold it (nor say the grades are written)
     prestart(Path(sys.argv[1]) / LAUNCH_FILE)  # the kernel boots while nbgrader loads and prepares (seconds)
 
 import nbgrader  # after the kernel's start (E402 on purpose)
@@ -31,13 +33,13 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from ..config import REPO_ROOT
 from ..sandbox.policy import runtime_paths
-from .nbgrader_course import GRADER_SIDE_FAILURE, GRADES_FILE, GRADING_CONFIG, UNAVAILABLE_PREFIX
+from .nbgrader_course import GRADER_SIDE_FAILURE, GRADES_FILE, GRADES_WRITTEN, GRADING_CONFIG, UNAVAILABLE_PREFIX
 from .resilient_execute import ResilientExecute
 
 AUTOGRADE_FAILED = 3
 
 
-def main(root: str, exercise_id: str, student: str, feedback: str, cache_dir: str) -> int:
+def main(root: str, exercise_id: str, student: str, feedback: str, cache_dir: str, graded_fd: str) -> int:
     try:
         config = PyFileConfigLoader("nbgrader_config.py", path=str(Path(root))).load_config()
         api = NbGraderAPI(CourseDirectory(config=config), config=config)
@@ -56,6 +58,8 @@ def main(root: str, exercise_id: str, student: str, feedback: str, cache_dir: st
         _write_grades(Path(root), exercise_id, student)
     except Exception as err:  # noqa: BLE001 - the gradebook is ours: never a 0 for the student
         return _unavailable(f"nbgrader's gradebook could not be read for {exercise_id}: {type(err).__name__}: {err}")
+    os.write(int(graded_fd), GRADES_WRITTEN)
+    os.close(int(graded_fd))
     if feedback == "feedback":
         result = api.generate_feedback(exercise_id, student, force=True)
         if not result.get("success"):  # the scores stand; only the HTML is missing
@@ -133,7 +137,7 @@ def _unavailable(reason: str) -> int:
 
 
 if __name__ == "__main__":
-    status = main(*sys.argv[1:6])
+    status = main(*sys.argv[1:7])
     shutdown_unclaimed()  # a kernel nothing ran in: the exercise stopped before its execution
     sys.stdout.flush()
     sys.stderr.flush()

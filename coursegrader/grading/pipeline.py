@@ -326,8 +326,12 @@ def grade_submission(submission_dir: Path, exercises=None, *, tier: Tier = FEEDB
                 run = grade_exercise(exercise, submission_dir, Path(work), copy.deepcopy(cassettes), tier=tier,
                                      profile=profile, sandbox=sandbox, cell_timeout_s=cell_timeout_s,
                                      adapter=handoff.adapter_for(exercise), render_feedback=render_feedback)
-                handoff.keep_from(run)
-                if on_graded:
-                    on_graded(run)
+                try:
+                    handoff.keep_from(run)
+                    if on_graded:
+                        on_graded(run)
+                finally:
+                    if run.autograded:  # nbgrader's process, perhaps still rendering the page nobody read
+                        run.autograded.close()
                 runs.append(run)
     return SubmissionGrade(Path(submission_dir), runs, tier, sandbox, profile.name)
