@@ -1,17 +1,29 @@
-"""The grader's own greedy generations, computed outside the student's kernel."""
+"""The grader's own greedy generations, computed outside the student's kernel.
+
+torch is imported where it is used, not with this module: the grader imports the check modules while the
+kernel and nbgrader's process start, and only the warm-up (in a thread at nice 19) should pay for it.
+"""
 from __future__ import annotations
 
 from functools import lru_cache
 
-import torch
-
-
-# The notebooks' rule, so the grader generates exactly as the student's kernel did.
-USE_CUDA = torch.cuda.is_available()
-DTYPE = torch.bfloat16 if USE_CUDA else torch.float32
 # A teacher-forced pass confirms a token only when it leads the runner-up by more than this (logits): far above
 # what one forward pass and a cached, token-by-token one differ by in that precision.
-CONFIRM_MARGIN = {torch.float32: 1e-3, torch.bfloat16: 0.5}
+CONFIRM_MARGIN = {"float32": 1e-3, "bfloat16": 0.5}
+
+
+@lru_cache(maxsize=None)
+def use_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def dtype():
+    """The notebooks' rule, so the grader generates exactly as the student's kernel did."""
+    import torch
+
+    return torch.bfloat16 if use_cuda() else torch.float32
 
 
 @lru_cache(maxsize=4)
@@ -22,7 +34,7 @@ def load(model_id: str, adapter: str | None = None):
     logging.disable_progress_bar()
 
     tokenizer = AutoTokenizer.from_pretrained(model_id)
-    model = AutoModelForCausalLM.from_pretrained(model_id, dtype=DTYPE, device_map="auto" if USE_CUDA else None)
+    model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype(), device_map="auto" if use_cuda() else None)
     if adapter:
         from peft import PeftModel
 
@@ -41,6 +53,8 @@ class ReferenceLM:
         """(answer without the prompt, number of new tokens), greedy."""
         inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
                                                     return_tensors="pt").to(self.model.device)
+        import torch
+
         torch.manual_seed(0)
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
@@ -59,6 +73,8 @@ class ReferenceLM:
         """Whether `answer` is what generate() returns, by one forward pass over the prompt and its tokens: each
         token is the clear argmax after the ones before it (by more than CONFIRM_MARGIN, so the pass and an
         incremental generation cannot disagree), and it ends where generate stops (an end token, or the limit)."""
+        import torch
+
         prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
                                                     return_tensors="pt")["input_ids"]
         tokens = self.tokenizer(answer, add_special_tokens=False, return_tensors="pt")["input_ids"]
@@ -72,7 +88,7 @@ class ReferenceLM:
         margins, chosen = top.values[:, 0] - top.values[:, 1], top.indices[:, 0]
         ends = count < max_new_tokens  # then generate stopped at an end token
         checked = count + ends
-        if bool((margins[:checked] <= CONFIRM_MARGIN[DTYPE]).any()):
+        if bool((margins[:checked] <= CONFIRM_MARGIN[str(dtype()).removeprefix("torch.")]).any()):
             return False
         if not torch.equal(chosen[:count].cpu(), tokens[0]):
             return False
@@ -84,6 +100,8 @@ class ReferenceLM:
 
     def loss(self, conversations: list[list[dict]]) -> float:
         """Mean next-token loss over whole conversations (teacher forcing, as SFT trains on `messages`)."""
+        import torch
+
         losses = []
         for messages in conversations:
             ids = self.tokenizer.apply_chat_template(messages, return_dict=True, return_tensors="pt")["input_ids"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from coursegrader.config import Profile, load_course
 
 from ..evidence import Evidence, Verdict, claim_matches, fail, ok
-from ..reference_lm import USE_CUDA, ReferenceLM
+from ..reference_lm import ReferenceLM, use_cuda
 from . import check, warms_up
 
 EX = "ex04"
@@ -112,7 +112,7 @@ def speed_consistent(ev: Evidence) -> Verdict:
         return fail("ex04_new_tokens_wrong", expected=expected_tokens, recorded=new_tokens)
     if not (0 < seconds <= _cell_limit_s() and memory > 0) or abs(rate - new_tokens / seconds) > 1e-6 * max(rate, 1e-9):
         return fail("ex04_speed_inconsistent")
-    if not USE_CUDA:  # on a CPU the footprint is a fixed number: the model's parameters and buffers
+    if not use_cuda():  # on a CPU the footprint is a fixed number: the model's parameters and buffers
         expected = _lm(ev).model.get_memory_footprint() / 2**20
         if abs(memory - expected) > 1e-6 * expected:
             return fail("ex04_memory_wrong", expected=round(expected, 3), recorded=memory)

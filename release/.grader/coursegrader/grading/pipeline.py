@@ -19,6 +19,7 @@ The tier (tier.py) says where nbgrader's source notebooks come from and who veri
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 import threading
 import traceback
@@ -117,6 +118,12 @@ class _Meanwhile:
 
 
 def _quietly(work, run: ExerciseRun) -> None:
+    """In its own thread at nice 19: nbgrader's process, in the grader's session, loads meanwhile and must not
+    wait for it (the kernel, in a session of its own, keeps its core anyway)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only, on Linux
+    except OSError:
+        pass
     try:
         work(run)
     except Exception:  # noqa: BLE001 - only a head start: the verifier does the work itself if this failed
