@@ -25,7 +25,8 @@ def _launch(tmp_path, preload) -> KernelLaunch:
                         preload=tuple(preload))
 
 
-def _run(km, code: str) -> str:
+def _run(km, code: str, graceful: bool = False) -> str:
+    """What the code printed; the kernel is then shut down (graceful: as nbclient does, by asking it)."""
     kc = km.client()
     kc.start_channels()
     try:
@@ -36,7 +37,7 @@ def _run(km, code: str) -> str:
         return "".join(said)
     finally:
         kc.stop_channels()
-        run_sync(km.shutdown_kernel)(now=True)
+        run_sync(km.shutdown_kernel)(now=not graceful)
 
 
 def test_the_kernel_imports_its_preload_into_sys_modules_only(tmp_path):
@@ -97,17 +98,7 @@ print(sorted(n for n in dir() if not n.startswith("_") and n not in ("In", "Out"
 def test_a_kernel_shut_down_runs_the_exit_handlers_cells_registered_and_skips_the_teardown(tmp_path):
     """The kernel ends right after the handlers registered since it started (MLflow ends its runs there);
     the interpreter's module teardown, seconds with torch loaded, is skipped (no finalizer of a live object)."""
-    km = _launch(tmp_path, ["colorsys"]).start()
-    kc = km.client()
-    kc.start_channels()
-    try:
-        run_sync(kc.wait_for_ready)(timeout=60)
-        said = []
-        run_sync(kc.execute_interactive)(EXIT_PROBE, timeout=60,
-                                         output_hook=lambda m: said.append(m["content"].get("text", "")))
-    finally:
-        kc.stop_channels()
-        run_sync(km.shutdown_kernel)(now=False)  # nbclient's graceful shutdown
-    assert "".join(said).strip() == "['Finalized', 'atexit', 'kept']"  # the exit handler bound no name
+    said = _run(_launch(tmp_path, ["colorsys"]).start(), EXIT_PROBE, graceful=True)
+    assert said.strip() == "['Finalized', 'atexit', 'kept']"  # the exit handler bound no name
     assert (tmp_path / "handlers.txt").read_text() == "ran"
     assert not (tmp_path / "teardown.txt").exists()
