@@ -102,6 +102,7 @@ class AutogradeResult:
 
     @property
     def feedback_html(self) -> Path | None:
+        """The feedback page, once nbgrader's process has rendered it (this waits); None without one."""
         return self.feedback.wait() if self.feedback else None
 
     def close(self) -> None:
