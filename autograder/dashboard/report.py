@@ -269,7 +269,7 @@ def write_report(graded_dir: Path, out_dir: Path, roster: Path | None = None) ->
     # until the new interpreter had started and read them (a second).
     db_path = out_dir / "gradebook.db"
     shares = [[db_path, None]] if db_path.exists() else [
-        [out_dir / f".gradebook-{k}.db", exercise_ids(results)[k::GRADEBOOK_WRITERS]] for k in range(GRADEBOOK_WRITERS)]
+        [out_dir / f".gradebook-{k}.db", share] for k, share in enumerate(_balanced(exercise_ids(results), course))]
     for path, _ in shares:
         if path != db_path:
             path.unlink(missing_ok=True)
@@ -288,6 +288,15 @@ def write_report(graded_dir: Path, out_dir: Path, roster: Path | None = None) ->
     if len(shares) > 1:
         merge_gradebooks([path for path, _ in shares], db_path)
     return summary
+
+
+def _balanced(exercises: list[str], course) -> list[list[str]]:
+    """The exercises in GRADEBOOK_WRITERS shares of about as many graded cells (a grade row each per student),
+    the largest first into the smallest share."""
+    shares: list[list[str]] = [[] for _ in range(GRADEBOOK_WRITERS)]
+    for ex in sorted(exercises, key=lambda ex: -len(course.exercises[ex].cells)):
+        min(shares, key=lambda share: sum(len(course.exercises[e].cells) for e in share)).append(ex)
+    return shares
 
 
 def _write_gradebook_of(graded_dir: Path, db_path: Path, deadline: dt.datetime, exercises: list[str] | None) -> None:
