@@ -214,28 +214,32 @@ class NbgraderCourse:
         html = self.root / "feedback" / STUDENT / ex / self.exercise.notebook.replace(".ipynb", ".html")
         rendering = FeedbackRendering(proc, html if feedback else None, deadline)
         try:
-            if started:
-                started()
-            if not _graded(graded_r, timeout_s):
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                rendering.close()
-                output = (self.root / JOB_LOG).read_text(encoding="utf-8", errors="replace")
-                if proc.returncode == GRADER_SIDE_FAILURE:  # nothing of the student's ran
-                    raise GraderUnavailable(_unavailable_reason(output))
-                raise AutogradeFailed(_last_error_line(output))
+            return self._results(rendering, graded_r, timeout_s, started)
         except subprocess.TimeoutExpired:
             rendering.close()
-            raise AutogradeTimeout(timeout_s)
+            raise AutogradeTimeout(timeout_s) from None
         except BaseException:
             rendering.close()  # nothing the student started may outlive its grading
             raise
         finally:
             os.close(graded_r)
+
+    def _results(self, rendering: FeedbackRendering, graded_pipe: int, timeout_s: float,
+                 started: Callable[[], None] | None) -> AutogradeResult:
+        """nbgrader's results once its process says they are written; why not, where it ended without."""
+        if started:
+            started()
+        if not _graded(graded_pipe, timeout_s):
+            rendering.proc.wait(timeout=max(0.0, rendering.deadline - time.monotonic()))
+            output = (self.root / JOB_LOG).read_text(encoding="utf-8", errors="replace")
+            if rendering.proc.returncode == GRADER_SIDE_FAILURE:  # nothing of the student's ran
+                raise GraderUnavailable(_unavailable_reason(output))
+            raise AutogradeFailed(_last_error_line(output))
+        ex = self.exercise.id
         try:
             graded = nbformat.read(self.root / "autograded" / STUDENT / ex / self.exercise.notebook, as_version=4)
             scores = json.loads((self.root / GRADES_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
-            rendering.close()
             raise AutogradeFailed(f"nbgrader's results could not be read: {type(err).__name__}: {err}") from err
         errors = cell_errors(graded)
         cells = {gid: CellResult(gid, auto, top, errors.get(gid, [])) for gid, (auto, top) in scores.items()}

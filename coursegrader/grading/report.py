@@ -108,9 +108,9 @@ def write_exercise_artifacts(run: ExerciseRun, out_dir: Path) -> None:
     """Feedback HTML, the MLflow store (ex06) and the request log, copied out before the work dir goes."""
     ex_dir = Path(out_dir) / run.exercise.id
     ex_dir.mkdir(parents=True, exist_ok=True)
-    if run.autograded and run.autograded.feedback_html:
-        html_text = run.autograded.feedback_html.read_text(encoding="utf-8")
-        (ex_dir / "feedback.html").write_text(with_csp(html_text), encoding="utf-8")
+    feedback_html = run.autograded.feedback_html if run.autograded else None  # waits for nbgrader's rendering
+    if feedback_html:
+        (ex_dir / "feedback.html").write_text(with_csp(feedback_html.read_text(encoding="utf-8")), encoding="utf-8")
     if run.autograded:
         keep_store(run.autograded.work_dir, ex_dir / STORE_DIR)  # for `python -m autograder mlflow-ui`
     with open(ex_dir / "requests.jsonl", "w", encoding="utf-8") as fh:
