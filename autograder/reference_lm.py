@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-# A teacher-forced pass confirms a token only when it leads the runner-up by more than this (logits): far above
-# what one forward pass and a cached, token-by-token one differ by in that precision.
-CONFIRM_MARGIN = {"float32": 1e-3, "bfloat16": 0.5}
 
 
 @lru_cache(maxsize=None)
@@ -24,6 +21,14 @@ def dtype():
     import torch
 
     return torch.bfloat16 if use_cuda() else torch.float32
+
+
+def confirm_margin() -> float:
+    """A teacher-forced pass confirms a token only when it leads the runner-up by more than this (logits): far
+    above what one forward pass and a cached, token-by-token one differ by in dtype()'s precision."""
+    import torch
+
+    return {torch.float32: 1e-3, torch.bfloat16: 0.5}[dtype()]
 
 
 @lru_cache(maxsize=4)
@@ -71,7 +76,7 @@ class ReferenceLM:
 
     def confirms_greedy(self, messages, answer: str, max_new_tokens: int) -> bool:
         """Whether `answer` is what generate() returns, by one forward pass over the prompt and its tokens: each
-        token is the clear argmax after the ones before it (by more than CONFIRM_MARGIN, so the pass and an
+        token is the clear argmax after the ones before it (by more than confirm_margin(), so the pass and an
         incremental generation cannot disagree), and it ends where generate stops (an end token, or the limit)."""
         import torch
 
@@ -88,7 +93,7 @@ class ReferenceLM:
         margins, chosen = top.values[:, 0] - top.values[:, 1], top.indices[:, 0]
         ends = count < max_new_tokens  # then generate stopped at an end token
         checked = count + ends
-        if bool((margins[:checked] <= CONFIRM_MARGIN[str(dtype()).removeprefix("torch.")]).any()):
+        if bool((margins[:checked] <= confirm_margin()).any()):
             return False
         if not torch.equal(chosen[:count].cpu(), tokens[0]):
             return False
