@@ -37,6 +37,7 @@ def _run(km, code: str, graceful: bool = False) -> str:
         return "".join(said)
     finally:
         kc.stop_channels()
+        km.shutdown_wait_time = 60  # a graceful shutdown is never cut short by a busy machine
         run_sync(km.shutdown_kernel)(now=not graceful)
 
 
