@@ -17,7 +17,7 @@ from coursegrader.config import Profile
 from coursegrader.fmapi.matchers import normalize_text
 from coursegrader.fmapi.server import CHAT_PATH, INVOCATIONS_PATH
 from coursegrader.grading.results import Verdict
-from coursegrader.notebook import graded_cells
+from coursegrader.notebook import graded_cells, is_solution, solution_cells
 from coursegrader.problems import wording
 
 CLAIM_MIMETYPE = "application/vnd.llmcourse.result+json"
@@ -129,18 +129,24 @@ def same_messages(actual: list[dict], expected: list[tuple[str, str]]) -> bool:
 
 
 def claims_in(nb) -> dict[str, dict]:
-    """grade_id -> {name: value} reported by `report()` in that cell's outputs."""
+    """grade_id -> {name: value} reported by `report()` in that cell's outputs (a solution cell's: in its answer's
+    cells, an answer being split over several)."""
     claims: dict[str, dict] = {}
-    for grade_id, cell in graded_cells(nb):
-        if cell.get("cell_type") != "code":
-            continue
-        for output in cell.get("outputs", []):
-            data = output.get("data", {}).get(CLAIM_MIMETYPE)
-            if isinstance(data, str):
-                try:
-                    data = json.loads(data)
-                except ValueError:
-                    continue
-            if isinstance(data, dict) and isinstance(data.get("name"), str):
-                claims.setdefault(grade_id, {})[data["name"]] = data.get("value")
-    return claims
+    for grade_id, graded in graded_cells(nb):
+        for cell in (solution_cells(nb, grade_id) if is_solution(graded) else [graded]):
+            if cell.get("cell_type") == "code":
+                _claims_of(cell, claims.setdefault(grade_id, {}))
+    return {gid: found for gid, found in claims.items() if found}
+
+
+def _claims_of(cell, found: dict) -> None:
+    """The claims `report()` made in one cell's outputs, into found (a later one of the same name wins)."""
+    for output in cell.get("outputs", []):
+        data = output.get("data", {}).get(CLAIM_MIMETYPE)
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            found[data["name"]] = data.get("value")

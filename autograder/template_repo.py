@@ -54,8 +54,7 @@ def write_template_repository(release_dir: Path, exercise_ids: list[str]) -> lis
         for f in ([src / n for n in MODEL_FILES if (src / n).exists()] if src.is_dir() else [src]):
             _copy(f, grader / "fixtures" / f.relative_to(FIXTURES_DIR))
     _copy(REPO_ROOT / "requirements.txt", release_dir / "requirements.txt")
-    (release_dir / ".gitignore").write_text(
-        "feedback/\n__pycache__/\n.ipynb_checkpoints/\n.venv/\nresult.json\nrelease-body.md\n", encoding="utf-8")
+    (release_dir / ".gitignore").write_text(TEMPLATE_GITIGNORE, encoding="utf-8")
     (release_dir / "README.md").write_text(student_readme(release_dir, exercise_ids), encoding="utf-8")
     workflow = release_dir / ".github" / "workflows" / "feedback.yml"
     for stale in workflow.parent.glob("*.yml"):
@@ -63,6 +62,21 @@ def write_template_repository(release_dir: Path, exercise_ids: list[str]) -> lis
     workflow.parent.mkdir(parents=True, exist_ok=True)
     workflow.write_text(feedback_workflow(exercise_ids), encoding="utf-8")
     return [release_dir / "README.md", workflow, grader]
+
+
+# What the feedback run and the notebooks write beside them (ex05's adapter and trainer output, Databricks's own
+# folder): large, and never graded from the repository.
+TEMPLATE_GITIGNORE = """feedback/
+__pycache__/
+.ipynb_checkpoints/
+.venv/
+result.json
+release-body.md
+ex*/gozaru-lora/
+sft-output/
+ex*/sft-output/
+.databricks/
+"""
 
 
 def feedback_workflow(exercise_ids: list[str]) -> str:

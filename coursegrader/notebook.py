@@ -43,6 +43,22 @@ def find_cell(nb, wanted: str):
     return next((cell for gid, cell in graded_cells(nb) if gid == wanted), None)
 
 
+def solution_cells(nb, wanted: str) -> list:
+    """The cells of solution cell `wanted`'s answer: that cell and the student's own cells (no grade_id) on either
+    side of it, up to the nearest graded cells (an aligned submission keeps an answer split over several cells
+    together there: grading/align.py). [] when there is no such solution cell."""
+    cells = list(nb.cells)
+    at = next((i for i, c in enumerate(cells) if grade_id(c) == wanted and is_solution(c)), None)
+    if at is None:
+        return []
+    start, end = at, at + 1
+    while start > 0 and not grade_id(cells[start - 1]):
+        start -= 1
+    while end < len(cells) and not grade_id(cells[end]):
+        end += 1
+    return cells[start:end]
+
+
 def error_outputs(cell) -> Errors:
     return [(o.get("ename", ""), str(o.get("evalue", ""))) for o in cell.get("outputs", [])
             if o.get("output_type") == "error"]
@@ -117,14 +133,17 @@ def _used_names(node) -> set[str]:
 
 
 def function_with_dependencies(nb, cell_id: str, name: str) -> str | None:
-    """The source of function `name` defined at the top of cell `cell_id`, preceded by the notebook's
+    """The source of function `name` defined at the top of cell `cell_id` (of its answer, for a solution cell),
+    preceded by the notebook's
     imports and top-level helper functions it uses (transitively): what it needs to run on its own.
     None when that cell does not define it."""
-    cell = find_cell(nb, cell_id)
-    try:
-        target = next((n for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef) and n.name == name), None)
-    except (SyntaxError, AttributeError):
-        target = None
+    target = None
+    for cell in solution_cells(nb, cell_id) or [c for c in [find_cell(nb, cell_id)] if c is not None]:
+        try:
+            found = [n for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef) and n.name == name]
+        except (SyntaxError, AttributeError):
+            continue
+        target = found[-1] if found else target  # the last definition wins, as when the cells run
     if target is None:
         return None
     top_level = [n for tree in _parsed_code_cells(nb) for n in tree.body]

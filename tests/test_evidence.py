@@ -4,7 +4,7 @@ import nbformat
 from coursegrader.config import RELEASE_DIR
 from autograder.evidence import CLAIM_MIMETYPE, Evidence, claim_matches, claims_in
 from coursegrader.notebook import literals_in
-from coursegrader.grading.submission import restore_protected_cells
+from coursegrader.grading.submission import align_with_release
 
 
 def test_literals_are_read_without_running_code():
@@ -30,10 +30,30 @@ def test_deleted_and_edited_protected_cells_are_restored_and_extra_cells_kept():
     edited = next(c for c in student.cells if c.metadata["nbgrader"]["grade_id"] == "ex01_usage")
     edited.source = "pass"
     student.cells.insert(3, nbformat.v4.new_code_cell("scratch = 1"))
-    restored, problems = restore_protected_cells(student, release)
+    restored, problems = align_with_release(student, release, RELEASE_DIR / "ex01" / "ex01.ipynb")
     assert [p.code for p in problems] == ["cell_restored", "cell_edited"]
     restored_ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in restored.cells]
     assert [i for i in restored_ids if i] == ids, "protected cells back, in their original order"
     assert any(c.source == "scratch = 1" for c in restored.cells)
+    nbformat.validate(restored)
     usage = next(c for c in restored.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex01_usage")
     assert usage.source != "pass"
+
+
+def test_an_answer_split_over_cells_claims_for_its_solution_cell_only():
+    """The student's cells beside a solution cell are its answer (align.py keeps them together): their claims
+    count for it; a student cell beside a locked cell claims nothing for that cell."""
+    def claiming(name, **meta):
+        cell = nbformat.v4.new_code_cell("report(...)", metadata={"nbgrader": meta} if meta else {})
+        cell.outputs = [nbformat.v4.new_output("display_data", data={CLAIM_MIMETYPE: {"name": name, "value": 1}})]
+        return cell
+
+    nb = nbformat.v4.new_notebook(cells=[
+        claiming("before", grade_id="md", locked=True),
+        claiming("part1"), claiming("own", grade_id="s1", solution=True), claiming("part2"),
+        claiming("locked", grade_id="l1", locked=True), claiming("beside_locked"),
+        claiming("test", grade_id="t1", grade=True),
+    ])
+    claims = claims_in(nb)
+    assert claims["s1"] == {"part1": 1, "own": 1, "part2": 1}
+    assert claims["l1"] == {"locked": 1} and claims["t1"] == {"test": 1}

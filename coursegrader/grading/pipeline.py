@@ -3,8 +3,9 @@
 Each step does one job on an ExerciseRun and may stop the run with a fatal
 Problem; a stopped exercise scores 0 and the next exercise is still graded.
 
-  load_submission     read <submission>/<ex>/<ex>.ipynb (no links, FIFOs or devices)
-  restore_cells       put back deleted / edited protected cells
+  load_submission     read <submission>/<ex>/<ex>.ipynb, or Databricks's Source <ex>.py (no links, FIFOs or devices)
+  align_cells         find each release cell by content and order (align.py), put back deleted / edited
+                      protected cells: what nbgrader receives has the release's metadata and validates
   autograde           nbgrader autograde (hidden tests restored) with the fixture server; the
                       kernel runs in the sandbox (official tier), importing the release notebook's
                       modules while nbgrader prepares; the tier's standby processes start beside it
@@ -39,7 +40,7 @@ from ..problems import Problem, is_listed, limit_problems, problem
 from ..sandbox.policy import profile_paths
 from .handoff import AdapterHandoff
 from .results import CheckResult, ExerciseRun, SubmissionGrade, Verdict
-from .submission import find_notebook, load_notebook, restore_protected_cells
+from .submission import align_with_release, find_notebook, load_notebook
 from .tier import FEEDBACK, Tier
 from .untrusted import remove_unsafe, unsafe_entries
 
@@ -53,8 +54,8 @@ def load_submission(run: ExerciseRun) -> None:
     if unsafe:
         run.problems.append(problem("submission_link", entries=_entries(unsafe)))
         return
-    path = find_notebook(run.submission_dir, run.exercise.id, run.exercise.notebook)
-    run.student_nb, found = load_notebook(path)
+    run.notebook_path = find_notebook(run.submission_dir, run.exercise.id, run.exercise.notebook)
+    run.student_nb, found = load_notebook(run.notebook_path)
     if found:
         run.problems.append(found)
 
@@ -63,8 +64,8 @@ def _entries(found: list[tuple[str, str]]) -> str:
     return ", ".join(f"{path} ({kind})" for path, kind in found[:5]) + (" …" if len(found) > 5 else "")
 
 
-def restore_cells(run: ExerciseRun) -> None:
-    run.student_nb, found = restore_protected_cells(run.student_nb, run.release_nb)
+def align_cells(run: ExerciseRun) -> None:
+    run.student_nb, found = align_with_release(run.student_nb, run.release_nb, run.notebook_path)
     run.problems.extend(found)
 
 
@@ -177,7 +178,7 @@ def award_points(run: ExerciseRun) -> None:
         run.problems.append(problem("tests_unconfirmed", cells=", ".join(unconfirmed)))
 
 
-STEPS = (load_submission, restore_cells, autograde, distrust_outputs, note_execution, note_scripted, verify_evidence,
+STEPS = (load_submission, align_cells, autograde, distrust_outputs, note_execution, note_scripted, verify_evidence,
          award_points)
 
 

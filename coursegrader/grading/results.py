@@ -57,7 +57,8 @@ class ExerciseRun:
     sandboxed: bool = True  # student code runs in the sandbox (False only with --no-sandbox or the feedback tier)
     adapter_dir: str | None = None  # the LoRA adapter this exercise evaluates (exercise.adapter_from)
     render_feedback: bool = True  # nbgrader's feedback HTML, where someone reads it
-    student_nb: nbformat.NotebookNode | None = None
+    notebook_path: Path | None = None  # the file read: <ex>/<ex>.ipynb, or Databricks's Source <ex>/<ex>.py
+    student_nb: nbformat.NotebookNode | None = None  # as read, then as aligned with the release (align_cells)
     problems: list[Problem] = field(default_factory=list)
     autograded: "AutogradeResult | None" = None
     log: list[dict] = field(default_factory=list)

@@ -29,6 +29,18 @@ _TEXT = {
                          "Notebook {path} is missing. Submit it under its original name and folder."),
     "notebook_malformed": (True, "ノートブック {path} を読み込めません（壊れた .ipynb です）: {detail}",
                            "Notebook {path} could not be read (malformed .ipynb): {detail}"),
+    "notebook_unaligned": (True, "ノートブック {path} のセルを配布版のセルと対応づけられませんでした（見つからないセル: {cells}）。"
+                                 "配布版のノートブックから始め、解答のセルだけを書き換えて提出し直してください。",
+                           "The cells of {path} could not be matched with the release's cells (not found: {cells}). "
+                           "Start from the release notebook, change only the answer cells, and submit again."),
+    "cells_matched_by_content": (False, "保存した環境: {saved_by}。nbgrader のセル情報（メタデータ）が残らない保存形式のため、"
+                                        "セルは配布版と内容と順番で照合して採点しました。対応は不要です。",
+                                 "The notebook was saved by {saved_by}, without nbgrader's cell metadata: its cells "
+                                 "were matched with the release by their content and order. Nothing for you to do."),
+    "cell_metadata_ignored": (False, "セル {cells} の nbgrader メタデータは、内容と位置から分かるセルと食い違っていました。"
+                                     "内容と位置に従って採点しました。",
+                              "The nbgrader metadata of cells {cells} disagrees with what their content and position "
+                              "show: they were graded by content and position."),
     "cell_restored": (False, "削除されていた保護セル {cells} を元に戻して採点しました。",
                       "Deleted protected cells {cells} were restored before grading."),
     "cell_edited": (False, "編集されていた保護セル {cells} を元の内容に戻して採点しました（編集による得点はありません）。",
@@ -382,10 +394,18 @@ def texts(code: str) -> tuple[str, str]:
     return CHECK_FAILURES[code]
 
 
+@dataclass(frozen=True)
+class Both:
+    """A field worded in each language (a plain field is the same in both)."""
+    ja: str
+    en: str
+
+
 def wording(code: str, **fields) -> tuple[str, str]:
     """(ja, en) for a code of either table, formatted with `fields`."""
     ja, en = texts(code)
-    return ja.format(**fields), en.format(**fields)
+    return (ja.format(**{k: v.ja if isinstance(v, Both) else v for k, v in fields.items()}),
+            en.format(**{k: v.en if isinstance(v, Both) else v for k, v in fields.items()}))
 
 
 def problem(code: str, **fields) -> Problem:
