@@ -36,6 +36,7 @@ class Sample:
     optional_problems: list[str] = field(default_factory=list)  # may or may not appear (timing-dependent)
     cell_timeout_s: int | None = None
     handful: bool = False  # one of the few `demo` grades by default (a first run in minutes)
+    shape: str = "release"  # the editor's save it is graded in (tests/shapes.py: databricks, source_py, …)
 
     def expected_failed(self, exercise_id: str) -> set[str]:
         cells = {c.grade_id for c in load_course().exercises[exercise_id].cells}
@@ -61,6 +62,7 @@ def load_catalog(path: Path = CATALOG) -> dict[str, Sample]:
             optional_problems=spec.get("optional_problems", []),
             cell_timeout_s=spec.get("cell_timeout_s"),
             handful=spec.get("handful", False),
+            shape=spec.get("shape", "release"),
         )
     return samples
 
@@ -95,6 +97,18 @@ def _apply(edit: dict, nbs: dict) -> None:
         nbs[ex] = None
     elif "delete_cell" in edit:
         nbs[ex].cells.remove(_cell(nbs[ex], edit["delete_cell"]))
+    elif "copy_cell" in edit:  # a plain copy of a cell's source (no metadata), before another cell
+        copied = nbformat.v4.new_code_cell(_cell(nbs[ex], edit["copy_cell"]).source)
+        nbs[ex].cells.insert(nbs[ex].cells.index(_cell(nbs[ex], edit["before"])), copied)
+    elif "move_cell" in edit:  # a cell moved to just after another
+        moved = _cell(nbs[ex], edit["move_cell"])
+        nbs[ex].cells.remove(moved)
+        nbs[ex].cells.insert(nbs[ex].cells.index(_cell(nbs[ex], edit["after"])) + 1, moved)
+    elif "merge_code_cells" in edit:  # every code cell pasted into one
+        code = [c.source for c in nbs[ex].cells if c.cell_type == "code"]
+        nbs[ex].cells = [nbformat.v4.new_code_cell("\n\n".join(code))]
+    elif "set_nbgrader" in edit:  # a cell's nbgrader metadata replaced, as a hand-edited file would have it
+        _cell(nbs[ex], edit["cell"]).metadata["nbgrader"] = dict(edit["set_nbgrader"])
     elif "set_source" in edit:
         _cell(nbs[ex], edit["cell"]).source = edit["set_source"]
     elif "insert_before" in edit:

@@ -1,0 +1,92 @@
+"""Graded end to end in another editor's shape (tests/shapes.py): a submission as Databricks commits it grades like
+the same work in the release's shape, in the official tier and the feedback tier, and the alignment cannot be
+turned against the grader (fixtures/submissions/reshaped.toml).
+
+tests/test_align.py shows, without running anything, that every early catalog sample in every shape hands
+nbgrader the same notebook; here a few of them are graded for real and compared with their release-shaped twin
+(graded once per session by the `graded` fixture)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from autograder.official import grade_official
+from autograder.samples import build_sample, load_catalog
+from coursegrader.config import RELEASE_DIR, SUBMISSIONS_DIR
+
+from expectations import assert_graded_as_expected
+from shapes import reshape_submission
+
+RESHAPED = load_catalog(SUBMISSIONS_DIR / "reshaped.toml")
+INFO = "cells_matched_by_content"
+# (catalog sample, shape, exercises): graded in that shape, compared with the release-shaped grading
+TWINS = [
+    ("deleted_test_cell", "databricks", ["ex01"]),
+    ("edited_test_cell", "extra_cells", ["ex01"]),
+    ("blank", "no_metadata", ["ex01", "ex02", "ex03"]),
+    ("ex03_first_tool_call_only", "md_as_code", ["ex03"]),
+    ("ex02_ge_constraint", "source_py", ["ex02"]),
+]
+
+
+@pytest.fixture(scope="session")
+def shaped(tmp_path_factory):
+    """Grade a sample in a shape once per session: shaped(sample, shape, exercises) -> grade."""
+    root = tmp_path_factory.mktemp("shaped")
+    cache = {}
+
+    def get(sample, shape, exercises):
+        key = (sample.name, shape, tuple(exercises))
+        if key not in cache:
+            path = build_sample(sample, root / "submissions" / f"{sample.name}-{shape}")
+            reshape_submission(path, shape)
+            cache[key] = grade_official(path, exercises, root / "reports" / f"{sample.name}-{shape}",
+                                        cell_timeout_s=sample.cell_timeout_s)
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(RESHAPED))
+def test_reshaped_sample_scores_exactly_what_it_says(shaped, name):
+    sample = RESHAPED[name]
+    assert_graded_as_expected(sample, shaped(sample, sample.shape, sample.exercises))
+
+
+@pytest.mark.parametrize("name, shape, exercises", TWINS, ids=[f"{n}-{s}" for n, s, _ in TWINS])
+def test_a_catalog_sample_grades_alike_in_another_shape(graded, shaped, name, shape, exercises):
+    sample, twin, _ = graded(name)
+    grade = shaped(sample, shape, exercises)
+    for run in grade.runs:
+        expected = next(r for r in twin.runs if r.exercise.id == run.exercise.id)
+        assert run.score == expected.score
+        assert [(c.id, c.passed, c.score) for c in run.checks] == [(c.id, c.passed, c.score) for c in expected.checks]
+        assert [p.code for p in run.problems] == [INFO] + [p.code for p in expected.problems], run.exercise.id
+
+
+def test_the_report_says_what_happened_and_never_deleted(shaped):
+    sample = RESHAPED["solution_databricks"]
+    grade = shaped(sample, sample.shape, sample.exercises)
+    for run in grade.runs:
+        info = next(p for p in run.problems if p.code == INFO)
+        assert "Databricks" in info.message_ja and "対応は不要" in info.message_ja
+        assert "Nothing for you to do" in info.message_en
+        assert not any("削除" in p.message_ja or "deleted" in p.message_en.lower() for p in run.problems)
+
+
+def test_the_feedback_tier_grades_the_databricks_shape_like_the_official_one(tmp_path):
+    """What a student's push runs (release/.grader), on ex01 committed from Databricks."""
+    sample = RESHAPED["solution_databricks"]
+    repo = build_sample(sample, tmp_path / "repo")
+    reshape_submission(repo, "databricks")
+    out = tmp_path / "feedback"
+    proc = subprocess.run([sys.executable, "-m", "coursegrader", "check", str(repo), "--exercise", "ex01",
+                           "--out", str(out)], cwd=RELEASE_DIR / ".grader", capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((out / "grade.json").read_text(encoding="utf-8"))
+    assert list(report["exercises"]) == ["ex01"]
+    ex01 = report["exercises"]["ex01"]
+    assert ex01["score"] == ex01["max_score"] == 10
+    assert [p["code"] for p in ex01["problems"]] == [INFO]
