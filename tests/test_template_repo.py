@@ -13,6 +13,8 @@ from coursegrader.fmapi.persister import load_cassettes
 from autograder.samples import build_sample, load_catalog
 from autograder.template_repo import GRADER_DIR
 
+from shapes import reshape_submission
+
 EXERCISES = [e for e in load_course().exercises if (SOURCE_DIR / e).is_dir()]
 BUNDLE = RELEASE_DIR / GRADER_DIR
 
@@ -50,12 +52,18 @@ def test_shipped_cassettes_match_the_same_requests_without_schemas_or_tool_specs
     assert any('"schema"' in json.dumps(i.request["body"]) for c in ours.values() for i in c.interactions)
 
 
-def student_repo(tmp_path: Path, sample: str | None) -> Path:
-    """A student's clone of the template, with a sample's notebooks committed over the blanks."""
+def student_repo(tmp_path: Path, sample: str | None, shape: str = "release") -> Path:
+    """A student's clone of the template, with a sample's notebooks committed over the blanks (saved in `shape`,
+    tests/shapes.py: "databricks" as a Databricks Git folder commits them)."""
     repo = tmp_path / "repo"
     shutil.copytree(RELEASE_DIR, repo)
     if sample:
         built = build_sample(load_catalog()[sample], tmp_path / "sample")
+        reshape_submission(built, shape)
+        for ex in EXERCISES:
+            if (built / ex).is_dir():
+                for blank in (repo / ex).glob("*.ipynb"):
+                    blank.unlink()  # Databricks's Source format replaces the .ipynb
         for ex in EXERCISES:
             if (built / ex).is_dir():
                 shutil.copytree(built / ex, repo / ex, dirs_exist_ok=True)
@@ -83,10 +91,13 @@ def _hidden_test_lines() -> set[str]:
 
 
 def test_feedback_tier_gives_the_solution_every_visible_point(tmp_path):
-    repo = student_repo(tmp_path, "solution")
+    """The solution as a Databricks Git folder commits it: what students really push."""
+    repo = student_repo(tmp_path, "solution", shape="databricks")
     grade, annotations, log = run_workflow_commands(repo)
     assert grade["tier"] == "feedback"
     assert grade["score"] == grade["max_score"] == sum(load_course().exercises[e].max_score for e in EXERCISES)
+    assert {ex: [p["code"] for p in e["problems"]] for ex, e in grade["exercises"].items()} == \
+           {ex: ["cells_matched_by_content"] for ex in EXERCISES}
     assert annotations == []  # nothing lost, nothing to point at
     assert "途中経過" in (repo / "feedback" / "grade.md").read_text()
     shown = log + "".join(p.read_text(errors="ignore") for p in (repo / "feedback").rglob("*") if p.is_file())

@@ -43,7 +43,7 @@ class Alignment:
     notebook: nbformat.NotebookNode | None  # None: too mangled to align (see `unplaced`)
     deleted: list[str] = field(default_factory=list)  # protected code cells put back
     edited: list[str] = field(default_factory=list)  # protected code cells reset to the release's source
-    by_content: bool = False  # some cell was found by its content where its nbgrader metadata did not say so
+    by_content: bool = False  # some cell without nbgrader metadata was found by its content (the editor dropped it)
     metadata_ignored: list[str] = field(default_factory=list)  # grade_ids a student cell's metadata claimed wrongly
     unplaced: list[str] = field(default_factory=list)  # release cells not found when the notebook is unaligned
 
@@ -235,8 +235,8 @@ class _Build:
         ref = self.release[r]
         self.cells.append(copy.deepcopy(ref))
         self.role[s] = grade_id(ref)
-        if grade_id(self.student[s]) != grade_id(ref):
-            self.by_content = True
+        if not grade_id(self.student[s]):
+            self.by_content = True  # found by content alone (a wrong grade_id is metadata_ignored's to report)
         if edited and ref.cell_type == "code":
             self.edited.append(grade_id(ref))
 
@@ -270,7 +270,7 @@ class _Build:
         blank = normalized(ref)[1]
         likeness = {s: similarity(normalized(self.student[s])[1], blank, at_least=0.0) for s in code}
         carrier = named[0] if named else max(code, key=lambda s: (likeness[s], -s)) if code else None
-        if code and not named:
+        if code and not any(grade_id(self.student[s]) for s in code):
             self.by_content = True
         for s in stu:
             self._own(s, ref if s == carrier else None)
