@@ -1,3 +1,4 @@
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,36 +21,119 @@ def sample_root(tmp_path_factory):
     return tmp_path_factory.mktemp("samples")
 
 
-@pytest.fixture(scope="session")
-def graded(tmp_path_factory):
-    """Grade a catalog sample once per session: graded(name) -> (sample, grade, out_dir)."""
-    from autograder.official import grade_official
-    from autograder.samples import build_sample, load_catalog
+GRADING_JOBS = 2  # official gradings at once, as `grade-all --jobs 2` grades two students on a 2-core runner
+# Rough seconds an exercise's official grading takes here: the longest gradings are queued first.
+GRADING_COST = {"ex01": 5, "ex02": 5, "ex03": 5, "ex04": 8, "ex05": 25, "ex06": 20}
 
-    root = tmp_path_factory.mktemp("graded")
+
+class Gradings:
+    """Official gradings shared by the whole session: each (sample, shape, exercises) graded once, GRADING_JOBS
+    at a time in background threads. What the collected tests will ask for (`wanted`, set when collection
+    ends) is queued, longest first, as soon as one is asked for; anything else when it is asked for."""
+
+    def __init__(self, root: Path):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.root, self.lock, self.futures = root, threading.Lock(), {}
+        self.pool = ThreadPoolExecutor(GRADING_JOBS, thread_name_prefix="grading")
+
+    def get(self, sample, shape: str = "release", exercises=None):
+        """(grade, report folder) of `sample` saved in `shape` (tests/shapes.py), graded officially."""
+        with self.lock:
+            for queued in sorted(WANTED.values(), key=lambda w: -sum(GRADING_COST.get(e, 10) for e in w[2])):
+                self._submit(*queued)
+            WANTED.clear()
+            key = self._submit(sample, shape, tuple(exercises or sample.exercises))
+        return self.futures[key].result()
+
+    def _submit(self, sample, shape: str, exercises: tuple):
+        key = (sample.name, shape, exercises)
+        if key not in self.futures:
+            self.futures[key] = self.pool.submit(self._grade, sample, shape, exercises)
+        return key
+
+    def _grade(self, sample, shape: str, exercises: tuple):
+        from autograder.official import grade_official
+        from autograder.samples import build_sample
+        from shapes import reshape_submission
+
+        label = sample.name if shape == "release" else f"{sample.name}-{shape}-{'-'.join(exercises)}"
+        path = build_sample(sample, self.root / "submissions" / label)
+        if shape != "release":
+            reshape_submission(path, shape)
+        out = self.root / "reports" / label
+        return grade_official(path, list(exercises), out, cell_timeout_s=sample.cell_timeout_s), out
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+# (name, shape, exercises) -> (sample, shape, exercises): what the collected tests will ask for
+WANTED: dict = {}
+
+
+@pytest.fixture(scope="session")
+def gradings(tmp_path_factory):
+    shared = Gradings(tmp_path_factory.mktemp("graded"))
+    yield shared
+    shared.close()
+
+
+@pytest.fixture(scope="session")
+def graded(gradings):
+    """A catalog sample graded officially once per session: graded(name) -> (sample, grade, out_dir)."""
+    from autograder.samples import load_catalog
+
     catalog = load_catalog()
-    cache = {}
 
     def get(name):
-        if name not in cache:
-            sample = catalog[name]
-            path = build_sample(sample, root / "submissions" / name)
-            out = root / "reports" / name
-            grade = grade_official(path, sample.exercises, out, cell_timeout_s=sample.cell_timeout_s)
-            cache[name] = (sample, grade, out)
-        return cache[name]
+        grade, out = gradings.get(catalog[name])
+        return catalog[name], grade, out
 
     return get
 
 
+@pytest.fixture(scope="session")
+def shaped(gradings):
+    """A sample saved in another editor's shape (tests/shapes.py), graded officially once per session:
+    shaped(sample, shape, exercises) -> grade."""
+    return lambda sample, shape, exercises: gradings.get(sample, shape, exercises)[0]
+
+
+def _wanted_by(item) -> list:
+    """The gradings a collected test will ask for, as far as its parameters tell."""
+    from autograder.samples import load_catalog
+    from coursegrader.config import SUBMISSIONS_DIR
+
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    names = set(getattr(item, "fixturenames", ()))
+    catalog, reshaped = load_catalog(), load_catalog(SUBMISSIONS_DIR / "reshaped.toml")
+    found = []
+    name = params.get("name")
+    if "graded" in names and name in catalog:
+        found.append((catalog[name], "release", tuple(catalog[name].exercises)))
+    if "shaped" in names and "shape" in params and name in catalog:
+        found.append((catalog[name], params["shape"], tuple(params["exercises"])))
+    elif "shaped" in names and name in reshaped:
+        found.append((reshaped[name], reshaped[name].shape, tuple(reshaped[name].exercises)))
+    return found
+
+
 # A test is `slow` when it grades, runs notebooks, trains or drives a browser: the fixtures and
 # modules below. `python -m pytest -m "not slow"` is the fast set; `.ci/run` runs everything.
-SLOW_FIXTURES = {"graded", "shaped", "regenerated", "scripted_workspace", "sample_root"}
+SLOW_FIXTURES = {"graded", "shaped", "gradings", "regenerated", "scripted_workspace", "sample_root"}
 SLOW_MODULES = {"test_samples", "test_sandbox", "test_template_repo", "test_source_notebooks", "test_record_mode",
                 "test_grade_report", "test_release", "test_local_models", "test_ex06", "test_export", "test_shapes"}
 
 
+def _grades(item) -> bool:
+    return bool({"graded", "shaped"} & set(getattr(item, "fixturenames", ())))
+
+
 def pytest_collection_modifyitems(config, items):
+    """Mark the slow tests; run the tests that read shared gradings first, while those gradings run two at a
+    time (nothing else grades beside them then); skip gpu tests without CUDA."""
+    items.sort(key=lambda item: not _grades(item))  # stable: each group keeps its order
     cuda = None
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
@@ -61,3 +145,10 @@ def pytest_collection_modifyitems(config, items):
                 cuda = torch.cuda.is_available()
             if not cuda:
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (gpu marker)"))
+
+
+def pytest_collection_finish(session):
+    """Queue what the selected tests will ask for (Gradings.get starts it when the first is asked for)."""
+    for item in session.items:
+        for sample, shape, exercises in _wanted_by(item) if _grades(item) else ():
+            WANTED[(sample.name, shape, exercises)] = (sample, shape, exercises)

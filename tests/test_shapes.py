@@ -8,12 +8,10 @@ nbgrader the same notebook; here a few of them are graded for real and compared 
 (graded once per session by the `graded` fixture)."""
 import pytest
 
-from autograder.official import grade_official
-from autograder.samples import build_sample, load_catalog
+from autograder.samples import load_catalog
 from coursegrader.config import SUBMISSIONS_DIR
 
 from expectations import assert_graded_as_expected
-from shapes import reshape_submission
 
 RESHAPED = load_catalog(SUBMISSIONS_DIR / "reshaped.toml")
 INFO = "cells_matched_by_content"
@@ -25,24 +23,6 @@ TWINS = [
     ("ex03_first_tool_call_only", "md_as_code", ["ex03"]),
     ("ex02_ge_constraint", "source_py", ["ex02"]),
 ]
-
-
-@pytest.fixture(scope="session")
-def shaped(tmp_path_factory):
-    """Grade a sample in a shape once per session: shaped(sample, shape, exercises) -> grade."""
-    root = tmp_path_factory.mktemp("shaped")
-    cache = {}
-
-    def get(sample, shape, exercises):
-        key = (sample.name, shape, tuple(exercises))
-        if key not in cache:
-            path = build_sample(sample, root / "submissions" / f"{sample.name}-{shape}")
-            reshape_submission(path, shape)
-            cache[key] = grade_official(path, exercises, root / "reports" / f"{sample.name}-{shape}",
-                                        cell_timeout_s=sample.cell_timeout_s)
-        return cache[key]
-
-    return get
 
 
 @pytest.mark.parametrize("name", list(RESHAPED))
