@@ -107,15 +107,20 @@ def test_reference_adapter_is_built_for_the_hub_model(reference_adapter):
 def dry_grades(hub, reference_adapter):
     from autograder.samples import build_sample, load_catalog
 
-    catalog, grades = load_catalog(), {}
-    for name in ("solution", "blank"):
+    from concurrent.futures import ThreadPoolExecutor
+
+    catalog = load_catalog()
+
+    def grade(name):
         submission = build_sample(catalog[name], hub["tmp"] / "submissions" / name)
         out = hub["tmp"] / "graded" / name
         run = _run(["grade", str(submission), "--profile", "gpu-dry-run", "--out", str(out),
                     *[a for ex in EXERCISES for a in ("--exercise", ex)]], hub["env"])
         assert run.returncode == 0, run.stderr[-3000:]
-        grades[name] = json.loads((out / "grade.json").read_text(encoding="utf-8"))
-    return grades
+        return json.loads((out / "grade.json").read_text(encoding="utf-8"))
+
+    with ThreadPoolExecutor(2) as pool:  # two students at once, as grade-all --jobs 2 grades them
+        return dict(zip(("solution", "blank"), pool.map(grade, ("solution", "blank"))))
 
 
 def test_solution_scores_full_marks_and_blank_zero_in_the_gpu_code_path(dry_grades):
