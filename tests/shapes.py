@@ -159,3 +159,57 @@ def reshape_submission(root: Path, shape: str) -> Path:
         path.unlink()
         write_shape(nb, path, shape)
     return root
+
+
+def score_table(shapes=("release", "databricks", "no_metadata", "extra_cells"), exercises=("ex01", "ex02", "ex03"),
+                jobs: int = 2) -> str:
+    """Grade the solution, the blank and every catalog sample of `exercises` in each shape (officially, `jobs` at
+    a time) and return a markdown table: sample x shape -> score, failed checks and problem codes."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autograder.official import grade_official
+    from autograder.samples import build_sample, load_catalog
+
+    catalog = load_catalog()
+    wanted = [(name, [e for e in s.exercises if e in exercises]) for name, s in catalog.items()]
+    wanted = [(name, exs) for name, exs in wanted if exs]
+    root = Path(tempfile.mkdtemp(prefix="shape-table-"))
+
+    def grade(job):
+        (name, exs), shape = job
+        path = build_sample(catalog[name], root / shape / name)
+        if shape != "release":
+            for ex in exs:
+                nb_path = path / ex / f"{ex}.ipynb"
+                if nb_path.is_file() and not nb_path.is_symlink():
+                    try:
+                        nb = nbformat.read(nb_path, as_version=4)
+                    except Exception:  # noqa: BLE001 - a malformed sample stays malformed in every shape
+                        continue
+                    nb_path.unlink()
+                    write_shape(nb, nb_path, shape)
+        g = grade_official(path, exs, cell_timeout_s=catalog[name].cell_timeout_s)
+        failed = sorted(c.id for r in g.runs for c in r.checks if not c.passed)
+        codes = sorted({p.code for r in g.runs for p in r.problems})
+        return f"{g.score:g}/{g.max_score:g}", failed, codes
+
+    jobs_list = [(w, shape) for w in wanted for shape in shapes]
+    with ThreadPoolExecutor(jobs) as pool:
+        results = dict(zip(jobs_list, pool.map(grade, jobs_list)))
+    rows = ["| sample | exercises | " + " | ".join(shapes) + " | same failed checks and codes (+ info) |",
+            "|---" * (len(shapes) + 3) + "|"]
+    for w in wanted:
+        base = results[(w, shapes[0])]
+        same = all(results[(w, s)][0] == base[0] and results[(w, s)][1] == base[1]
+                   and sorted(set(results[(w, s)][2]) - {"cells_matched_by_content"}) == base[2] for s in shapes)
+        rows.append(f"| {w[0]} | {', '.join(w[1])} | " + " | ".join(results[(w, s)][0] for s in shapes)
+                    + f" | {'yes' if same else 'NO'} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python tests/shapes.py: the note's table (minutes: every early sample, four shapes)
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    print(score_table())

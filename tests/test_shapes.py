@@ -1,7 +1,7 @@
 """Graded end to end in another editor's shape (tests/shapes.py): a submission as Databricks commits it grades like
 the same work in the release's shape, and the alignment cannot be turned against the grader
-(fixtures/submissions/reshaped.toml). The feedback tier grades the solution as Databricks commits it in
-tests/test_template_repo.py.
+(fixtures/submissions/reshaped.toml). The feedback tier grades the whole solution in Databricks's Source format
+(exNN.py) in tests/test_template_repo.py.
 
 tests/test_align.py shows, without running anything, that every early catalog sample in every shape hands
 nbgrader the same notebook; here a few of them are graded for real and compared with their release-shaped twin

@@ -91,8 +91,9 @@ def _hidden_test_lines() -> set[str]:
 
 
 def test_feedback_tier_gives_the_solution_every_visible_point(tmp_path):
-    """The solution as a Databricks Git folder commits it: what students really push."""
-    repo = student_repo(tmp_path, "solution", shape="databricks")
+    """The solution as a Databricks Git folder commits it in Databricks's Source format (exNN/exNN.py): what
+    students push who switch the notebook format (the official tier grades the .ipynb commit, test_shapes)."""
+    repo = student_repo(tmp_path, "solution", shape="source_py")
     grade, annotations, log = run_workflow_commands(repo)
     assert grade["tier"] == "feedback"
     assert grade["score"] == grade["max_score"] == sum(load_course().exercises[e].max_score for e in EXERCISES)
