@@ -49,23 +49,28 @@ class Gradings:
     def _submit(self, sample, shape: str, exercises: tuple):
         key = (sample.name, shape, exercises)
         if key not in self.futures:
-            self.futures[key] = self.pool.submit(self._grade, sample, shape, exercises)
+            label = sample.name if shape == "release" else f"{sample.name}-{shape}-{'-'.join(exercises)}"
+            self.futures[key] = self.pool.submit(self._grade, label, lambda dest: _built(sample, shape, dest),
+                                                 exercises, sample.cell_timeout_s)
         return key
 
-    def _grade(self, sample, shape: str, exercises: tuple):
+    def _grade(self, label: str, build, exercises: tuple, cell_timeout_s):
         from autograder.official import grade_official
-        from autograder.samples import build_sample
-        from shapes import reshape_submission
 
-        label = sample.name if shape == "release" else f"{sample.name}-{shape}-{'-'.join(exercises)}"
-        path = build_sample(sample, self.root / "submissions" / label)
-        if shape != "release":
-            reshape_submission(path, shape)
+        path = build(self.root / "submissions" / label)
         out = self.root / "reports" / label
-        return grade_official(path, list(exercises), out, cell_timeout_s=sample.cell_timeout_s), out
+        return grade_official(path, list(exercises), out, cell_timeout_s=cell_timeout_s), out
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _built(sample, shape: str, dest: Path) -> Path:
+    from autograder.samples import build_sample
+    from shapes import reshape_submission
+
+    path = build_sample(sample, dest)
+    return reshape_submission(path, shape) if shape != "release" else path
 
 
 # (name, shape, exercises) -> (sample, shape, exercises): what the collected tests will ask for

@@ -43,17 +43,23 @@ class Outcome:
         return self.score is not None and self.score < self.max_score
 
 
-def grade_mutant(mutant: Mutant, workdir: Path) -> Outcome:
-    """Write the solution with this one cell mutated as a student repository and grade it officially."""
+def write_mutant(mutant: Mutant, repo: Path) -> Path:
+    """The solution with this one cell mutated, as a student repository holding that exercise."""
     import nbformat
 
     exercise = load_course().exercises[mutant.exercise]
     nb = solution_notebook(mutant.exercise)
     find_cell(nb, mutant.cell).source = mutant.mutated
+    (repo / mutant.exercise).mkdir(parents=True)
+    nbformat.write(nb, repo / mutant.exercise / exercise.notebook)
+    return repo
+
+
+def grade_mutant(mutant: Mutant, workdir: Path) -> Outcome:
+    """Write the solution with this one cell mutated as a student repository and grade it officially."""
+    exercise = load_course().exercises[mutant.exercise]
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        repo, out = Path(tmp) / "repo", Path(tmp) / "graded"
-        (repo / mutant.exercise).mkdir(parents=True)
-        nbformat.write(nb, repo / mutant.exercise / exercise.notebook)
+        repo, out = write_mutant(mutant, Path(tmp) / "repo"), Path(tmp) / "graded"
         grade_one(repo, out, [mutant.exercise])
         max_score = float(exercise.max_score)
         if (out / GRADE_FAILED_FILE).exists() or not (out / "grade.json").exists():

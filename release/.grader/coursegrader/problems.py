@@ -394,6 +394,10 @@ def texts(code: str) -> tuple[str, str]:
     return CHECK_FAILURES[code]
 
 
+# Codes that only inform (nothing lost, nothing to do): GitHub shows them as notices, not warnings.
+NOTICES = frozenset({"cells_matched_by_content"})
+
+
 @dataclass(frozen=True)
 class Both:
     """A field worded in each language (a plain field is the same in both)."""

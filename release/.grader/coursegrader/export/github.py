@@ -1,8 +1,11 @@
 """GitHub Actions annotations, as workflow commands
 (https://docs.github.com/actions/reference/workflows-and-actions/workflow-commands): one per exercise
 that lost points, listing each lost point with its reason, and one per problem. GitHub shows at most
-ten warnings and ten errors of a step, so a blank repository's 36 lost checks go into six annotations."""
+ten warnings and ten errors of a step, so a blank repository's 36 lost checks go into six annotations.
+A problem that only informs (problems.NOTICES) is a notice."""
 from __future__ import annotations
+
+from ..problems import NOTICES
 
 
 def _data(text: str) -> str:
@@ -22,8 +25,8 @@ def annotations(grade: dict) -> list[str]:
     for ex_id, ex in grade["exercises"].items():
         notebook = f"{ex_id}/{ex_id}.ipynb"
         for p in ex["problems"]:
-            lines.append(_command("error" if p.get("fatal") else "warning", notebook, f"{ex_id}: {p['code']}",
-                                  f"{p['message_ja']} / {p['message_en']}"))
+            level = "error" if p.get("fatal") else "notice" if p["code"] in NOTICES else "warning"
+            lines.append(_command(level, notebook, f"{ex_id}: {p['code']}", f"{p['message_ja']} / {p['message_en']}"))
         lost = [(c["id"], c["max_score"] - c["score"], c["message"]) for c in ex["checks"] if c["score"] < c["max_score"]]
         if lost:
             title = f"{ex_id}: {ex['score']:g}/{ex['max_score']:g}"
