@@ -34,7 +34,7 @@ DATABRICKS_NOTEBOOK = "application/vnd.databricks.v1+notebook"
 MD_MAGIC = re.compile(r"\A\s*%md(?:-sandbox)?(?=\s|\Z)")
 SIMILAR = 0.6  # an unplaced cell this alike to a missing protected cell (difflib ratio) is that cell, edited
 SIMILARITY_CHARS = 4000  # texts compared only up to here: a huge cell must not cost seconds
-MAX_CANDIDATES = 5000  # more copies of protected cells than this: the notebook is not aligned at all
+MAX_CELLS = 2000  # more cells than this (a course notebook has about 50): not aligned at all, at no cost
 FOUND_AT_LEAST = 0.5  # under this share of protected cells found, with code of the student's left over: unaligned
 
 
@@ -87,9 +87,9 @@ def _lcs(anchor_keys: list, student_keys: list) -> dict[int, int]:
     """anchor index -> student index of a longest common subsequence (anchor keys are unique); among equally
     long ones, each anchor takes the latest student cell it can."""
     where = {key: i for i, key in enumerate(anchor_keys)}
-    cands = [(s, where[key]) for s, key in enumerate(student_keys) if key in where]
-    if len(cands) > MAX_CANDIDATES:
+    if len(student_keys) > MAX_CELLS:
         raise _Unalignable
+    cands = [(s, where[key]) for s, key in enumerate(student_keys) if key in where]
     n, m = len(anchor_keys), len(cands)
     # best[i][j]: the longest common subsequence of anchors[i:] and cands[j:]
     best = [[0] * (m + 1) for _ in range(n + 1)]
@@ -124,6 +124,8 @@ def align(student_nb, release_nb) -> Alignment:
     release, student = release_nb.cells, list(student_nb.cells)
     anchors = [i for i, c in enumerate(release) if not is_solution(c)]
     try:
+        if len(student) > MAX_CELLS:  # before any cell is read: similarity searches grow with the cells
+            raise _Unalignable
         exact = {anchors[a]: s for a, s in _lcs([normalized(release[i]) for i in anchors],
                                                  [normalized(c) for c in student]).items()}
     except _Unalignable:
