@@ -28,8 +28,9 @@ GRADING_COST = {"ex01": 5, "ex02": 5, "ex03": 5, "ex04": 8, "ex05": 25, "ex06": 
 
 class Gradings:
     """Official gradings shared by the whole session: each (sample, shape, exercises) graded once, GRADING_JOBS
-    at a time in background threads. What the collected tests will ask for (`wanted`, set when collection
-    ends) is queued, longest first, as soon as one is asked for; anything else when it is asked for."""
+    at a time in background threads. What the collected tests will ask for (`WANTED`, set when collection
+    ends) is queued, longest first, as soon as one is asked for, and that first ask waits for all of it;
+    anything else is graded when it is asked for."""
 
     def __init__(self, root: Path):
         from concurrent.futures import ThreadPoolExecutor
@@ -39,11 +40,16 @@ class Gradings:
 
     def get(self, sample, shape: str = "release", exercises=None):
         """(grade, report folder) of `sample` saved in `shape` (tests/shapes.py), graded officially."""
+        from concurrent.futures import wait
+
         with self.lock:
-            for queued in sorted(WANTED.values(), key=lambda w: -sum(GRADING_COST.get(e, 10) for e in w[2])):
-                self._submit(*queued)
+            queued = [self._submit(*w) for w in sorted(WANTED.values(),
+                                                       key=lambda w: -sum(GRADING_COST.get(e, 10) for e in w[2]))]
             WANTED.clear()
             key = self._submit(sample, shape, tuple(exercises or sample.exercises))
+            # The first caller waits for the whole queue: the tests that read these gradings then run with no
+            # grading beside them (some start servers or browsers of their own, with time limits).
+            wait([self.futures[k] for k in queued])
         return self.futures[key].result()
 
     def _submit(self, sample, shape: str, exercises: tuple):
