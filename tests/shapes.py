@@ -172,7 +172,7 @@ def score_table(shapes=("release", "databricks", "no_metadata", "extra_cells"), 
     from autograder.samples import build_sample, load_catalog
 
     catalog = load_catalog()
-    wanted = [(name, [e for e in s.exercises if e in exercises]) for name, s in catalog.items()]
+    wanted = [(name, tuple(e for e in s.exercises if e in exercises)) for name, s in catalog.items()]
     wanted = [(name, exs) for name, exs in wanted if exs]
     root = Path(tempfile.mkdtemp(prefix="shape-table-"))
 
@@ -189,7 +189,7 @@ def score_table(shapes=("release", "databricks", "no_metadata", "extra_cells"), 
                         continue
                     nb_path.unlink()
                     write_shape(nb, nb_path, shape)
-        g = grade_official(path, exs, cell_timeout_s=catalog[name].cell_timeout_s)
+        g = grade_official(path, list(exs), cell_timeout_s=catalog[name].cell_timeout_s)
         failed = sorted(c.id for r in g.runs for c in r.checks if not c.passed)
         codes = sorted({p.code for r in g.runs for p in r.problems})
         return f"{g.score:g}/{g.max_score:g}", failed, codes
