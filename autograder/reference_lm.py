@@ -5,9 +5,14 @@ kernel and nbgrader's process start, and only the warm-up (in a thread at nice 1
 """
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
-
+# transformers builds a model under process-wide switches (weight initialization skipped, weights tied after
+# loading): two threads building at once can leave one model with an untied, randomly initialized lm_head, which
+# then generates other text. The grader builds models in threads (its warm-up beside the checks; the test suite's
+# gradings side by side), so every model it builds, from weights or from a config, is built holding this lock.
+BUILD_LOCK = threading.RLock()
 
 @lru_cache(maxsize=None)
 def use_cuda() -> bool:
@@ -38,12 +43,13 @@ def load(model_id: str, adapter: str | None = None):
 
     logging.disable_progress_bar()
 
-    tokenizer = AutoTokenizer.from_pretrained(model_id)
-    model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype(), device_map="auto" if use_cuda() else None)
-    if adapter:
-        from peft import PeftModel
+    with BUILD_LOCK:
+        tokenizer = AutoTokenizer.from_pretrained(model_id)
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype(), device_map="auto" if use_cuda() else None)
+        if adapter:
+            from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter)
+            model = PeftModel.from_pretrained(model, adapter)
     return tokenizer, model.eval()
 
 

@@ -15,7 +15,7 @@ from coursegrader.metrics.gozaru import gozaru_rate
 
 from ..evidence import Evidence, Verdict, claim_matches, fail, ok
 from ..metrics.lora import lora_trainable_params, trainable_percent
-from ..reference_lm import ReferenceLM
+from ..reference_lm import BUILD_LOCK, ReferenceLM
 from . import check, warms_up
 
 EX = "ex05"
@@ -108,7 +108,7 @@ def _meta_base_model(ev: Evidence):
     import torch
     from transformers import AutoModelForCausalLM
 
-    with torch.device("meta"):
+    with BUILD_LOCK, torch.device("meta"):
         return AutoModelForCausalLM.from_config(_base_config(ev))
 
 

@@ -44,3 +44,28 @@ def test_an_answer_cut_at_the_token_limit_is_confirmed_only_for_that_limit(refer
 
 def test_a_claim_that_is_not_text_is_generated(reference_lm, profile, greedy):
     assert reference_lm.answer(_user(PROMPTS[2]), profile.max_new_tokens, expect=["not", "text"]) == greedy[PROMPTS[2]][0]
+
+
+def test_models_built_in_threads_at_once_are_the_model(reference_lm, profile, greedy):
+    """The grader builds models in threads (its warm-up beside the checks, the suite's gradings side by side), and
+    transformers builds under process-wide switches: unlocked, such loads left lm_head untied and random."""
+    import threading
+
+    from autograder.reference_lm import ReferenceLM, load
+
+    built = []
+
+    def build():
+        lm = ReferenceLM.__new__(ReferenceLM)
+        lm.tokenizer, lm.model = load.__wrapped__(profile.resolve(profile.model_id))
+        built.append(lm)
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 4
+    for lm in built:
+        assert lm.model.lm_head.weight.data_ptr() == lm.model.model.embed_tokens.weight.data_ptr()
+        assert lm.generate(_user(PROMPTS[0]), profile.max_new_tokens) == greedy[PROMPTS[0]]
