@@ -601,7 +601,7 @@ def criteria_hidden_cases(ev: Evidence) -> Verdict:
     cases = hidden_criteria_cases(criteria)
     try:
         proc = _fresh_python(ev, CRITERIA_RUNNER, json.dumps(criteria), json.dumps([c for c, _ in cases]),
-                            stdin=source, timeout=30)
+                            stdin=source, timeout=load_course().mlflow.criteria_timeout_s)
         decided = json.loads(proc.stdout.strip().splitlines()[-1])
     except (subprocess.TimeoutExpired, ValueError, IndexError):
         return fail("ex06_criteria_crashed")
