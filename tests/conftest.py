@@ -1,5 +1,7 @@
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -26,46 +28,75 @@ GRADING_JOBS = 2  # official gradings at once, as `grade-all --jobs 2` grades tw
 GRADING_COST = {"ex01": 5, "ex02": 5, "ex03": 5, "ex04": 8, "ex05": 25, "ex06": 20}
 
 
+@dataclass(frozen=True)
+class Job:
+    """One official grading the session shares: `build(folder)` writes the submission and returns it."""
+    key: tuple
+    label: str
+    build: Callable[[Path], Path] = field(compare=False)
+    exercises: tuple
+    cell_timeout_s: int | None = None
+
+    @property
+    def cost(self) -> int:
+        return sum(GRADING_COST.get(e, 10) for e in self.exercises)
+
+
+def sample_job(sample, shape: str = "release", exercises=None) -> Job:
+    """`sample` saved in `shape` (tests/shapes.py)."""
+    exercises = tuple(exercises or sample.exercises)
+    label = sample.name if shape == "release" else f"{sample.name}-{shape}-{'-'.join(exercises)}"
+    return Job(("sample", sample.name, shape, exercises), label, lambda dest: _built(sample, shape, dest), exercises,
+               sample.cell_timeout_s)
+
+
+def mutant_job(mutant) -> Job:
+    """The solution with one cell mutated (autograder.mutate), as `mutate` grades it."""
+    from autograder.mutate.run import write_mutant
+
+    label = "mutant-" + mutant.id.replace(":", "-").replace("/", "-")
+    return Job(("mutant", mutant.id), label, lambda dest: write_mutant(mutant, dest), (mutant.exercise,))
+
+
 class Gradings:
-    """Official gradings shared by the whole session: each (sample, shape, exercises) graded once, GRADING_JOBS
-    at a time in background threads. What the collected tests will ask for (`WANTED`, set when collection
-    ends) is queued, longest first, as soon as one is asked for, and that first ask waits for all of it;
-    anything else is graded when it is asked for."""
+    """Official gradings shared by the whole session: each Job graded once, GRADING_JOBS at a time in background
+    threads. What the collected tests will ask for (`WANTED`, set when collection ends) is queued, longest first,
+    when the session starts, and graded while the other tests run (they run first); the first ask waits for all of
+    it. Anything else is graded when it is asked for."""
 
     def __init__(self, root: Path):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.root, self.lock, self.futures = root, threading.Lock(), {}
+        self.root, self.lock, self.futures, self.queued = root, threading.Lock(), {}, []
         self.pool = ThreadPoolExecutor(GRADING_JOBS, thread_name_prefix="grading")
 
-    def get(self, sample, shape: str = "release", exercises=None):
-        """(grade, report folder) of `sample` saved in `shape` (tests/shapes.py), graded officially."""
+    def start(self) -> None:
+        with self.lock:
+            self.queued = [self._submit(w) for w in sorted(WANTED.values(), key=lambda w: -w.cost)]
+            WANTED.clear()
+
+    def get(self, job: Job):
+        """(grade, report folder) of the job's submission, graded officially."""
         from concurrent.futures import wait
 
         with self.lock:
-            queued = [self._submit(*w) for w in sorted(WANTED.values(),
-                                                       key=lambda w: -sum(GRADING_COST.get(e, 10) for e in w[2]))]
-            WANTED.clear()
-            key = self._submit(sample, shape, tuple(exercises or sample.exercises))
+            key = self._submit(job)
             # The first caller waits for the whole queue: the tests that read these gradings then run with no
             # grading beside them (some start servers or browsers of their own, with time limits).
-            wait([self.futures[k] for k in queued])
+            wait([self.futures[k] for k in self.queued])
         return self.futures[key].result()
 
-    def _submit(self, sample, shape: str, exercises: tuple):
-        key = (sample.name, shape, exercises)
-        if key not in self.futures:
-            label = sample.name if shape == "release" else f"{sample.name}-{shape}-{'-'.join(exercises)}"
-            self.futures[key] = self.pool.submit(self._grade, label, lambda dest: _built(sample, shape, dest),
-                                                 exercises, sample.cell_timeout_s)
-        return key
+    def _submit(self, job: Job):
+        if job.key not in self.futures:
+            self.futures[job.key] = self.pool.submit(self._grade, job)
+        return job.key
 
-    def _grade(self, label: str, build, exercises: tuple, cell_timeout_s):
+    def _grade(self, job: Job):
         from autograder.official import grade_official
 
-        path = build(self.root / "submissions" / label)
-        out = self.root / "reports" / label
-        return grade_official(path, list(exercises), out, cell_timeout_s=cell_timeout_s), out
+        path = job.build(self.root / "submissions" / job.label)
+        out = self.root / "reports" / job.label
+        return grade_official(path, list(job.exercises), out, cell_timeout_s=job.cell_timeout_s), out
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -79,15 +110,22 @@ def _built(sample, shape: str, dest: Path) -> Path:
     return reshape_submission(path, shape) if shape != "release" else path
 
 
-# (name, shape, exercises) -> (sample, shape, exercises): what the collected tests will ask for
+# Job.key -> Job: what the collected tests will ask for
 WANTED: dict = {}
 
 
-@pytest.fixture(scope="session")
-def gradings(tmp_path_factory):
+@pytest.fixture(scope="session", autouse=True)
+def _grading_queue(tmp_path_factory):
+    """The session's shared gradings, started with the session: they grade while the other tests run."""
     shared = Gradings(tmp_path_factory.mktemp("graded"))
+    shared.start()
     yield shared
     shared.close()
+
+
+@pytest.fixture(scope="session")
+def gradings(_grading_queue):
+    return _grading_queue
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +136,7 @@ def graded(gradings):
     catalog = load_catalog()
 
     def get(name):
-        grade, out = gradings.get(catalog[name])
+        grade, out = gradings.get(sample_job(catalog[name]))
         return catalog[name], grade, out
 
     return get
@@ -108,7 +146,7 @@ def graded(gradings):
 def shaped(gradings):
     """A sample saved in another editor's shape (tests/shapes.py), graded officially once per session:
     shaped(sample, shape, exercises) -> grade."""
-    return lambda sample, shape, exercises: gradings.get(sample, shape, exercises)[0]
+    return lambda sample, shape, exercises: gradings.get(sample_job(sample, shape, exercises))[0]
 
 
 def _wanted_by(item) -> list:
@@ -122,11 +160,13 @@ def _wanted_by(item) -> list:
     found = []
     name = params.get("name")
     if "graded" in names and name in catalog:
-        found.append((catalog[name], "release", tuple(catalog[name].exercises)))
+        found.append(sample_job(catalog[name]))
     if "shaped" in names and "shape" in params and name in catalog:
-        found.append((catalog[name], params["shape"], tuple(params["exercises"])))
+        found.append(sample_job(catalog[name], params["shape"], params["exercises"]))
     elif "shaped" in names and name in reshaped:
-        found.append((reshaped[name], reshaped[name].shape, tuple(reshaped[name].exercises)))
+        found.append(sample_job(reshaped[name], reshaped[name].shape, reshaped[name].exercises))
+    if "gradings" in names and hasattr(item.module, "wanted_gradings"):
+        found.extend(item.module.wanted_gradings())  # a module that asks `gradings` for jobs of its own
     return found
 
 
@@ -138,13 +178,13 @@ SLOW_MODULES = {"test_samples", "test_sandbox", "test_template_repo", "test_sour
 
 
 def _grades(item) -> bool:
-    return bool({"graded", "shaped"} & set(getattr(item, "fixturenames", ())))
+    return bool({"graded", "shaped", "gradings"} & set(getattr(item, "fixturenames", ())))
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark the slow tests; run the tests that read shared gradings first, while those gradings run two at a
-    time (nothing else grades beside them then); skip gpu tests without CUDA."""
-    items.sort(key=lambda item: not _grades(item))  # stable: each group keeps its order
+    """Mark the slow tests; run the tests that read shared gradings last, after the others, which run while those
+    gradings are graded in the background; skip gpu tests without CUDA."""
+    items.sort(key=_grades)  # stable: each group keeps its order
     cuda = None
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
@@ -159,7 +199,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
-    """Queue what the selected tests will ask for (Gradings.get starts it when the first is asked for)."""
+    """Queue what the selected tests will ask for (the session's first test starts it)."""
     for item in session.items:
-        for sample, shape, exercises in _wanted_by(item) if _grades(item) else ():
-            WANTED[(sample.name, shape, exercises)] = (sample, shape, exercises)
+        for job in _wanted_by(item) if _grades(item) else ():
+            WANTED[job.key] = job
