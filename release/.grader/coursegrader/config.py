@@ -132,6 +132,7 @@ class MlflowSettings:
     registered_model: str
     metric_tolerance: float
     load_timeout_s: int
+    criteria_timeout_s: int
 
     def kernel_env(self) -> dict[str, str]:
         return {"MLFLOW_TRACKING_URI": self.tracking_uri, "COURSE_EXPERIMENT": self.experiment,
