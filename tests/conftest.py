@@ -86,6 +86,10 @@ class Gradings:
             wait([self.futures[k] for k in self.queued])
         return self.futures[key].result()
 
+    def mutant(self, mutant):
+        """(grade, report folder) of the solution with this mutant's cell mutated."""
+        return self.get(mutant_job(mutant))
+
     def _submit(self, job: Job):
         if job.key not in self.futures:
             self.futures[job.key] = self.pool.submit(self._grade, job)
@@ -165,8 +169,8 @@ def _wanted_by(item) -> list:
         found.append(sample_job(catalog[name], params["shape"], params["exercises"]))
     elif "shaped" in names and name in reshaped:
         found.append(sample_job(reshaped[name], reshaped[name].shape, reshaped[name].exercises))
-    if "gradings" in names and hasattr(item.module, "wanted_gradings"):
-        found.extend(item.module.wanted_gradings())  # a module that asks `gradings` for jobs of its own
+    if "gradings" in names and hasattr(item.module, "wanted_mutants"):
+        found.extend(mutant_job(m) for m in item.module.wanted_mutants())  # what it asks gradings.mutant for
     return found
 
 

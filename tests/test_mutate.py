@@ -96,24 +96,20 @@ def _to_grade():
     return [m for m in mutants if m.id not in equivalent and m.id not in witnessed]
 
 
-def wanted_gradings():
+def wanted_mutants():
     """What the test below asks the session's shared gradings for (conftest queues it with the others)."""
-    from conftest import mutant_job
-
-    return [mutant_job(m) for m in _to_grade()[1:]]
+    return _to_grade()[1:]
 
 
 @pytest.mark.slow
 def test_the_mutants_that_once_survived_and_a_sample_lose_points(gradings, tmp_path):
     """The first as `mutate` grades it (a `grade` process per mutant, its grade.json read back); the others in the
     session's shared official gradings, which grade in-process what `grade` grades."""
-    from conftest import mutant_job
-
     first, *others = _to_grade()
     outcomes = grade_mutants([first], jobs=1, workdir=tmp_path)
     survivors = [(o.mutant.id, o.mutant.description, o.score) for o in outcomes if not o.killed]
     for mutant in others:
-        grade, _ = gradings.get(mutant_job(mutant))
+        grade, _ = gradings.mutant(mutant)
         if not grade.score < grade.max_score:
             survivors.append((mutant.id, mutant.description, grade.score))
     assert not survivors
