@@ -61,8 +61,8 @@ def mutant_job(mutant) -> Job:
 class Gradings:
     """Official gradings shared by the whole session: each Job graded once, GRADING_JOBS at a time in background
     threads. What the collected tests will ask for (`WANTED`, set when collection ends) is queued, longest first,
-    when the session starts, and graded while the other tests run (they run first); the first ask waits for all of
-    it. Anything else is graded when it is asked for."""
+    as soon as one is asked for, and that first ask waits for all of it; anything else is graded when asked for.
+    (Grading it while the other tests run saved nothing on 2 cores, and put its sandboxes beside test_sandbox's.)"""
 
     def __init__(self, root: Path):
         from concurrent.futures import ThreadPoolExecutor
@@ -70,16 +70,13 @@ class Gradings:
         self.root, self.lock, self.futures, self.queued = root, threading.Lock(), {}, []
         self.pool = ThreadPoolExecutor(GRADING_JOBS, thread_name_prefix="grading")
 
-    def start(self) -> None:
-        with self.lock:
-            self.queued = [self._submit(w) for w in sorted(WANTED.values(), key=lambda w: -w.cost)]
-            WANTED.clear()
-
     def get(self, job: Job):
         """(grade, report folder) of the job's submission, graded officially."""
         from concurrent.futures import wait
 
         with self.lock:
+            self.queued += [self._submit(w) for w in sorted(WANTED.values(), key=lambda w: -w.cost)]
+            WANTED.clear()
             key = self._submit(job)
             # The first caller waits for the whole queue: the tests that read these gradings then run with no
             # grading beside them (some start servers or browsers of their own, with time limits).
@@ -118,18 +115,11 @@ def _built(sample, shape: str, dest: Path) -> Path:
 WANTED: dict = {}
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _grading_queue(tmp_path_factory):
-    """The session's shared gradings, started with the session: they grade while the other tests run."""
+@pytest.fixture(scope="session")
+def gradings(tmp_path_factory):
     shared = Gradings(tmp_path_factory.mktemp("graded"))
-    shared.start()
     yield shared
     shared.close()
-
-
-@pytest.fixture(scope="session")
-def gradings(_grading_queue):
-    return _grading_queue
 
 
 @pytest.fixture(scope="session")
@@ -186,9 +176,9 @@ def _grades(item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark the slow tests; run the tests that read shared gradings last, after the others, which run while those
-    gradings are graded in the background; skip gpu tests without CUDA."""
-    items.sort(key=_grades)  # stable: each group keeps its order
+    """Mark the slow tests; run the tests that read shared gradings first, while those gradings run two at a
+    time (nothing else grades beside them then); skip gpu tests without CUDA."""
+    items.sort(key=lambda item: not _grades(item))  # stable: each group keeps its order
     cuda = None
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
@@ -203,7 +193,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
-    """Queue what the selected tests will ask for (the session's first test starts it)."""
+    """Queue what the selected tests will ask for (Gradings.get starts it when the first is asked for)."""
     for item in session.items:
         for job in _wanted_by(item) if _grades(item) else ():
             WANTED[job.key] = job
