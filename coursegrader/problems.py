@@ -33,6 +33,9 @@ _TEXT = {
                                  "配布版のノートブックから始め、解答のセルだけを書き換えて提出し直してください。",
                            "The cells of {path} could not be matched with the release's cells (not found: {cells}). "
                            "Start from the release notebook, change only the answer cells, and submit again."),
+    "exercise_not_started": (True, "未着手: コードのセルが配布版のままなので、実行せずに 0 点としました。解答を書いて保存し、commit すると採点されます。",
+                             "Not started: every code cell is as released, so the exercise was not run and scores 0. "
+                             "Write your answers, save and commit to have it graded."),
     "cells_matched_by_content": (False, "保存した環境: {saved_by}。nbgrader のセル情報（メタデータ）が残らない保存形式のため、"
                                         "セルは配布版と内容と順番で照合して採点しました。対応は不要です。",
                                  "The notebook was saved by {saved_by}, without nbgrader's cell metadata: its cells "

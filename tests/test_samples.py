@@ -61,7 +61,17 @@ def test_mistakes_explain_the_cause(graded):
     assert "do not support" in check.message
 
 
-def test_blank_points_at_the_unimplemented_cell(graded):
-    _, grade, _ = graded("blank")
+def test_blank_is_not_run_and_the_report_says_not_started(graded):
+    _, grade, out = graded("blank")
+    assert [run.status for run in grade.runs] == ["not_started"] * 6
+    assert all(run.autograded is None and not run.log for run in grade.runs)  # no kernel, no API request
+    assert "未着手" in (out / "grade.md").read_text(encoding="utf-8")
+    qa = next(c for c in grade.runs[0].checks if c.id == "ex01_qa")
+    assert "未着手" in qa.message
+
+
+def test_a_started_blank_runs_and_points_at_the_unimplemented_cell(graded):
+    _, grade, _ = graded("blank_started")
+    assert [run.status for run in grade.runs] == ["graded"]
     qa = next(c for c in grade.runs[0].checks if c.id == "ex01_qa")
     assert "ex01_qa_impl" in qa.message and "NotImplementedError" in qa.message

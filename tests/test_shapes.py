@@ -19,7 +19,8 @@ INFO = "cells_matched_by_content"
 TWINS = [
     ("deleted_test_cell", "databricks", ["ex01"]),
     ("edited_test_cell", "extra_cells", ["ex01"]),
-    ("blank", "no_metadata", ["ex01", "ex02", "ex03"]),
+    ("blank", "databricks", ["ex01", "ex02", "ex03", "ex04", "ex05", "ex06"]),  # the template, committed untouched
+    ("blank_started", "no_metadata", ["ex01"]),
     ("ex03_first_tool_call_only", "md_as_code", ["ex03"]),
     ("ex02_ge_constraint", "source_py", ["ex02"]),
 ]

@@ -6,6 +6,7 @@ Problem; a stopped exercise scores 0 and the next exercise is still graded.
   load_submission     read <submission>/<ex>/<ex>.ipynb, or Databricks's Source <ex>.py (no links, FIFOs or devices)
   align_cells         find each release cell by content and order (align.py), put back deleted / edited
                       protected cells: what nbgrader receives has the release's metadata and validates
+  skip_unstarted      code exactly as released (nothing written yet): 0 points without running it
   autograde           nbgrader autograde (hidden tests restored) with the fixture server; the
                       kernel runs in the sandbox (official tier), importing the release notebook's
                       modules while nbgrader prepares; the tier's standby processes start beside it
@@ -40,6 +41,7 @@ from ..problems import Problem, is_listed, limit_problems, problem
 from ..sandbox.policy import profile_paths
 from .handoff import AdapterHandoff
 from .results import CheckResult, ExerciseRun, SubmissionGrade, Verdict
+from .align import normalized
 from .submission import align_with_release, find_notebook, load_notebook
 from .tier import FEEDBACK, Tier
 from .untrusted import remove_unsafe, unsafe_entries
@@ -67,6 +69,20 @@ def _entries(found: list[tuple[str, str]]) -> str:
 def align_cells(run: ExerciseRun) -> None:
     run.student_nb, found = align_with_release(run.student_nb, run.release_nb, run.notebook_path)
     run.problems.extend(found)
+
+
+def skip_unstarted(run: ExerciseRun) -> None:
+    """A blank scores 0 however it runs, and running one costs up to a minute (ex05, ex06): Classroom 50 grades
+    all six exercises on every push, most of them not started yet."""
+    if _code_cells(run.student_nb) == _code_cells(run.release_nb):
+        # nothing ran, so no adapter was evaluated either: the handoff's note would only confuse
+        run.problems = [p for p in run.problems if not p.code.startswith("reference_adapter_")]
+        run.problems.append(problem("exercise_not_started"))
+
+
+def _code_cells(nb) -> list[str]:
+    """The notebook's code as `align` compares it (whitespace collapsed), empty cells left out."""
+    return [text for kind, text in map(normalized, nb.cells) if kind == "code" and text]
 
 
 def autograde(run: ExerciseRun) -> None:
@@ -178,7 +194,7 @@ def award_points(run: ExerciseRun) -> None:
         run.problems.append(problem("tests_unconfirmed", cells=", ".join(unconfirmed)))
 
 
-STEPS = (load_submission, align_cells, autograde, distrust_outputs, note_execution, note_scripted, verify_evidence,
+STEPS = (load_submission, align_cells, skip_unstarted, autograde, distrust_outputs, note_execution, note_scripted, verify_evidence,
          award_points)
 
 

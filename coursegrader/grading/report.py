@@ -53,13 +53,16 @@ def to_json(grade: SubmissionGrade) -> dict:
                 "title": run.exercise.title,
                 "score": run.score,
                 "max_score": run.exercise.max_score,
-                "status": "error" if run.stopped else "graded",
+                "status": run.status,
                 "problems": [p.to_json() for p in run.problems],
                 "checks": [c.to_json() for c in run.checks],
             }
             for run in grade.runs
         },
     }
+
+
+STATUS_TEXT = {"graded": "採点済み", "not_started": "未着手 (not started)", "error": "採点不可 (error)"}
 
 
 def _fmt(x: float) -> str:
@@ -76,7 +79,7 @@ def to_markdown(data: dict) -> str:
                   "> Preview from the visible tests only; the official grade (hidden tests, evidence checks) comes after the deadline.", ""]
     lines += ["| 演習 | 得点 | 状態 |", "|---|---:|---|"]
     for ex_id, ex in data["exercises"].items():
-        status = "採点済み" if ex["status"] == "graded" else "採点不可 (error)"
+        status = STATUS_TEXT.get(ex["status"], ex["status"])
         lines.append(f"| {ex_id} {ex['title']} | {_fmt(ex['score'])} / {_fmt(ex['max_score'])} | {status} |")
     for ex_id, ex in data["exercises"].items():
         lines += ["", f"## {ex_id} {ex['title']}", ""]

@@ -71,6 +71,14 @@ class ExerciseRun:
         return any(p.fatal for p in self.problems)
 
     @property
+    def status(self) -> str:
+        """grade.json's exercise status: not_started (code as released, not run), error (another fatal problem
+        stopped it) or graded."""
+        if any(p.code == "exercise_not_started" for p in self.problems):
+            return "not_started"
+        return "error" if self.stopped else "graded"
+
+    @property
     def score(self) -> float:
         return sum(c.score for c in self.checks)
 
