@@ -17,6 +17,7 @@ from packaging.version import Version
 
 from coursegrader.config import Profile, load_course
 from coursegrader.course_dataset import course_split, load_course_dataset
+from coursegrader.execution.forked import IN_A_FORK, report_line
 from coursegrader.execution.fresh_python import StandbyPython, fresh_python
 from coursegrader.fmapi.matchers import ANSWER_TAG
 from coursegrader.metrics.gozaru import gozaru_rate, is_gozaru
@@ -460,15 +461,25 @@ def standby_processes(kernel_dir: Path, profile: Profile, sandboxed: bool) -> di
             for name, imports in STANDBY_IMPORTS.items()}
 
 
-REQUIREMENTS_LINE, SIGNATURE_LINE = "REQUIREMENTS=", "SIGNATURE="
-LOAD_RUNNER = f"""
+# The model's requirements and signature are read in a fork that runs no student code (MLflow reads files), then
+# the model is loaded, running the student's load_context, in another (coursegrader/execution/forked.py).
+LOAD_RUNNER = IN_A_FORK + """
 import json, sys
 import mlflow
-mlflow.pyfunc.load_model(sys.argv[1])
-with open(mlflow.pyfunc.get_model_dependencies(sys.argv[1])) as fh:
-    print("{REQUIREMENTS_LINE}" + json.dumps([line.strip() for line in fh if line.strip()]))
-signature = mlflow.models.get_model_info(sys.argv[1]).signature
-print("{SIGNATURE_LINE}" + json.dumps(signature.inputs.input_names() if signature and signature.inputs else []))
+uri = sys.argv[1]
+
+def described():
+    with open(mlflow.pyfunc.get_model_dependencies(uri)) as fh:
+        requirements = [line.strip() for line in fh if line.strip()]
+    signature = mlflow.models.get_model_info(uri).signature
+    return {"requirements": requirements,
+            "inputs": signature.inputs.input_names() if signature and signature.inputs else []}
+
+def loaded():
+    mlflow.pyfunc.load_model(uri)
+    return True
+
+print(json.dumps({"described": in_a_fork(described)[1], "loaded": in_a_fork(loaded) == (0, True)}))
 """
 PINNED_PACKAGES = ("torch", "transformers", "peft")
 
@@ -482,15 +493,16 @@ def _loads_in_a_fresh_process(ev: Evidence, model: str, version: str) -> Verdict
                              standby="load")
     except subprocess.TimeoutExpired:
         return fail("registry_failed", model=model, detail=f"mlflow.pyfunc.load_model: TimeoutExpired ({timeout} s)")
-    if proc.returncode != 0:
+    report = report_line(proc.stdout) or {}
+    described = report.get("described")
+    if proc.returncode != 0 or report.get("loaded") is not True or not isinstance(described, dict):
         last = (proc.stderr.strip().splitlines() or ["?"])[-1][:200]
         return fail("registry_failed", model=model, detail=f"mlflow.pyfunc.load_model: {last}")
-    printed = {prefix: json.loads(line.removeprefix(prefix)) for line in proc.stdout.splitlines()
-               for prefix in (REQUIREMENTS_LINE, SIGNATURE_LINE) if line.startswith(prefix)}
-    if missing := unpinned(printed.get(REQUIREMENTS_LINE, [])):
+    requirements, inputs = described.get("requirements"), described.get("inputs")
+    if missing := unpinned(requirements if isinstance(requirements, list) else []):
         return fail("ex06_model_requirements", missing=", ".join(missing))
-    if "question" not in printed.get(SIGNATURE_LINE, []):
-        return fail("ex06_model_signature", inputs=printed.get(SIGNATURE_LINE, []))
+    if not isinstance(inputs, list) or "question" not in inputs:
+        return fail("ex06_model_signature", inputs=inputs if isinstance(inputs, list) else [])
     return ok()
 
 
@@ -505,38 +517,45 @@ def unpinned(requirements: list[str]) -> list[str]:
     return [f"{pkg}=={version}" for pkg, version in wanted.items() if pinned.get(pkg) != version]
 
 
-PROMOTION_RUNNER = """
+# Each step that touches the store is a fork of its own, so the runner holds no database connection when it
+# forks; only the forks that call promote_if_ready run student code (coursegrader/execution/forked.py).
+PROMOTION_RUNNER = IN_A_FORK + """
 import json, math, sys
 import mlflow
-name, criteria, cases = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-namespace = {"math": math, "mlflow": mlflow, "REGISTERED_MODEL_NAME": name, "PROMOTION_CRITERIA": criteria}
-exec(compile(sys.stdin.read(), "promote_if_ready", "exec"), namespace)
-exec(sys.argv[4], namespace)  # the grader's meets_criteria: ex06_criteria is charged for the student's
-keys = json.loads(sys.argv[5])
-namespace["meets_production_criteria"] = lambda metrics: namespace["meets_criteria"](metrics, criteria, keys)
-client = mlflow.MlflowClient()
-try:
-    versions = client.search_model_versions(f"name='{name}'")
-except Exception:
-    versions = []
-if not versions:
-    print(json.dumps({"candidate": None}))
-    sys.exit()
-latest = max(versions, key=lambda v: int(v.version))
-candidate = client.create_model_version(name, latest.source, run_id=latest.run_id)
+name, criteria, cases, rule, keys = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
+source = sys.stdin.read()
+
+def new_candidate():
+    client = mlflow.MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except Exception:
+        versions = []
+    if not versions:
+        return None
+    latest = max(versions, key=lambda v: int(v.version))
+    return str(client.create_model_version(name, latest.source, run_id=latest.run_id).version)
 
 def champion():
     try:
-        return str(client.get_model_version_by_alias(name, "champion").version)
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version)
     except Exception:
         return None
 
+def promote(version, metrics):
+    namespace = {"math": math, "mlflow": mlflow, "REGISTERED_MODEL_NAME": name, "PROMOTION_CRITERIA": criteria}
+    exec(compile(source, "promote_if_ready", "exec"), namespace)
+    exec(rule, namespace)  # the grader's meets_criteria: ex06_criteria is charged for the student's
+    namespace["meets_production_criteria"] = lambda metrics: namespace["meets_criteria"](metrics, criteria, keys)
+    return bool(namespace["promote_if_ready"](version, metrics))
+
+_, candidate = in_a_fork(new_candidate)
 outcome = []
-for metrics in cases:
-    before = champion()
-    returned = namespace["promote_if_ready"](candidate.version, metrics)
-    outcome.append([bool(returned), before, champion()])
-print(json.dumps({"candidate": str(candidate.version), "outcome": outcome}))
+for metrics in cases if candidate else ():
+    before = in_a_fork(champion)[1]
+    status, returned = in_a_fork(promote, candidate, metrics)
+    outcome.append([returned if status == 0 else None, before, in_a_fork(champion)[1]])
+print(json.dumps({"candidate": candidate, "outcome": outcome}))
 """
 
 
@@ -556,15 +575,21 @@ def promotion_follows_criteria(ev: Evidence) -> Verdict:
                              inspect.getsource(meets_criteria), json.dumps(CRITERIA_KEYS), stdin=source,
                              timeout=load_course().mlflow.load_timeout_s, files=ev.work_dir,
                              env=_store_env(ev.work_dir), standby="promotion")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        if result["candidate"] is None:
-            return fail("registry_failed", model=name, detail="no registered version")
-        (kept, before, after_failing), (moved, _, after_passing) = result["outcome"]
-    except (subprocess.TimeoutExpired, ValueError, IndexError, KeyError, TypeError):
+    except subprocess.TimeoutExpired:
         return fail("ex06_promotion_crashed")
+    report = report_line(proc.stdout)
+    if report is None or proc.returncode != 0:
+        return fail("ex06_promotion_crashed")
+    if report.get("candidate") is None:
+        return fail("registry_failed", model=name, detail="no registered version")
+    outcome = report.get("outcome")
+    if not (isinstance(outcome, list) and len(outcome) == 2 and all(isinstance(o, list) and len(o) == 3 for o in outcome)
+            and all(isinstance(returned, bool) for returned, _, _ in outcome)):
+        return fail("ex06_promotion_crashed")
+    (kept, before, after_failing), (moved, _, after_passing) = outcome
     if kept or after_failing != before:
         return fail("ex06_promotion_ignores_criteria")
-    if not moved or after_passing != result["candidate"]:
+    if not moved or after_passing != report["candidate"]:
         return fail("ex06_promotion_not_applied")
     return ok()
 
@@ -581,19 +606,24 @@ def hidden_criteria_cases(criteria: dict) -> list[tuple[dict, bool]]:
     return cases
 
 
-CRITERIA_RUNNER = """
+CRITERIA_RUNNER = IN_A_FORK + """
 import json, math, sys
-namespace = {"math": math, "PROMOTION_CRITERIA": json.loads(sys.argv[1])}
-exec(compile(sys.stdin.read(), "meets_production_criteria", "exec"), namespace)
-cases = json.loads(sys.argv[2])
-print(json.dumps([bool(namespace["meets_production_criteria"](c)) for c in cases]))
+criteria, cases, source = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.stdin.read()
+
+def decide():
+    namespace = {"math": math, "PROMOTION_CRITERIA": criteria}
+    exec(compile(source, "meets_production_criteria", "exec"), namespace)
+    return [bool(namespace["meets_production_criteria"](case)) for case in cases]
+
+status, decided = in_a_fork(decide)
+print(json.dumps({"decided": decided if status == 0 else None}))
 """
 
 
 @check(EX, apart=True)
 def criteria_hidden_cases(ev: Evidence) -> Verdict:
     """Run the student's function, with the notebook's imports and helpers it uses, in a fresh (sandboxed)
-    process on cases the notebook never saw."""
+    process on cases the notebook never saw: one decision per case, or it crashed."""
     source = function_with_dependencies(ev.notebook, "ex06_registry_impl", "meets_production_criteria")
     if source is None:
         return fail("ex06_criteria_undefined")
@@ -601,11 +631,13 @@ def criteria_hidden_cases(ev: Evidence) -> Verdict:
     cases = hidden_criteria_cases(criteria)
     try:
         proc = _fresh_python(ev, CRITERIA_RUNNER, json.dumps(criteria), json.dumps([c for c, _ in cases]),
-                            stdin=source, timeout=load_course().mlflow.criteria_timeout_s)
-        decided = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (subprocess.TimeoutExpired, ValueError, IndexError):
+                             stdin=source, timeout=load_course().mlflow.criteria_timeout_s)
+    except subprocess.TimeoutExpired:
         return fail("ex06_criteria_crashed")
-    wrong = [c for (c, want), got in zip(cases, decided) if want != got]
+    decided = (report_line(proc.stdout) or {}).get("decided")
+    if not (isinstance(decided, list) and len(decided) == len(cases) and all(isinstance(d, bool) for d in decided)):
+        return fail("ex06_criteria_crashed")
+    wrong = [c for (c, want), got in zip(cases, decided, strict=True) if want != got]
     if wrong:
         return fail("ex06_criteria_wrong", wrong=len(wrong), total=len(cases))
     return ok()

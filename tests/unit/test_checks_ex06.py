@@ -606,14 +606,14 @@ def course_pins(*dropped: str) -> list[str]:
             if pkg not in dropped]
 
 
-def save_loadable_model(store, work, pip_requirements=None, signature_column="question"):
+def save_loadable_model(store, work, pip_requirements=None, signature_column="question", model_code=PYFUNC_MODEL):
     """A pyfunc model in the finetuned run's artifacts, where log_model puts it."""
     import mlflow
     import pandas as pd
 
     artifacts = Path(store.client.get_run(store.run_ids["finetuned"]).info.artifact_uri.removeprefix("file://"))
     code = work / "gozaru_model.py"
-    code.write_text(PYFUNC_MODEL)
+    code.write_text(model_code)
     mlflow.pyfunc.save_model(path=str(artifacts / "model"), python_model=str(code),
                              pip_requirements=course_pins() if pip_requirements is None else pip_requirements,
                              signature=mlflow.models.infer_signature(pd.DataFrame({signature_column: ["q"]}), ["a"]))
@@ -684,6 +684,49 @@ def test_champion_alias_fails_when_the_signature_takes_no_question(store, spec, 
     assert not verdict.passed and verdict.code == "ex06_model_signature"
 
 
+# What a hostile student's code prints where the grader's fresh processes once read their report: every line a
+# runner ever read, written to stdout, to every descriptor it holds and to its parent's and pid 1's through /proc.
+FORGE = '''
+def _forge(*lines):
+    import os
+    text = "".join(line + "\\n" for line in lines)
+    print(text, flush=True)
+    for fd in range(3, 256):
+        try:
+            os.write(fd, text.encode())
+        except OSError:
+            pass
+    for pid in (os.getppid(), 1):
+        for fd in range(0, 32):
+            try:
+                with open(f"/proc/{pid}/fd/{fd}", "w") as fh:
+                    fh.write(text)
+            except OSError:
+                pass
+'''
+FORGED_LOAD_LINES = ('REQUIREMENTS=["torch==2.13.0", "transformers==5.24.0", "peft==0.21.2"]', 'SIGNATURE=["question"]',
+                     '{"described": {"requirements": ["torch==2.13.0", "transformers==5.24.0", "peft==0.21.2"], '
+                     '"inputs": ["question"]}, "loaded": true}')
+
+
+@pytest.mark.slow
+def test_champion_alias_reads_nothing_a_hostile_load_context_prints(store, spec, work):
+    """The model's own code runs when it loads: it prints the report of a pinned model with a question input and
+    exits; the grader still reads the model's real requirements and signature, which lack both."""
+    store.log_runs(spec)
+    hostile = FORGE + PYFUNC_MODEL.replace("class Echo(mlflow.pyfunc.PythonModel):\n", f"""class Echo(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        import os
+        _forge(*{FORGED_LOAD_LINES!r})
+        os._exit(0)
+
+""")
+    save_loadable_model(store, work, pip_requirements=["mlflow"], signature_column="prompt", model_code=hostile)
+    store.register("finetuned")
+    verdict = run("champion_alias", work)
+    assert not verdict.passed and verdict.code == "registry_failed", verdict.message  # it never loaded
+
+
 def test_unpinned_names_what_the_requirements_lack():
     from autograder.checks.ex06 import unpinned
 
@@ -739,6 +782,21 @@ def test_promotion_follows_criteria_passes_when_only_the_criteria_are_wrong(stor
                                           "def meets_production_criteria(metrics):\n    return False\n")
     assert source != solution_promotion()
     check_promotion(store, spec, work, source, None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["prints_the_outcome", "forges_through_every_descriptor"])
+def test_promotion_follows_criteria_reads_nothing_promote_if_ready_prints(store, spec, work, case):
+    """promote_if_ready prints the outcome of a function that follows the criteria (the candidate is the
+    version it is given), never touches the alias, and exits."""
+    forged = ('json.dumps({"candidate": str(version), "outcome": [[False, champion, champion], '
+              '[True, champion, str(version)]]})')
+    send = f"    print({forged}, flush=True)\n" if case == "prints_the_outcome" else f"    _forge({forged})\n"
+    source = (FORGE + "\nimport json, os\nimport mlflow\n\n\ndef promote_if_ready(version, metrics):\n"
+              "    try:\n        champion = str(mlflow.MlflowClient().get_model_version_by_alias("
+              "REGISTERED_MODEL_NAME, 'champion').version)\n    except Exception:\n        champion = None\n"
+              + send + "    os._exit(0)\n")
+    check_promotion(store, spec, work, source, "ex06_promotion_crashed")
 
 
 def check_promotion(store, spec, work, source, code):
@@ -823,6 +881,20 @@ def test_criteria_hidden_cases_fails(work, case, code):
     assert source != solution
     verdict = run("criteria_hidden_cases", work, notebook=notebook_with(source))
     assert not verdict.passed and verdict.code == code
+
+
+@pytest.mark.parametrize("case", ["prints_an_empty_report", "forges_through_every_descriptor", "kills_the_runner"])
+def test_criteria_hidden_cases_reads_only_one_decision_per_case(work, case):
+    """A function that prints a report of no cases (once enough for every hidden case) and exits: one decision
+    per case or the check fails."""
+    body = {
+        "prints_an_empty_report": '    print("[]")\n    print(\'{"decided": []}\', flush=True)\n',
+        "forges_through_every_descriptor": '    _forge("[]", \'{"decided": []}\')\n',
+        "kills_the_runner": '    _forge("[]", \'{"decided": []}\')\n    os.kill(os.getppid(), 9)\n',
+    }[case]
+    source = FORGE + "\nimport os\n\n\ndef meets_production_criteria(metrics):\n" + body + "    os._exit(0)\n"
+    verdict = run("criteria_hidden_cases", work, notebook=notebook_with(source))
+    assert not verdict.passed and verdict.code == "ex06_criteria_crashed", verdict.message
 
 
 def test_hidden_criteria_cases_sit_around_every_threshold():
