@@ -33,6 +33,28 @@ def _sent_schema(ev: Evidence, name: str) -> dict | None:
     return sent[0].request["response_format"]["json_schema"]["schema"] if sent else None
 
 
+# The fixture server checks a request as the service would (a strict schema with `minimum` is refused) before it
+# looks for a recording: a request refused only for want of one carried a schema the service accepts.
+NO_RECORDING = "NO_MATCHING_FIXTURE"
+
+
+def _model_schema(ev: Evidence, model: str, name: str) -> dict | None:
+    """The schema of 2.1's pydantic `model` as json_schema_format sends it (strict: true), from the first request
+    the service accepted (served, or refused only because no recording matches it). Found by the model's title
+    (pydantic's class name), whatever name the cell that sent it chose, or without a title by the dictated `name`:
+    a wrong name, messages or settings are that cell's loss, not 2.1's."""
+    for x in ev.exchanges:
+        spec = (x.request.get("response_format") or {}).get("json_schema") or {}
+        schema = spec.get("schema")
+        if not isinstance(schema, dict) or spec.get("strict") is not True:
+            continue
+        if not (x.status == 200 or (x.response or {}).get("error_code") == NO_RECORDING):
+            continue
+        if schema.get("title") == model or ("title" not in schema and spec.get("name") == name):
+            return schema
+    return None
+
+
 def _undescribed(schema: dict, node: dict, prefix: str = "") -> str | None:
     """The first property (nested ones too) sent without a description: 2.1 gives each field its meaning."""
     for name, prop in _props(schema, node).items():
@@ -60,7 +82,10 @@ def _not_sent(name: str) -> Verdict:
 
 @check(EX)
 def strict_schema_sent(ev: Evidence) -> Verdict:
-    schema = _sent_schema(ev, "review_analysis")
+    """2.1's models as the later cells sent them: ReviewAnalysis (2.2) and, once 2.3 sent it, DetailedReview
+    with its Feature. Each is judged here only: the cells that send them are charged for the request, not for
+    what 2.1 defined (one mistake, one charge)."""
+    schema = _model_schema(ev, "ReviewAnalysis", "review_analysis")
     if schema is None:
         return _not_sent("review_analysis")
     props = _props(schema, schema)
@@ -72,7 +97,27 @@ def strict_schema_sent(ev: Evidence) -> Verdict:
         return fail("ex02_sentiment_not_enum")
     if not {"product_name", "rating", "sentiment"} <= set(schema.get("required") or ()):
         return fail("ex02_fields_not_required")
-    return _described(schema, "review_analysis") or ok()
+    if verdict := _described(schema, "review_analysis"):
+        return verdict
+    detailed = _model_schema(ev, "DetailedReview", "detailed_review")
+    return (_detailed_model(detailed) if detailed is not None else None) or ok()
+
+
+def _detailed_model(schema: dict) -> Verdict | None:
+    """A failure when the DetailedReview schema sent is not the one 2.1 asks for (Feature included)."""
+    props = _props(schema, schema)
+    features = props.get("features", {})
+    feature_props = _props(schema, features.get("items") or {}) if features.get("type") == "array" else {}
+    if set(feature_props.get("opinion", {}).get("enum") or ()) != SENTIMENTS or "name" not in feature_props:
+        return fail("ex02_detailed_features")
+    if props.get("would_recommend", {}).get("type") != "boolean":
+        return fail("ex02_detailed_would_recommend")
+    if set(props.get("category", {}).get("enum") or ()) != CATEGORIES:
+        return fail("ex02_detailed_category")
+    for key in ("pros", "cons"):
+        if props.get(key, {}).get("type") != "array":
+            return fail("ex02_detailed_string_list", key=key)
+    return _described(schema, "detailed_review")
 
 
 @check(EX)
@@ -92,22 +137,11 @@ def single_request(ev: Evidence) -> Verdict:
 
 @check(EX)
 def detailed_schema_sent(ev: Evidence) -> Verdict:
-    schema = _sent_schema(ev, "detailed_review")
-    if schema is None:
+    """2.3 sent its request strict, as `detailed_review`, and it was served. The schema's contents are 2.1's
+    DetailedReview and Feature (strict_schema_sent): one mistake, charged once."""
+    if _sent_schema(ev, "detailed_review") is None:
         return _not_sent("detailed_review")
-    props = _props(schema, schema)
-    features = props.get("features", {})
-    feature_props = _props(schema, features.get("items") or {}) if features.get("type") == "array" else {}
-    if set(feature_props.get("opinion", {}).get("enum") or ()) != SENTIMENTS or "name" not in feature_props:
-        return fail("ex02_detailed_features")
-    if props.get("would_recommend", {}).get("type") != "boolean":
-        return fail("ex02_detailed_would_recommend")
-    if set(props.get("category", {}).get("enum") or ()) != CATEGORIES:
-        return fail("ex02_detailed_category")
-    for key in ("pros", "cons"):
-        if props.get(key, {}).get("type") != "array":
-            return fail("ex02_detailed_string_list", key=key)
-    return _described(schema, "detailed_review") or ok()
+    return ok()
 
 
 def _batch_replies(ev: Evidence) -> list[dict] | None:

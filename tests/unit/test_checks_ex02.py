@@ -87,10 +87,67 @@ def test_strict_schema_sent_passes_with_the_enum_in_defs(log):
     assert run("strict_schema_sent", log).passed
 
 
+def test_strict_schema_sent_passes_when_2_2_sends_it_under_another_name(log):
+    """json_schema_format(ReviewAnalysis, "ReviewAnalysis") in 2.2: the fixture server has no recording for that name
+    and refuses it, but the schema is 2.1's correct ReviewAnalysis. The wrong call is 2.2's (single_request) loss only."""
+    entry = strict_requests(log, "review_analysis")[0]
+    entry["request"]["response_format"]["json_schema"]["name"] = "ReviewAnalysis"
+    log[log.index(entry)] = b.rejected(entry)
+    assert run("strict_schema_sent", log).passed
+    assert run("single_request", log).code == "ex02_single_request_missing"
+
+
+def test_strict_schema_sent_passes_when_2_3_sent_nothing(log):
+    """DetailedReview is judged once 2.3 sent it: a missing 2.3 is detailed_schema_sent's loss, not 2.1's."""
+    log = b.without(log, strict_requests(log, "detailed_review"))
+    assert run("strict_schema_sent", log).passed
+    assert run("detailed_schema_sent", log).code == "ex02_schema_not_sent"
+
+
+def test_strict_schema_sent_passes_when_the_service_refuses_the_detailed_schema(log):
+    """A DetailedReview with ge/le is refused under strict (ex02_ge_constraint): 2.3 and the cells after it lose
+    their points, and no refused schema is judged here."""
+    for entry in strict_requests(log, "detailed_review"):
+        schema(entry)["properties"]["rating"].update(minimum=1, maximum=5)
+        del schema(entry)["properties"]["category"]["enum"]
+        log[log.index(entry)] = b.rejected(entry, "INVALID_PARAMETER_VALUE")
+    assert run("strict_schema_sent", log).passed
+
+
+def edit_detailed(log, case):
+    """2.1's DetailedReview (or Feature) written wrong: every detailed_review request carries the same schema."""
+    for entry in strict_requests(log, "detailed_review"):
+        s = schema(entry)
+        props, feature = s["properties"], s["$defs"]["Feature"]["properties"]
+        if case == "features_strings":
+            props["features"]["items"] = {"type": "string"}
+        elif case == "feature_opinion_free_text":  # Feature.opinion: str
+            feature["opinion"] = {"type": "string", "description": feature["opinion"]["description"]}
+        elif case == "feature_without_name":
+            del feature["name"]
+        elif case == "would_recommend_string":
+            props["would_recommend"]["type"] = "string"
+        elif case == "category_free_text":  # DetailedReview.category: str
+            props["category"] = {"type": "string", "description": props["category"]["description"]}
+        elif case == "category_enum_incomplete":
+            props["category"]["enum"].remove("other")
+        elif case == "pros_string":
+            props["pros"] = {"type": "string"}
+        elif case == "cons_missing":
+            del props["cons"]
+        elif case == "feature_name_undescribed":
+            feature["name"]["description"] = " "
+        elif case == "pros_undescribed":
+            del props["pros"]["description"]
+        elif case == "rating_range_unstated":
+            props["rating"]["description"] = "評価"
+        else:
+            raise ValueError(case)
+
+
 @pytest.mark.parametrize("case, code", [
     ("not_strict", "ex02_schema_not_sent"),
-    ("other_schema_name", "ex02_schema_not_sent"),
-    ("rejected", "ex02_schema_not_sent"),
+    ("refused_by_the_service", "ex02_schema_not_sent"),
     ("rating_number", "ex02_rating_not_integer"),
     ("product_name_integer", "ex02_product_name_not_string"),
     ("sentiment_free_text", "ex02_sentiment_not_enum"),
@@ -104,10 +161,8 @@ def test_strict_schema_sent_fails(log, case, code):
     js, s = entry["request"]["response_format"]["json_schema"], schema(entry)
     if case == "not_strict":
         js["strict"] = False
-    elif case == "other_schema_name":
-        js["name"] = "ReviewAnalysis"
-    elif case == "rejected":
-        log[log.index(entry)] = b.rejected(entry)
+    elif case == "refused_by_the_service":
+        log[log.index(entry)] = b.rejected(entry, "INVALID_PARAMETER_VALUE")
     elif case == "rating_number":
         s["properties"]["rating"]["type"] = "number"
     elif case == "product_name_integer":
@@ -124,6 +179,38 @@ def test_strict_schema_sent_fails(log, case, code):
         s["properties"]["rating"]["description"] = "評価"
     verdict = run("strict_schema_sent", log)
     assert not verdict.passed and verdict.code == code
+
+
+DETAILED_MODEL_MISTAKES = [
+    ("features_strings", "ex02_detailed_features"),
+    ("feature_opinion_free_text", "ex02_detailed_features"),
+    ("feature_without_name", "ex02_detailed_features"),
+    ("would_recommend_string", "ex02_detailed_would_recommend"),
+    ("category_free_text", "ex02_detailed_category"),
+    ("category_enum_incomplete", "ex02_detailed_category"),
+    ("pros_string", "ex02_detailed_string_list"),
+    ("cons_missing", "ex02_detailed_string_list"),
+    ("feature_name_undescribed", "ex02_field_description_missing"),
+    ("pros_undescribed", "ex02_field_description_missing"),
+    ("rating_range_unstated", "ex02_rating_range_not_described"),
+]
+
+
+@pytest.mark.parametrize("case, code", DETAILED_MODEL_MISTAKES)
+def test_strict_schema_sent_fails_on_the_detailed_model(log, case, code):
+    """DetailedReview and Feature are 2.1's: a mistake in them is charged here, as sent by 2.3."""
+    edit_detailed(log, case)
+    verdict = run("strict_schema_sent", log)
+    assert not verdict.passed and verdict.code == code
+
+
+def test_strict_schema_sent_fails_on_the_detailed_model_under_another_name(log):
+    """Found by the model (its title), whatever name 2.3 sent it under."""
+    edit_detailed(log, "category_free_text")
+    for entry in strict_requests(log, "detailed_review"):
+        entry["request"]["response_format"]["json_schema"]["name"] = "DetailedReview"
+        log[log.index(entry)] = b.rejected(entry)
+    assert run("strict_schema_sent", log).code == "ex02_detailed_category"
 
 
 # -- single_request ------------------------------------------------------------------------------
@@ -147,6 +234,7 @@ def test_single_request_passes_with_a_schema_that_2_1_is_charged_for(log):
     ("not_sent", "ex02_single_request_missing"),
     ("no_system_prompt", "ex02_single_request_missing"),
     ("not_strict", "ex02_single_request_missing"),
+    ("other_schema_name", "ex02_single_request_missing"),
     ("sampled", "ex02_single_settings"),
     ("other_model", "ex02_single_settings"),
 ])
@@ -158,6 +246,9 @@ def test_single_request_fails(log, case, code):
         entry["request"]["messages"] = entry["request"]["messages"][1:]
     elif case == "not_strict":
         entry["request"]["response_format"]["json_schema"]["strict"] = False
+    elif case == "other_schema_name":  # json_schema_format(ReviewAnalysis, "ReviewAnalysis"): no recording, refused
+        entry["request"]["response_format"]["json_schema"]["name"] = "ReviewAnalysis"
+        log[log.index(entry)] = b.rejected(entry)
     elif case == "sampled":
         entry["request"]["temperature"] = 0.7
     else:
@@ -172,44 +263,31 @@ def test_detailed_schema_sent_passes_on_the_solution_log(log):
     assert run("detailed_schema_sent", log).passed
 
 
-@pytest.mark.parametrize("case, code", [
-    ("not_sent", "ex02_schema_not_sent"),
-    ("features_strings", "ex02_detailed_features"),
-    ("feature_opinion_free_text", "ex02_detailed_features"),
-    ("feature_without_name", "ex02_detailed_features"),
-    ("would_recommend_string", "ex02_detailed_would_recommend"),
-    ("category_enum_incomplete", "ex02_detailed_category"),
-    ("pros_string", "ex02_detailed_string_list"),
-    ("cons_missing", "ex02_detailed_string_list"),
-    ("feature_name_undescribed", "ex02_field_description_missing"),
-    ("pros_undescribed", "ex02_field_description_missing"),
-])
-def test_detailed_schema_sent_fails(log, case, code):
+@pytest.mark.parametrize("case, code", DETAILED_MODEL_MISTAKES)
+def test_detailed_schema_sent_passes_with_a_model_that_2_1_is_charged_for(log, case, code):
+    """category: str or opinion: str in DetailedReview/Feature is strict_schema_sent's (ex02_models) loss, not 2.3's."""
+    edit_detailed(log, case)
+    assert run("detailed_schema_sent", log).passed
+    assert run("strict_schema_sent", log).code == code
+
+
+@pytest.mark.parametrize("case", ["not_sent", "not_strict", "other_schema_name", "refused_by_the_service"])
+def test_detailed_schema_sent_fails(log, case):
+    entries = strict_requests(log, "detailed_review")
     if case == "not_sent":
-        log = b.without(log, strict_requests(log, "detailed_review"))
-    else:
-        s = schema(strict_requests(log, "detailed_review")[0])
-        props, feature = s["properties"], s["$defs"]["Feature"]["properties"]
-        if case == "features_strings":
-            props["features"]["items"] = {"type": "string"}
-        elif case == "feature_opinion_free_text":
-            del feature["opinion"]["enum"]
-        elif case == "feature_without_name":
-            del feature["name"]
-        elif case == "would_recommend_string":
-            props["would_recommend"]["type"] = "string"
-        elif case == "category_enum_incomplete":
-            props["category"]["enum"].remove("other")
-        elif case == "pros_string":
-            props["pros"] = {"type": "string"}
-        elif case == "cons_missing":
-            del props["cons"]
-        elif case == "feature_name_undescribed":
-            feature["name"]["description"] = " "
-        else:
-            del props["pros"]["description"]
+        log, entries = b.without(log, entries), []
+    for entry in entries:
+        js = entry["request"]["response_format"]["json_schema"]
+        if case == "not_strict":
+            js["strict"] = False
+        elif case == "other_schema_name":  # no recording for it: refused
+            js["name"] = "DetailedReview"
+            log[log.index(entry)] = b.rejected(entry)
+        else:  # ge/le in DetailedReview (ex02_ge_constraint)
+            schema(entry)["properties"]["rating"].update(minimum=1, maximum=5)
+            log[log.index(entry)] = b.rejected(entry, "INVALID_PARAMETER_VALUE")
     verdict = run("detailed_schema_sent", log)
-    assert not verdict.passed and verdict.code == code
+    assert not verdict.passed and verdict.code == "ex02_schema_not_sent"
 
 
 # -- batch_requests ------------------------------------------------------------------------------
