@@ -113,3 +113,21 @@ def test_the_mutants_that_once_survived_and_a_sample_lose_points(gradings, tmp_p
         if not grade.score < grade.max_score:
             survivors.append((mutant.id, mutant.description, grade.score))
     assert not survivors
+
+
+def test_a_mutant_that_costs_two_cells_is_flagged_as_charged_twice(capsys):
+    """One mistake, one charge: `mutate` lists, per mutant, the graded cells it lost, and names every mutant
+    that lost more than one."""
+    from autograder.mutate.mutants import Mutant
+    from autograder.mutate.run import Outcome, print_summary, report
+
+    def outcome(cell, failed):
+        mutant = Mutant(f"{cell}:constant:0", "ex02", cell, "constant", "a constant", 1, "x = 1\n", "x = 2\n")
+        return Outcome(mutant, 12.0 - 2 * len(failed), 12.0, failed)
+
+    once, twice = outcome("ex02_single_impl", ["ex02_single"]), outcome("ex02_models_impl", ["ex02_models", "ex02_detailed"])
+    assert (once.charged_twice, twice.charged_twice) == (False, True)
+    assert [m["charged_twice"] for m in report([once, twice])["mutants"]] == [False, True]
+    print_summary([once, twice], min_score=1.0)
+    shown = capsys.readouterr().out
+    assert "CHARGED TWICE: 1 mutant" in shown and "ex02_models_impl:constant:0: ex02_models, ex02_detailed" in shown

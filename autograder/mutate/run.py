@@ -42,6 +42,11 @@ class Outcome:
     def killed(self) -> bool:
         return self.score is not None and self.score < self.max_score
 
+    @property
+    def charged_twice(self) -> bool:
+        """One mistake (one mutated cell) cost the points of two graded cells or more: one mistake, one charge."""
+        return len(set(self.failed_cells)) > 1
+
 
 def write_mutant(mutant: Mutant, repo: Path) -> Path:
     """The solution with this one cell mutated, as a student repository holding that exercise."""
@@ -125,7 +130,8 @@ def report(outcomes: list[Outcome]) -> dict:
                       for ex, s in score_by_exercise(outcomes).items()},
         "mutants": [{"id": o.mutant.id, "description": o.mutant.description, "line": o.mutant.line,
                      "score": o.score, "max_score": o.max_score, "failed_cells": o.failed_cells,
-                     "killed": o.killed, "equivalent": o.equivalent} for o in outcomes],
+                     "charged_twice": o.charged_twice, "killed": o.killed, "equivalent": o.equivalent}
+                    for o in outcomes],
     }
 
 
@@ -151,4 +157,10 @@ def print_summary(outcomes: list[Outcome], min_score: float) -> bool:
             kind = "SURVIVED" if outcome.score is not None else "GRADER FAILED"
             print(f"\n{kind} {outcome.mutant.id} (line {outcome.mutant.line}: {outcome.mutant.description})")
             print(outcome.mutant.diff(), end="")
+    twice = [o for o in outcomes if o.charged_twice]
+    if twice:
+        print(f"\nCHARGED TWICE: {len(twice)} mutant(s) lost the points of more than one graded cell "
+              "(one mistake should cost one cell; a crash cascade into later cells shows here too)")
+        for outcome in twice:
+            print(f"  {outcome.mutant.id}: {', '.join(outcome.failed_cells)}")
     return all(s.score >= min_score and not s.grader_failed for s in scores.values())
