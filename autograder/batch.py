@@ -8,7 +8,9 @@ instead of a grade.json, and the others are still graded.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from coursegrader.config import REPO_ROOT
+from coursegrader.config import REPO_ROOT, load_course
 from coursegrader.grading.untrusted import remove_unsafe
 
 GRADE_FAILED_FILE = "grade_failed.json"
@@ -63,14 +65,29 @@ def grade_one(submission: Path, out: Path, exercises=None, profile: str | None =
         cmd += ["--profile", profile]
     if cell_timeout_s:
         cmd += ["--cell-timeout", str(cell_timeout_s)]
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    limit = student_timeout_s(exercises)
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: on timeout, all of it goes
+    try:
+        stdout, stderr = proc.communicate(timeout=limit)
+        reason = None
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        reason = f"grading_timeout: this student's grading took over {limit} s and was stopped"
     out.mkdir(parents=True, exist_ok=True)
     if (submission / "submission.json").exists():
         shutil.copy(submission / "submission.json", out / "submission.json")
-    (out / "grader.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
-    if proc.returncode != 0 or not (out / "grade.json").is_file():
-        _record_failure(out, proc.returncode, _failure_reason(proc.stderr))
+    (out / "grader.log").write_text(stdout + stderr, encoding="utf-8")
+    if reason or proc.returncode != 0 or not (out / "grade.json").is_file():
+        _record_failure(out, proc.returncode, reason or _failure_reason(stderr))
     return submission.name, proc.returncode
+
+
+def student_timeout_s(exercises=None) -> int:
+    """How long one student's `grade` may take: each exercise's own limit, and the grader's start on top."""
+    course = load_course()
+    return (len(exercises or course.exercises) * course.exercise_timeout_s) + course.kernel_start_timeout_s
 
 
 def _record_failure(out: Path, exit_status: int, reason: str) -> None:

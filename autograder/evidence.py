@@ -17,10 +17,9 @@ from coursegrader.config import Profile
 from coursegrader.fmapi.matchers import normalize_text
 from coursegrader.fmapi.server import CHAT_PATH, INVOCATIONS_PATH
 from coursegrader.grading.results import Verdict
-from coursegrader.notebook import graded_cells, is_solution, solution_cells
+from coursegrader.notebook import CLAIM_MIMETYPE, graded_cells, is_solution, solution_cells
 from coursegrader.problems import wording
 
-CLAIM_MIMETYPE = "application/vnd.llmcourse.result+json"
 
 
 def ok(message: str = "OK") -> Verdict:

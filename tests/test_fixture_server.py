@@ -181,3 +181,42 @@ def test_the_judge_answers_questions_it_never_recorded_by_its_scripted_rule(tmp_
     posts = [e for e in log if e["method"] == "POST"]
     assert [e["scripted"] for e in posts] == [True, True, True, False, False]
     assert posts[0]["fixture_id"] == judge.scripted[0].id
+
+
+def _raw_post(server, headers: dict, body: bytes = b"") -> tuple[int, dict]:
+    """A request as a hostile client writes it, header by header, on a socket of its own."""
+    import socket
+
+    head = "".join(f"{k}: {v}\r\n" for k, v in {"Authorization": f"Bearer {server.token}", **headers}.items())
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"POST /serving-endpoints/chat/completions HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode() + body)
+        sock.shutdown(socket.SHUT_WR)  # a server that waited for a body to its end would see it end here
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+
+@pytest.mark.parametrize("headers, status", [
+    ({"Content-Length": "-1"}, 411),  # once read to the end of the stream, unbounded (13 GB of grader memory)
+    ({"Content-Length": "1e9"}, 411),
+    ({"Transfer-Encoding": "chunked"}, 411),
+    ({"Content-Length": str(3_000_000)}, 413),  # over the 2 MB cap: refused unread
+])
+def test_a_body_without_a_valid_length_is_refused_unread_and_logged(server, headers, status):
+    got, body = _raw_post(server, {"Content-Type": "application/json", **headers}, b'{"model": "x"}' * 10)
+    assert got == status and body["error_code"] in ("LENGTH_REQUIRED", "REQUEST_TOO_LARGE")
+    assert server.log.snapshot()[-1]["status"] == status  # every request reaches the log, refused or not
+
+
+def test_the_log_keeps_bodies_only_up_to_its_bound(server, monkeypatch):
+    from coursegrader.fmapi import server as module
+
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "機械学習とは？" + " " * 100}]}
+    monkeypatch.setattr(module, "MAX_LOG_BYTES", len(json.dumps(body).encode()) * 5 // 2)  # room for two bodies
+    for _ in range(4):
+        requests.post(server.url + "/serving-endpoints/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {server.token}"})
+    kept = [("request" in e, e.get("bodies_dropped", False)) for e in server.log.snapshot()[-4:]]
+    assert kept[:2] == [(True, False)] * 2 and kept[-1] == (False, True)

@@ -64,3 +64,18 @@ def test_one_failure_loses_nobody_else_and_the_roster_accounts_for_everyone(tmp_
     assert "erin" not in (tmp_path / "report" / "gradebook.csv").read_text()  # no zero for what was never collected
     index = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     assert "grade_failed" in index and "missing" in index and "no such folder" in index
+
+
+@pytest.mark.slow
+def test_a_hostile_student_graded_beside_another_changes_nothing_of_the_others_grade(tmp_path):
+    """`grade-all --jobs 2`: mallory's work folder holds a store that is not SQLite and folders nested past
+    PATH_MAX (once: exit 1, no grade.json, the grader's temporary folder left behind); bob keeps his exact grade."""
+    from coursegrader.config import SUBMISSIONS_DIR
+
+    hostile = load_catalog(SUBMISSIONS_DIR / "adversarial.toml")["hostile_work_folder"]
+    subs = tmp_path / "subs"
+    students = [build_sample(hostile, subs / "mallory"), build_sample(load_catalog()["ex01_drops_history"], subs / "bob")]
+    assert grade_students(students, tmp_path / "graded", jobs=2, exercises=["ex01"]) == {"mallory": 0, "bob": 0}
+    grades = {s: json.loads((tmp_path / "graded" / s / "grade.json").read_text()) for s in ("mallory", "bob")}
+    assert grades["bob"]["score"] == 8 and grades["mallory"]["score"] == 0
+    assert {p["code"] for p in grades["mallory"]["exercises"]["ex01"]["problems"]} == set(hostile.expect_problems["ex01"])

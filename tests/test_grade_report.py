@@ -58,3 +58,15 @@ def test_cli_exit_codes(tmp_path):
     assert json.loads((tmp_path / "out" / "grade.json").read_text())["exercises"]["ex01"]["problems"][0]["code"] == "notebook_missing"
     bad = run("grade", str(tmp_path), "--exercise", "ex99")
     assert bad.returncode == 2 and "ex99" in bad.stderr
+
+
+def test_an_exercise_that_is_a_file_gets_its_own_code_and_the_rest_is_graded(tmp_path):
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "ex01").write_text("a file where the folder should be")
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "repo"), "--exercise", "ex01",
+                          "--exercise", "ex02", "--out", str(tmp_path / "out")], cwd=REPO_ROOT, capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    exercises = json.loads((tmp_path / "out" / "grade.json").read_text())["exercises"]
+    assert [p["code"] for p in exercises["ex01"]["problems"]] == ["exercise_not_a_folder"]
+    assert [p["code"] for p in exercises["ex02"]["problems"]] == ["notebook_missing"]

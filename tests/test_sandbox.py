@@ -188,6 +188,17 @@ def test_link_submissions_are_refused_without_reading_them(adversarial):
     assert (out / "grade.json").is_file()
 
 
+def test_what_a_cell_prints_is_bounded_in_bytes(adversarial):
+    """80 MB printed, displayed and raised in one cell (the red team's 300 MB page came from three long lines):
+    the graded outputs stop at cell_output_kb, with a note, and every file kept is bounded."""
+    _, _, out, _ = adversarial("bomb_output")
+    limits = load_course().limits
+    page = (out / "ex01" / "feedback.html").read_text(encoding="utf-8")
+    assert len(page.encode()) < limits.feedback_html_bytes and f"出力が上限（{limits.cell_output_kb} KB）" in page
+    sizes = {p.relative_to(out).as_posix(): p.stat().st_size for p in out.rglob("*") if p.is_file()}
+    assert sum(sizes.values()) < 4 * limits.cell_output_bytes + (1 << 20), sizes
+
+
 def test_html_outputs_are_inert(adversarial):
     _, grade, out, _ = adversarial("html_in_outputs")
     page = (out / "ex01" / "feedback.html").read_text(encoding="utf-8")

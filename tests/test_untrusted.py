@@ -76,3 +76,91 @@ def test_a_linked_mlflow_store_is_not_kept(tmp_path):
     work.mkdir()
     (work / "mlflow.db").symlink_to(REPO_ROOT / "source" / "ex06" / "ex06.ipynb")
     assert keep_store(work, tmp_path / "kept") is None and not (tmp_path / "kept").exists()
+
+
+def _deep(root, depth: int, name: str = "d"):
+    """A folder nested `depth` levels deep, made with relative paths (the whole path may exceed PATH_MAX)."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        with open(os.open("file.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
+            fh.write("deep")
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("depth, name", [(1200, "d"), (40, "n" * 200)])  # a RecursionError; paths past PATH_MAX
+def test_folders_of_any_depth_and_path_length_are_walked_copied_and_removed(tmp_path, depth, name):
+    from coursegrader.grading.untrusted import TOO_LONG, remove_tree, temporary_folder
+
+    with temporary_folder("deep-") as work:
+        (work / "plain.txt").write_text("ok")
+        _deep(work, depth, name)
+        found = unsafe_entries(work)
+        assert found and {kind for _, kind in found} == {TOO_LONG}  # too long to stat or enter: unsafe itself
+        copy_regular_tree(work, work.parent / f"{work.name}-copy")
+        assert (work.parent / f"{work.name}-copy" / "plain.txt").read_text() == "ok"
+        remove_tree(work.parent / f"{work.name}-copy")  # ~1,000 levels: pytest's own cleanup would recurse
+        assert remove_unsafe(work) == found and unsafe_entries(work) == []
+        _deep(work, depth, name + "2")  # left for temporary_folder to remove
+    assert not work.exists()
+
+
+def _store(path, sql: str = ""):
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.executescript("CREATE TABLE runs (artifact_uri TEXT, note VARCHAR(100));"
+                           f"INSERT INTO runs VALUES ('{path.parent}/mlruns/1', 'x');" + sql)
+    conn.close()
+
+
+@pytest.mark.parametrize("case", ["not_sqlite", "endless_trigger", "costly_trigger"])
+def test_a_hostile_mlflow_store_is_not_kept_nor_run(tmp_path, case):
+    """A store that is not SQLite, or whose triggers would run inside the grader as it rewrites paths (the red
+    team's: 33 s of CPU; an endless one would hang it): kept within store_budget_s, triggers never fired."""
+    import sqlite3
+    import time
+
+    from coursegrader.mlflow_store import StoreUnusable, distrust_store
+
+    work = tmp_path / "work"
+    work.mkdir()
+    db = work / "mlflow.db"
+    if case == "not_sqlite":
+        db.write_bytes(b"not a database" * 1000)
+    else:
+        loop = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+                if case == "endless_trigger" else
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 50000000) SELECT count(*) FROM c")
+        _store(db, f"CREATE TABLE fired (n INTEGER); CREATE TRIGGER t AFTER UPDATE ON runs BEGIN "
+                   f"INSERT INTO fired {loop}; END;")
+    start = time.monotonic()
+    kept = keep_store(work, tmp_path / "kept")
+    assert time.monotonic() - start < 5
+    if case == "not_sqlite":
+        assert kept is None and not (tmp_path / "kept").exists()
+        with pytest.raises(StoreUnusable):
+            distrust_store(db)
+        return
+    with sqlite3.connect(kept) as conn:
+        assert conn.execute("SELECT count(*) FROM fired").fetchone() == (0,)
+        assert conn.execute("SELECT artifact_uri FROM runs").fetchone()[0] == f"{(tmp_path / 'kept').resolve()}/mlruns/1"
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone() == (0,)
+
+
+def test_a_store_over_the_limit_is_not_kept(tmp_path):
+    from coursegrader.config import load_course
+
+    work = tmp_path / "work"
+    (work / "mlruns").mkdir(parents=True)
+    _store(work / "mlflow.db")
+    with open(work / "mlruns" / "big.bin", "wb") as fh:  # sparse: its size counts, no byte is written
+        fh.truncate(load_course().limits.kept_store_bytes)
+    assert keep_store(work, tmp_path / "kept") is None
+    (work / "mlruns" / "big.bin").unlink()
+    assert keep_store(work, tmp_path / "kept") == tmp_path / "kept" / "mlflow.db"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from coursegrader.config import FIXTURES_DIR, Profile
 from coursegrader.course_dataset import course_split, load_course_dataset
-from coursegrader.grading.untrusted import copy_adapter, read_regular
+from coursegrader.grading.untrusted import adapter_over_limits, copy_adapter, read_regular
 from coursegrader.metrics.gozaru import gozaru_rate
 
 from ..evidence import Evidence, Verdict, claim_matches, fail, ok
@@ -198,6 +198,8 @@ def load_adapter(ev: Evidence) -> tuple[ReferenceLM | None, Verdict | None]:
     a copy of adapter_config.json and adapter_model.safetensors only (it never unpickles a .bin)."""
     if not (_adapter_dir(ev) / "adapter_config.json").is_file():
         return None, fail("adapter_missing")
+    if over := adapter_over_limits(_adapter_dir(ev)):
+        return None, fail("adapter_over_limit", detail=over)
     if not _adapter_copy(ev):
         return None, fail("adapter_not_safetensors")
     try:

@@ -33,16 +33,25 @@ MAX_BODY_BYTES = 2_000_000
 SHUTDOWN_POLL_S = 0.02  # how often serve_forever looks for shutdown (its default 0.5 s, twice, per exercise)
 
 
+MAX_LOG_BYTES = 32 * MAX_BODY_BYTES  # request bodies kept in one log; later entries keep all but the bodies
+
+
 class RequestLog:
-    """Every request the server saw, in order; optionally mirrored to JSONL."""
+    """Every request the server saw, in order; optionally mirrored to JSONL. Its memory is bounded: once the
+    bodies kept reach MAX_LOG_BYTES, a later entry is logged without its request and response."""
 
     def __init__(self, path: Path | None = None):
         self.entries: list[dict] = []
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
+        self.body_bytes = 0
 
-    def append(self, entry: dict) -> None:
+    def append(self, entry: dict, body_bytes: int = 0) -> None:
         with self._lock:
+            if self.body_bytes + body_bytes > MAX_LOG_BYTES:
+                entry = {k: v for k, v in entry.items() if k not in ("request", "response")} | {"bodies_dropped": True}
+            else:
+                self.body_bytes += body_bytes
             entry = {"seq": len(self.entries), **entry}
             self.entries.append(entry)
             if self.path:
@@ -248,6 +257,16 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
     daemon_threads = True
 
 
+def _content_length(headers) -> int | None:
+    """The body's length: a non-negative Content-Length, 0 where there is none and no Transfer-Encoding;
+    None for anything else (negative, not a number, chunked), which is refused without reading the body."""
+    value = headers.get("Content-Length")
+    if value is None:
+        return None if headers.get("Transfer-Encoding") else 0
+    value = value.strip()
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_app: FixtureServer
     protocol_version = "HTTP/1.1"
@@ -279,12 +298,17 @@ class _Handler(BaseHTTPRequestHandler):
         app = self.server_app
         path = self.path.split("?")[0]
         entry = {"time": time.time(), "method": "POST", "path": path, "authorized": self._authorized()}
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(min(length, MAX_BODY_BYTES)) if length else b""
+        length = _content_length(self.headers)
+        raw = self.rfile.read(length) if length and length <= MAX_BODY_BYTES else b""
         match = INVOCATIONS_PATH.match(path)
         endpoint = "chat/completions" if path == CHAT_PATH else (match.group("name") if match else None)
         fixture_id = None
-        if endpoint is None:
+        if length is None or length > MAX_BODY_BYTES:  # the body is not read: the connection closes after the answer
+            self.close_connection = True
+            status, body = (411, error_body(411, "LENGTH_REQUIRED", "A request body needs a valid Content-Length.")) \
+                if length is None else \
+                (413, error_body(413, "REQUEST_TOO_LARGE", f"Request body over {MAX_BODY_BYTES} bytes ({length})."))
+        elif endpoint is None:
             status, body = 404, error_body(404, "ENDPOINT_NOT_FOUND", f"No serving endpoint at {path}")
         elif not entry["authorized"]:
             status, body = 401, error_body(401, "UNAUTHENTICATED", "Invalid access token.")
@@ -304,5 +328,5 @@ class _Handler(BaseHTTPRequestHandler):
                     status, body = 500, error_body(500, "INTERNAL_ERROR", f"fixture server error: {err}")
         entry.update(status=status, fixture_id=fixture_id, response=body,
                      scripted=fixture_id in {s.id for s in app.library.scripted})
-        app.log.append(entry)
+        app.log.append(entry, body_bytes=len(raw))
         self._send(status, body)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 import threading
 import traceback
 from pathlib import Path
@@ -36,6 +35,7 @@ from ..execution.nbgrader_course import (KERNEL_DIED, NOT_RUN, AutogradeFailed, 
                                          KernelPlace, NbgraderCourse, preflight)
 from ..fmapi import FixtureServer
 from ..fmapi.persister import load_cassettes
+from ..mlflow_store import StoreUnusable, distrust_store, tracking_db
 from ..notebook import error_outputs, grade_id, imported_modules
 from ..problems import Problem, is_listed, limit_problems, problem
 from ..sandbox.policy import profile_paths
@@ -44,7 +44,7 @@ from .results import CheckResult, ExerciseRun, SubmissionGrade, Verdict
 from .align import normalized
 from .submission import align_with_release, find_notebook, load_notebook
 from .tier import FEEDBACK, Tier
-from .untrusted import remove_unsafe, unsafe_entries
+from .untrusted import remove_tree, remove_unsafe, temporary_folder, unsafe_entries
 
 TIMEOUT_ENAME = "CellTimeoutError"
 
@@ -52,9 +52,13 @@ TIMEOUT_ENAME = "CellTimeoutError"
 # -- steps ---------------------------------------------------------------
 
 def load_submission(run: ExerciseRun) -> None:
-    unsafe = unsafe_entries(run.submission_dir / run.exercise.id)
+    folder = run.submission_dir / run.exercise.id
+    unsafe = unsafe_entries(folder)
     if unsafe:
         run.problems.append(problem("submission_link", entries=_entries(unsafe)))
+        return
+    if folder.exists() and not folder.is_dir():
+        run.problems.append(problem("exercise_not_a_folder", path=run.exercise.id))
         return
     run.notebook_path = find_notebook(run.submission_dir, run.exercise.id, run.exercise.notebook)
     run.student_nb, found = load_notebook(run.notebook_path)
@@ -148,10 +152,18 @@ def _quietly(work, run: ExerciseRun) -> None:
 
 
 def distrust_outputs(run: ExerciseRun) -> None:
-    """Nothing the grader reads later may lead out of the work folder: links and special files go."""
+    """Nothing the grader reads later may lead out of the work folder: links and special files go, and an
+    MLflow store is a plain SQLite file without triggers, or goes too."""
     removed = remove_unsafe(run.autograded.work_dir)
     if removed:
         run.problems.append(problem("work_link", entries=_entries(removed)))
+    db = tracking_db(run.autograded.work_dir)
+    if db.is_file():
+        try:
+            distrust_store(db)
+        except StoreUnusable as err:
+            remove_tree(db)
+            run.problems.append(problem("mlflow_store_unusable", store=db.name, detail=str(err)[:200]))
 
 
 def note_execution(run: ExerciseRun) -> None:
@@ -346,8 +358,8 @@ def grade_submission(submission_dir: Path, exercises=None, *, tier: Tier = FEEDB
     runs = []
     with AdapterHandoff(profile) as handoff:
         for exercise in gradable_exercises(exercises, tier):
-            with tempfile.TemporaryDirectory(prefix=f"grade-{exercise.id}-", ignore_cleanup_errors=True) as work:
-                run = grade_exercise(exercise, submission_dir, Path(work), copy.deepcopy(cassettes), tier=tier,
+            with temporary_folder(prefix=f"grade-{exercise.id}-") as work:  # removed whatever the kernel left
+                run = grade_exercise(exercise, submission_dir, work, copy.deepcopy(cassettes), tier=tier,
                                      profile=profile, sandbox=sandbox, cell_timeout_s=cell_timeout_s,
                                      adapter=handoff.adapter_for(exercise), render_feedback=render_feedback)
                 try:

@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 import builders as b
 from autograder.checks import get_check
 from autograder.checks.ex05 import messages_digest
+from coursegrader.config import load_course
 
 EX = "ex05"
 INPUTS = b.inputs(EX)
@@ -314,6 +315,11 @@ def _break_adapter(folder, case):
         (folder / "tokenizer_config.json").write_text("{not json")
     elif case == "not_saved":
         shutil.rmtree(folder)
+    elif case == "rank_524288":  # the red team's: the config alone would have the grader allocate 7 GB
+        edit_config(folder, r=524288)
+    elif case == "weights_over_limit":  # sparse: the size is checked, the bytes are never read
+        with open(folder / WEIGHTS, "r+b") as fh:
+            fh.truncate((load_course().limits.adapter_max_mb + 1) << 20)
     else:
         raise ValueError(case)
 
@@ -331,6 +337,8 @@ def _break_adapter(folder, case):
     ("tokenizer_config_not_json", "ex05_tokenizer_not_saved"),
     ("k_proj_too", "ex05_adapter_params_mismatch"),  # the config names k_proj, the weights have none
     ("first_layer_only", "ex05_adapter_params_mismatch"),
+    ("rank_524288", "adapter_over_limit"),
+    ("weights_over_limit", "adapter_over_limit"),
 ])
 def test_adapter_valid_fails(adapter, work, case, code):
     _break_adapter(adapter, case)

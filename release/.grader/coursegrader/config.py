@@ -140,6 +140,34 @@ class MlflowSettings:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What the grader reads and writes from student input, bounded (course.toml [limits])."""
+    cell_output_kb: int
+    feedback_html_mb: int
+    requests_log_mb: int
+    kept_store_mb: int
+    store_budget_s: float
+    adapter_max_rank: int
+    adapter_max_mb: int
+
+    @property
+    def cell_output_bytes(self) -> int:
+        return self.cell_output_kb << 10
+
+    @property
+    def feedback_html_bytes(self) -> int:
+        return self.feedback_html_mb << 20
+
+    @property
+    def requests_log_bytes(self) -> int:
+        return self.requests_log_mb << 20
+
+    @property
+    def kept_store_bytes(self) -> int:
+        return self.kept_store_mb << 20
+
+
+@dataclass(frozen=True)
 class Schedule:
     """The class's hands-on time: its length, and how long one fill-in cell takes in class."""
     class_minutes: int
@@ -167,6 +195,7 @@ class Course:
     mlflow: MlflowSettings | None = None
     sandbox: dict = field(default_factory=dict)
     schedule: Schedule | None = None
+    limits: Limits | None = None
     classroom50: dict = field(default_factory=dict)  # assignment, python
 
     def profile(self, name: str | None = None) -> Profile:
@@ -227,6 +256,7 @@ def _parse(data: dict) -> Course:
         mlflow=MlflowSettings(**data["mlflow"]),
         sandbox=dict(data["sandbox"]),
         schedule=Schedule(**data["schedule"]),
+        limits=Limits(**data["limits"]),
         classroom50=dict(data["classroom50"]),
     )
 

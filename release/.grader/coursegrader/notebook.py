@@ -7,6 +7,10 @@ from typing import Iterator
 Errors = list[tuple[str, str]]  # (ename, evalue) of a cell's error outputs
 
 
+# What a notebook's `report(name, value)` displays: the claims the checks compare with their evidence.
+CLAIM_MIMETYPE = "application/vnd.llmcourse.result+json"
+
+
 def nbgrader_meta(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
 

@@ -27,6 +27,8 @@ class Problem:
 _TEXT = {
     "notebook_missing": (True, "ノートブック {path} が見つかりません。ファイル名と場所を変えずに提出してください。",
                          "Notebook {path} is missing. Submit it under its original name and folder."),
+    "exercise_not_a_folder": (True, "{path} がフォルダではなくファイルになっています。配布版と同じく {path}/ フォルダの中にノートブックを置いて提出してください。",
+                              "{path} is a file, not a folder. Submit the notebook inside the {path}/ folder, as released."),
     "notebook_malformed": (True, "ノートブック {path} を読み込めません（壊れた .ipynb です）: {detail}",
                            "Notebook {path} could not be read (malformed .ipynb): {detail}"),
     "notebook_unaligned": (True, "ノートブック {path} のセルを配布版のセルと対応づけられませんでした（見つからないセル: {cells}）。"
@@ -61,6 +63,8 @@ _TEXT = {
                          "The saved LoRA adapter was trained on another base model (shape mismatch): {error}"),
     "adapter_invalid": (False, "保存された LoRA アダプタをベースモデルに読み込めません（別のモデルで学習したアダプタではありませんか）: {error}",
                         "The saved LoRA adapter cannot be loaded on the base model (was it trained on another model?): {error}"),
+    "adapter_over_limit": (False, "保存された LoRA アダプタが採点の上限を超えているため、読み込みませんでした: {detail}",
+                           "The saved LoRA adapter is over the grader's limits and was not loaded: {detail}"),
     "adapter_not_safetensors": (False, "アダプタの重みが adapter_model.safetensors として保存されていません（save_pretrained の既定の形式で保存してください）。",
                                 "The adapter weights were not saved as adapter_model.safetensors (save them in save_pretrained's default format)."),
     "target_modules_missing": (False, "LoraConfig の target_modules に、モデルに存在しない層の名前が指定されています（Gemma 3 では q_proj, v_proj など）。",
@@ -75,6 +79,8 @@ _TEXT = {
                          "{count} API answers were not recordings but scripted by a fixed rule ({ids}; e.g. the LLM judge gives 4-5 to ござる-style answers, else 1-3). Scoring is unaffected."),
     "mlflow_store_missing": (False, "MLflow の記録（トラッキングストア {store}）が見つかりません。run を記録してください。",
                              "No MLflow tracking store ({store}) was found. Log the runs."),
+    "mlflow_store_unusable": (False, "ノートブックのフォルダの MLflow ストア {store} は安全に開けない（SQLite でない・壊れている・時間がかかりすぎる）ため、読みませんでした: {detail}",
+                              "The MLflow store {store} in the notebook's folder could not be opened safely (not SQLite, damaged, or too slow) and was not read: {detail}"),
     "mlflow_no_runs": (False, "MLflow に run が 1 つも記録されていません。", "No MLflow runs were logged."),
     "mlflow_wrong_experiment": (False, "指定の MLflow 実験 {experiment} に run がなく、別の実験（{found}）に記録されています（EXPERIMENT_NAME を使ってください）。",
                                 "No runs in the expected MLflow experiment {experiment}; they were logged to another one ({found}). Use EXPERIMENT_NAME."),

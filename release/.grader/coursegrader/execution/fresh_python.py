@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from .. import sandbox
-from ..grading.untrusted import copy_regular_tree
+from ..grading.untrusted import copy_regular_tree, remove_tree, temporary_folder
 from ..sandbox.kernel import launch_argv
 from ..sandbox.launch import UID_BASE, hand_over
 from ..sandbox.policy import SandboxPolicy
@@ -27,11 +27,11 @@ def fresh_python(code: str, *args: str, timeout: int, sandboxed: bool, readable:
     (official tier), with a copy of `files` (links left out) at its own path, writable, so nothing it
     does reaches the grader or what the grader reads next. Raises TimeoutExpired."""
     command = [sys.executable, "-c", code, *args]
-    with tempfile.TemporaryDirectory(prefix="fresh-python-") as tmp:
-        work = Path(tmp) / "work"
+    with temporary_folder(prefix="fresh-python-") as tmp:
+        work = tmp / "work"
         copy_regular_tree(files, work) if files else work.mkdir()
         if not sandboxed:
-            return subprocess.run(command, input=stdin, cwd=work, env=kernel_env(env or {}, Path(tmp)),
+            return subprocess.run(command, input=stdin, cwd=work, env=kernel_env(env or {}, tmp),
                                   capture_output=True, text=True, timeout=timeout)
         policy = SandboxPolicy(Path(files or work), work_source=work, readable=list(readable))
         return sandbox.run(policy, command, env=kernel_env(env or {}, Path("/tmp")), stdin=stdin, timeout=timeout)
@@ -91,17 +91,17 @@ class StandbyPython:
 
     def __init__(self, preload: tuple[str, ...], *, files: Path, env: dict[str, str], sandboxed: bool,
                  readable: list[Path] = ()):
-        self._tmp = tempfile.TemporaryDirectory(prefix="standby-python-")
+        self._tmp = Path(tempfile.mkdtemp(prefix="standby-python-"))  # removed by close(), with remove_tree
         self.files, self.env, self.sandboxed = Path(files), dict(env), sandboxed
-        self.work = Path(self._tmp.name) / "work"
+        self.work = self._tmp / "work"
         self.work.mkdir()
         command = [sys.executable, "-c", STANDBY_RUNNER, *preload]
         if sandboxed:
             spec = SandboxPolicy(self.files, work_source=self.work, readable=list(readable)).write(
-                Path(self._tmp.name) / "policy.json")
+                self._tmp / "policy.json")
             command, cwd, home = launch_argv(spec, command), self.files, Path("/tmp")
         else:
-            cwd, home = self.work, Path(self._tmp.name)
+            cwd, home = self.work, self._tmp
         self.proc = subprocess.Popen(command, cwd=cwd, env=kernel_env(self.env, home), text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True)  # an autogroup of its own (the sandbox makes one too)
@@ -140,4 +140,4 @@ class StandbyPython:
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe and not pipe.closed:
                 pipe.close()
-        self._tmp.cleanup()
+        remove_tree(self._tmp)

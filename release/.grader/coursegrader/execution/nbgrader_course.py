@@ -34,6 +34,7 @@ from coursegrader.execution.feedback_filters import RedactHiddenTests
 from coursegrader.execution.resilient_execute import ResilientExecute
 
 c.ResilientExecute.timeout = {cell_timeout}
+c.ResilientExecute.output_kb = {output_kb}
 c.ResilientExecute.startup_timeout = {startup_timeout}
 c.ResilientExecute.kernel_launch_file = {kernel_launch_file!r}
 c.Autograde.autograde_preprocessors = [ResilientExecute, IgnorePattern, ClearMetadataPreprocessor,
@@ -184,6 +185,7 @@ class NbgraderCourse:
         shutil.copy(REPO_ROOT / "nbgrader_config.py", self.root / "nbgrader_config.py")
         with open(self.root / "nbgrader_config.py", "a", encoding="utf-8") as fh:
             fh.write(GRADING_CONFIG.format(cell_timeout=cell_timeout_s, startup_timeout=load_course().kernel_start_timeout_s,
+                                           output_kb=load_course().limits.cell_output_kb,
                                            kernel_launch_file=str(self.root / LAUNCH_FILE)))
 
     def autograde(self, submitted_nb: nbformat.NotebookNode, kernel_env: dict[str, str], timeout_s: float,

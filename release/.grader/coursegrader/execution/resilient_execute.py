@@ -5,6 +5,11 @@ kernel dies, later cells never run and so show no error either; this
 preprocessor marks the crashed cell and every later code cell with an error,
 so they score 0, while the cells that did run keep their results.
 
+What a cell shows is bounded in bytes as it arrives (`output_kb`, course.toml [outputs] cell_output_kb): past
+the limit its streams and displays are dropped, with one note saying so, so that neither this process's
+memory nor the feedback page grows with what the kernel prints. Claims (`report()`) have a budget of their
+own, so a long print never costs evidence; an error is always kept, its text cut to the limit.
+
 A kernel that does not start (or is not the grader's own interpreter) failed
 before any student code ran: that is the grader's failure, never the student's.
 It is recorded in `start_failure` and the exercise is not graded at all.
@@ -15,14 +20,36 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Unicode
+from traitlets import Integer, Unicode
 
 from .kernel_launch import KernelLaunch, started_kernel
+from ..notebook import CLAIM_MIMETYPE
 from .nbgrader_course import KERNEL_DIED, NOT_RUN
+
+SHOWN, CLAIMS = "shown", "claims"
+LIMIT_NOTE = "\n… 出力が上限（{kb} KB）を超えたため、以降を省略しました / output over {kb} KB: the rest left out\n"
+
+
+def _size(content: dict) -> int:
+    """About how many bytes an output message's content holds (its texts and data, as received)."""
+    total = len(content.get("text", "") or "")
+    for value in (content.get("data") or {}).values():
+        total += len(value) if isinstance(value, str) else len(repr(value))
+    return total
+
+
+def _cut_error(content: dict, limit: int) -> None:
+    """An error's name, value and traceback, each cut to the limit (the grader reads the name and value)."""
+    content["ename"] = str(content.get("ename", ""))[:200]
+    content["evalue"] = str(content.get("evalue", ""))[:limit]
+    lines = [str(line)[:limit] for line in content.get("traceback", [])[:200]]
+    while len(lines) > 1 and sum(map(len, lines)) > limit:
+        lines.pop(len(lines) // 2)
+    content["traceback"] = lines
 
 
 def error_output(ename: str, evalue: str) -> NotebookNode:
@@ -31,6 +58,8 @@ def error_output(ename: str, evalue: str) -> NotebookNode:
 
 class ResilientExecute(Execute):
     kernel_launch_file = Unicode(help="JSON: the course kernel's launch (kernel_launch.KernelLaunch)").tag(config=True)
+    output_kb = Integer(64, help="bytes (KiB) of streams and displays kept per cell; as many again for claims").tag(
+        config=True)
     start_failure: ClassVar[str | None] = None  # why the course kernel did not start (read by nbgrader_job)
     _kernel_dead = False
 
@@ -63,11 +92,36 @@ class ResilientExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._kernel_dead = False
+        self._output_bytes = {}
         try:
             return super().preprocess(nb, resources, km)
         except DeadKernelError:
             # Raised again on shutdown of a dead kernel: the cells are already marked.
             return self.nb, self.resources
+
+    def output(self, outs, msg, display_id, cell_index):
+        """nbclient's output handling, within the cell's byte budget."""
+        content, limit = msg.get("content") or {}, self.output_kb << 10
+        if msg.get("msg_type") == "error":
+            _cut_error(content, limit)
+            return super().output(outs, msg, display_id, cell_index)
+        budget = CLAIMS if CLAIM_MIMETYPE in (content.get("data") or {}) else SHOWN
+        used = self._output_bytes.setdefault((cell_index, budget), 0)
+        size = _size(content)
+        if used + size > limit:
+            if (cell_index, "noted") not in self._output_bytes:
+                self._output_bytes[(cell_index, "noted")] = 0
+                outs.append(NotebookNode(output_type="stream", name="stderr",
+                                         text=LIMIT_NOTE.format(kb=self.output_kb)))
+            return None
+        self._output_bytes[(cell_index, budget)] = used + size
+        return super().output(outs, msg, display_id, cell_index)
+
+    def _update_display_id(self, display_id, msg):
+        """update_display (a progress bar) replaces an output in place: no larger than the budget either."""
+        if _size(msg.get("content") or {}) > self.output_kb << 10:
+            return None
+        return super()._update_display_id(display_id, msg)
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
@@ -80,4 +134,15 @@ class ResilientExecute(Execute):
         except DeadKernelError as err:
             self._kernel_dead = True
             cell.outputs.append(error_output(KERNEL_DIED, str(err)[:200] or "kernel died"))
+            return cell, resources
+        except CellTimeoutError:
+            # Past its time and interrupted, the cell did not stop (it ignores SIGINT, or sits in a long C call):
+            # the kernel is stopped, the cell timed out, and the cells after it do not run.
+            self._kernel_dead = True
+            try:
+                run_sync(self.km.shutdown_kernel)(now=True)
+            except Exception:  # noqa: BLE001 - it is being killed either way; nbclient's cleanup tries again
+                pass
+            cell.outputs.append(error_output("CellTimeoutError", f"the cell ran past {self.timeout} s and did not stop "
+                                                                 "when interrupted: the kernel was stopped"))
             return cell, resources

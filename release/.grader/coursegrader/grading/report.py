@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from .. import __version__
+from ..config import load_course
 from ..mlflow_store import STORE_DIR, keep_store
 from .results import ExerciseRun, SubmissionGrade
 
@@ -111,11 +112,33 @@ def write_exercise_artifacts(run: ExerciseRun, out_dir: Path) -> None:
     """Feedback HTML, the MLflow store (ex06) and the request log, copied out before the work dir goes."""
     ex_dir = Path(out_dir) / run.exercise.id
     ex_dir.mkdir(parents=True, exist_ok=True)
+    limits = load_course().limits
     feedback_html = run.autograded.feedback_html if run.autograded else None  # waits for nbgrader's rendering
     if feedback_html:
-        (ex_dir / "feedback.html").write_text(with_csp(feedback_html.read_text(encoding="utf-8")), encoding="utf-8")
+        size = feedback_html.stat().st_size
+        page = feedback_html.read_text(encoding="utf-8") if size <= limits.feedback_html_bytes else \
+            OVERSIZED_PAGE.format(mb=size >> 20, limit=limits.feedback_html_mb)
+        (ex_dir / "feedback.html").write_text(with_csp(page), encoding="utf-8")
     if run.autograded:
         keep_store(run.autograded.work_dir, ex_dir / STORE_DIR)  # for `python -m autograder mlflow-ui`
-    with open(ex_dir / "requests.jsonl", "w", encoding="utf-8") as fh:
-        for entry in run.log:
-            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    write_request_log(run.log, ex_dir / "requests.jsonl", limits.requests_log_bytes)
+
+
+OVERSIZED_PAGE = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>feedback</title></head><body><p>"
+                  "フィードバックのページが {mb} MB あり、上限（{limit} MB）を超えたため保存しませんでした。採点結果は grade.md にあります。"
+                  "</p><p>The feedback page was {mb} MB, over the {limit} MB limit, and was not kept; the grade is in "
+                  "grade.md.</p></body></html>")
+
+
+def write_request_log(log: list[dict], path: Path, limit: int) -> None:
+    """The request log as JSONL, at most `limit` bytes: past it, one line says how many entries were left out."""
+    written = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for index, entry in enumerate(log):
+            line = json.dumps(entry, ensure_ascii=False) + "\n"
+            if written + len(line.encode("utf-8")) > limit:
+                fh.write(json.dumps({"truncated": True, "limit_bytes": limit, "entries_left_out": len(log) - index})
+                         + "\n")
+                return
+            fh.write(line)
+            written += len(line.encode("utf-8"))

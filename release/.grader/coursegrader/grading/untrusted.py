@@ -4,15 +4,26 @@ The grader follows no link in them and reads no FIFO or device: a symlink, hard 
 FIFO, socket or device node is found with lstat (never followed), reported, and
 removed from a work folder before anything reads it. The grader unpickles nothing:
 of a LoRA adapter it reads only adapter_config.json and adapter_model.safetensors.
+
+Folders may be nested to any depth and paths be longer than PATH_MAX: every walk here is
+iterative, an entry whose path is longer than PATH_LIMIT is itself unsafe (never stat'ed,
+never entered), and folders are deleted by `remove_tree` (GNU rm: iterative, no link
+followed), not shutil.rmtree, which recurses (1,000 nested folders raise RecursionError).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
+import subprocess
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+PATH_LIMIT = 2048  # bytes: a longer path is unsafe; with a 255-byte name below it, any path stays under PATH_MAX
+TOO_LONG = "path too long"
 
 
 def entry_kind(st: os.stat_result) -> str | None:
@@ -36,12 +47,17 @@ def unsafe_entries(root: Path) -> list[tuple[str, str]]:
         return []
     if kind:
         return [(root.name, kind)]
+    if not root.is_dir():
+        return []
     found, stack = [], [root]
     while stack:
         folder = stack.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
-                kind = entry_kind(entry.stat(follow_symlinks=False))
+                if len(os.fsencode(entry.path)) > PATH_LIMIT:
+                    kind = TOO_LONG
+                else:
+                    kind = entry_kind(entry.stat(follow_symlinks=False))
                 if kind:
                     found.append((str(Path(entry.path).relative_to(root.parent)), kind))
                 elif entry.is_dir(follow_symlinks=False):
@@ -53,12 +69,44 @@ def remove_unsafe(root: Path) -> list[tuple[str, str]]:
     """Remove every unsafe entry below root (the entry itself, never what it points to); return them."""
     found = unsafe_entries(root)
     for relative, _ in found:
-        path = Path(root).parent / relative
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        remove_tree(Path(root).parent / relative)
     return found
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a file or folder of any depth and path length without following a link; never raises."""
+    try:
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=600)
+    except (OSError, subprocess.SubprocessError):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def temporary_folder(prefix: str):
+    """tempfile.TemporaryDirectory, removed with remove_tree whatever a sandboxed process left in it."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        remove_tree(folder)
+
+
+def regular_files(root: Path):
+    """(path, size) of every plain file at or below root, links, special files and over-long paths left out."""
+    stack = [Path(root)] if Path(root).is_dir() and not Path(root).is_symlink() else []
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if len(os.fsencode(entry.path)) > PATH_LIMIT:
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if entry_kind(st):
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(Path(entry.path))
+                else:
+                    yield Path(entry.path), st.st_size
 
 
 def read_regular(path: Path, max_bytes: int) -> bytes:
@@ -77,21 +125,53 @@ def read_regular(path: Path, max_bytes: int) -> bytes:
 
 
 def copy_regular_tree(source: Path, dest: Path) -> None:
-    """Copy plain files and folders only (links and special files are left out)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with os.scandir(source) as entries:
-        for entry in entries:
-            st = entry.stat(follow_symlinks=False)
-            if entry_kind(st):
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                copy_regular_tree(Path(entry.path), dest / entry.name)
-            else:
-                shutil.copyfile(entry.path, dest / entry.name, follow_symlinks=False)
+    """Copy plain files and folders only (links, special files and paths over PATH_LIMIT are left out)."""
+    stack = [(Path(source), Path(dest))]
+    while stack:
+        src, dst = stack.pop()
+        dst.mkdir(parents=True, exist_ok=True)
+        with os.scandir(src) as entries:
+            for entry in entries:
+                if max(len(os.fsencode(entry.path)), len(os.fsencode(dst / entry.name))) > PATH_LIMIT:
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if entry_kind(st):
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append((Path(entry.path), dst / entry.name))
+                else:
+                    shutil.copyfile(entry.path, dst / entry.name, follow_symlinks=False)
+
+
+ADAPTER_CONFIG_MAX_BYTES = 64 << 10
+
+
+def adapter_over_limits(source: Path) -> str | None:
+    """Why a saved LoRA adapter is too large to load (course.toml [limits]), read before anything loads it: its
+    config's r and target_modules, and the size of its weights; None when it is within them or is not there."""
+    from ..config import load_course
+
+    limits = load_course().limits
+    try:
+        config = json.loads(read_regular(Path(source) / ADAPTER_FILES[0], ADAPTER_CONFIG_MAX_BYTES))
+        size = os.lstat(Path(source) / ADAPTER_FILES[1]).st_size
+    except (OSError, ValueError):
+        return None  # missing or unreadable: the checks name that
+    rank, targets = (config.get("r"), config.get("target_modules")) if isinstance(config, dict) else (None, None)
+    if isinstance(rank, int) and not 0 < rank <= limits.adapter_max_rank:
+        return f"r = {rank} (at most {limits.adapter_max_rank})"
+    if isinstance(targets, list) and (len(targets) > 64 or any(len(str(t)) > 200 for t in targets)):
+        return f"target_modules: {len(targets)} names (at most 64, of 200 characters)"
+    if size > limits.adapter_max_mb << 20:
+        return f"{ADAPTER_FILES[1]}: {size >> 20} MB (at most {limits.adapter_max_mb} MB)"
+    return None
 
 
 def copy_adapter(source: Path, dest: Path) -> Path | None:
-    """A LoRA adapter's config and safetensors weights, copied as plain files; None if either is missing or unsafe."""
+    """A LoRA adapter's config and safetensors weights, copied as plain files; None if either is missing or unsafe,
+    or the adapter is over the course's limits."""
+    if adapter_over_limits(source):
+        return None
     dest.mkdir(parents=True, exist_ok=True)
     for name in ADAPTER_FILES:
         try:
