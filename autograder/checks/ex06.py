@@ -534,7 +534,7 @@ def new_candidate():
     if not versions:
         return None
     latest = max(versions, key=lambda v: int(v.version))
-    return str(client.create_model_version(name, latest.source, run_id=latest.run_id).version)
+    return [str(client.create_model_version(name, latest.source, run_id=latest.run_id).version), champion()]
 
 def champion():
     try:
@@ -549,12 +549,14 @@ def promote(version, metrics):
     namespace["meets_production_criteria"] = lambda metrics: namespace["meets_criteria"](metrics, criteria, keys)
     return bool(namespace["promote_if_ready"](version, metrics))
 
-_, candidate = in_a_fork(new_candidate)
+_, started = in_a_fork(new_candidate)
+candidate, before = started if isinstance(started, list) else (None, None)
 outcome = []
 for metrics in cases if candidate else ():
-    before = in_a_fork(champion)[1]
     status, returned = in_a_fork(promote, candidate, metrics)
-    outcome.append([returned if status == 0 else None, before, in_a_fork(champion)[1]])
+    after = in_a_fork(champion)[1]
+    outcome.append([returned if status == 0 else None, before, after])
+    before = after
 print(json.dumps({"candidate": candidate, "outcome": outcome}))
 """
 
