@@ -199,6 +199,29 @@ def test_what_a_cell_prints_is_bounded_in_bytes(adversarial):
     assert sum(sizes.values()) < 4 * limits.cell_output_bytes + (1 << 20), sizes
 
 
+def test_the_report_carries_nothing_the_kernel_made_after_the_hidden_tests_began(adversarial):
+    """A hook saw every cell run, hidden tests included, and raised them zlib-compressed in base64 from a later
+    cell: grade.md (what a student may see) withholds that exception's text; feedback.html (for TAs) may show it."""
+    import base64
+    import zlib
+
+    from coursegrader.grading.pipeline import WITHHELD
+
+    _, grade, out, _ = adversarial("hook_encodes_hidden_tests")
+    report = (out / "grade.md").read_text(encoding="utf-8") + (out / "grade.json").read_text(encoding="utf-8")
+    assert WITHHELD in report
+    decoded = ""
+    for blob in re.findall(r"[A-Za-z0-9+/=]{40,}", report + (out / "ex01" / "feedback.html").read_text(encoding="utf-8")):
+        try:
+            decoded += zlib.decompress(base64.b64decode(blob)).decode("utf-8", "replace")
+        except ValueError:
+            continue
+    hidden = [line for line in secret_lines("ex01", regions=("HIDDEN TESTS",))]
+    assert [line for line in hidden if leaks(line, decoded)], "the hook did not capture the hidden tests: no test"
+    message = next(c.message for c in grade.runs[0].checks if c.id == "ex01_usage")
+    assert WITHHELD in message and not re.search(r"[A-Za-z0-9+/=]{40,}", message)
+
+
 def test_html_outputs_are_inert(adversarial):
     _, grade, out, _ = adversarial("html_in_outputs")
     page = (out / "ex01" / "feedback.html").read_text(encoding="utf-8")

@@ -9,19 +9,21 @@ from coursegrader.execution.nbgrader_course import AutogradeResult, CellResult
 from coursegrader.grading.pipeline import _failed_test_message
 
 
-def cell(grade_id, *, test=False, error=None):
+def cell(grade_id, *, test=False, error=None, source="..."):
     meta = {"nbgrader": {"grade_id": grade_id, "grade": test, "solution": not test, "locked": test,
                          **({"points": 1} if test else {})}}
     outputs = [new_output("error", ename=error[0], evalue=error[1], traceback=[])] if error else []
-    return new_code_cell("...", metadata=meta, outputs=outputs)
+    return new_code_cell(source, metadata=meta, outputs=outputs)
 
 
-def run_of(cells) -> SimpleNamespace:
+def run_of(cells, log=()) -> SimpleNamespace:
+    """The run as the pipeline holds it; the cells' sources are the source notebook's (hidden tests included)."""
     nb = new_notebook(cells=cells)
     results = {c.metadata["nbgrader"]["grade_id"]: CellResult(c.metadata["nbgrader"]["grade_id"], 0, 1,
                                                               [(o.ename, o.evalue) for o in c.outputs])
                for c in cells if c.metadata["nbgrader"]["grade"]}
-    return SimpleNamespace(autograded=AutogradeResult(results, nbformat.from_dict(nb), None, None))
+    return SimpleNamespace(autograded=AutogradeResult(results, nbformat.from_dict(nb), None, None),
+                           source_nb=nbformat.from_dict(nb), log=list(log))
 
 
 def test_a_name_error_names_the_earlier_cell_that_failed():
@@ -60,3 +62,27 @@ def test_other_errors_and_clean_earlier_cells_name_no_earlier_cause():
     ])
     assert "原因は前のセル" not in _failed_test_message(run, run.autograded.cells["b"])  # its own typo
     assert "原因は前のセル" not in _failed_test_message(run, run.autograded.cells["c"])  # not a NameError
+
+
+def test_after_the_first_hidden_test_only_grader_written_text_is_shown():
+    """From the first hidden test on, student code may have seen hidden tests: an exception's text is shown only
+    when the instructor wrote it, an API error by its code; what ran before that first hidden test is shown."""
+    from coursegrader.grading.pipeline import WITHHELD
+
+    hidden = "### BEGIN HIDDEN TESTS\nassert answer == 42, 'the answer must be 42'\n### END HIDDEN TESTS"
+    error = {"error_code": "NO_MATCHING_FIXTURE", "message": "No recorded fixture matches. got 'eJzLSM3JyQcABiwCFQ=='"}
+    run = run_of([
+        cell("a_impl", error=("ValueError", "before any hidden test")),
+        cell("a", test=True, source=hidden, error=("NameError", "name 'x' is not defined")),
+        cell("b_impl", error=("BadRequestError", f"Error code: 400 - {error['message']}")),
+        cell("b", test=True, error=("AssertionError", "the answer must be 42")),
+        cell("c_impl", error=("ValueError", "eJzLSM3JyQcABiwCFQ==")),
+        cell("c", test=True, error=("NameError", "name 'y' is not defined")),
+    ], log=[{"status": 400, "response": error}])
+    assert "before any hidden test" in _failed_test_message(run, run.autograded.cells["a"])
+    shown_b = _failed_test_message(run, run.autograded.cells["b"])
+    assert "Error code: 400 (NO_MATCHING_FIXTURE)" in shown_b and "eJz" not in shown_b
+    shown_c = _failed_test_message(run, run.autograded.cells["c"])
+    assert WITHHELD in shown_c and "eJz" not in shown_c
+    run.autograded.notebook.cells[2].outputs = []  # b_impl ran cleanly: b's own error is the instructor's message
+    assert "the answer must be 42" in _failed_test_message(run, run.autograded.cells["b"])

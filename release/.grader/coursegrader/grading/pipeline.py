@@ -41,7 +41,7 @@ from ..problems import Problem, is_listed, limit_problems, problem
 from ..sandbox.policy import profile_paths
 from .handoff import AdapterHandoff
 from .results import CheckResult, ExerciseRun, SubmissionGrade, Verdict
-from .align import normalized
+from .align import cell_text, normalized
 from .submission import align_with_release, find_notebook, load_notebook
 from .tier import FEEDBACK, Tier
 from .untrusted import remove_tree, remove_unsafe, temporary_folder, unsafe_entries
@@ -228,10 +228,54 @@ def _first_line(text: str, limit: int = 400) -> str:
     return line if len(line) <= limit else line[:limit] + "…"
 
 
+HIDDEN_MARK = "BEGIN HIDDEN TESTS"
+WITHHELD = "（非公開テストの実行後に出たメッセージのため表示しません / not shown: printed after the hidden tests began）"
+
+
+def _shown(run: ExerciseRun, test_id: str, text: str, own: bool = False) -> str:
+    """Kernel-made text (an exception's value) as the report may show it for this test cell. Once a hidden test
+    has run, student code may have seen it (a pre_run_cell hook) and may carry it, encoded, in an exception, or in
+    a request the fixture server's error then quotes: from the first hidden test cell on, the report shows only
+    text the instructor wrote (found verbatim in the source notebook) and, for an API error, its status and code.
+    The full text stays in grade.json and feedback.html, for TAs. The feedback tier has no hidden tests.
+    own: the test cell's own error (it ran the hidden test's code); else an error of a cell above it, which ran
+    before the first hidden test when this test is that first one."""
+    if not text or not _after_hidden(run, test_id, own):
+        return text
+    if text.strip() in "\n".join(cell_text(c) for c in run.source_nb.cells):
+        return text
+    return _api_error(run, text) or WITHHELD
+
+
+def _api_error(run: ExerciseRun, text: str) -> str | None:
+    """"Error code: 400 (NO_MATCHING_FIXTURE)" when the text is how the OpenAI client words an answer of the
+    fixture server's (whose message may quote the request: it is not repeated)."""
+    for entry in run.log:
+        response, status = entry.get("response"), entry.get("status", 200)
+        if not isinstance(response, dict) or status < 400:
+            continue
+        error = response.get("error")
+        message = response.get("message") or (error.get("message") if isinstance(error, dict) else None)
+        if text.strip() in {f"Error code: {status} - {said}" for said in (response, message) if said}:
+            code = response.get("error_code") or (error.get("code") if isinstance(error, dict) else None)
+            return f"Error code: {status} ({code})（詳細は TA が確認できます / details: ask a TA）"
+    return None
+
+
+def _after_hidden(run: ExerciseRun, test_id: str, inclusive: bool) -> bool:
+    """Whether this test cell runs after (inclusive: at or after) the first cell holding hidden tests."""
+    order = [grade_id(c) for c in run.autograded.notebook.cells]
+    hidden = [grade_id(c) for c in run.source_nb.cells if HIDDEN_MARK in cell_text(c)]
+    first = min((order.index(g) for g in hidden if g in order), default=None)
+    return first is not None and test_id in order and (order.index(test_id) >= first if inclusive
+                                                         else order.index(test_id) > first)
+
+
 def _failed_test_message(run: ExerciseRun, result) -> str:
     """Why a test failed, naming the implementation cell above it when that cell raised, and the earlier
     section's error when a name it should have defined is missing (a crash cascade)."""
-    cause = run.autograded.errors_before(result.grade_id)
+    cause = [(where, ename, _shown(run, result.grade_id, evalue))
+             for where, ename, evalue in run.autograded.errors_before(result.grade_id)]
     if cause and cause[0][1] not in (KERNEL_DIED, NOT_RUN):
         where, ename, evalue = cause[0]
         if ename == "NotImplementedError":
@@ -239,8 +283,9 @@ def _failed_test_message(run: ExerciseRun, result) -> str:
         else:
             message = f"実装セル {where} でエラーが発生しました: {ename}: {_first_line(evalue)}"
     else:
-        ename = (result.errors or [("AssertionError", "")])[0][0]
-        message = _test_message(result.errors or [("AssertionError", "")])
+        errors = [(e, _shown(run, result.grade_id, v, own=True)) for e, v in result.errors] or [("AssertionError", "")]
+        ename = errors[0][0]
+        message = _test_message(errors)
     if ename == "NameError":
         message += _earlier_cause(run, result.grade_id)
     return message
@@ -252,6 +297,7 @@ def _earlier_cause(run: ExerciseRun, grade_id: str) -> str:
     if not above or above[1] in (KERNEL_DIED, NOT_RUN):
         return ""
     where, ename, evalue = above
+    evalue = _shown(run, grade_id, evalue)
     return (f"（原因は前のセル {where} のエラー {ename}: {_first_line(evalue, 160)} で、そこで定義されるはずの名前が"
             f"ありません。先に {where} を直してください。）")
 
