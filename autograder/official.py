@@ -65,7 +65,7 @@ def _verdict(exercise_id: str, name: str, evidence: Evidence) -> Verdict:
 
 
 OFFICIAL = Tier("official", SOURCE_DIR, passed_message="正解です。", verify=verify_with_checks, sandboxed=True,
-                prepare=warm_up_checks, standby=start_standby)
+                prepare=warm_up_checks, standby=start_standby, hidden_tests_mark="### BEGIN HIDDEN TESTS")
 
 
 def grade_official(submission_dir: Path, exercises=None, out_dir: Path | None = None, **options) -> SubmissionGrade:

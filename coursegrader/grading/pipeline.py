@@ -228,7 +228,6 @@ def _first_line(text: str, limit: int = 400) -> str:
     return line if len(line) <= limit else line[:limit] + "…"
 
 
-HIDDEN_MARK = "BEGIN HIDDEN TESTS"
 WITHHELD = "（非公開テストの実行後に出たメッセージのため表示しません / not shown: printed after the hidden tests began）"
 
 
@@ -264,8 +263,11 @@ def _api_error(run: ExerciseRun, text: str) -> str | None:
 
 def _after_hidden(run: ExerciseRun, test_id: str, inclusive: bool) -> bool:
     """Whether this test cell runs after (inclusive: at or after) the first cell holding hidden tests."""
+    mark = run.tier.hidden_tests_mark
+    if not mark:
+        return False
     order = [grade_id(c) for c in run.autograded.notebook.cells]
-    hidden = [grade_id(c) for c in run.source_nb.cells if HIDDEN_MARK in cell_text(c)]
+    hidden = [grade_id(c) for c in run.source_nb.cells if mark in cell_text(c)]
     first = min((order.index(g) for g in hidden if g in order), default=None)
     return first is not None and test_id in order and (order.index(test_id) >= first if inclusive
                                                          else order.index(test_id) > first)

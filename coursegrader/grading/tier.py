@@ -29,6 +29,9 @@ class Tier:
     # Fresh processes the verifier will give student code to (ex06's model load), started with the kernel so
     # their imports are done when it finishes; each runs on a copy of what the kernel left.
     standby: Standby | None = None
+    # The line that opens a hidden-test region in its source notebooks (nbgrader's delimiter); None: it has none.
+    # From the first cell holding one, the report shows no kernel-made text (pipeline._shown).
+    hidden_tests_mark: str | None = None
 
     @property
     def verifies_evidence(self) -> bool:

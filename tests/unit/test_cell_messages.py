@@ -17,13 +17,15 @@ def cell(grade_id, *, test=False, error=None, source="..."):
 
 
 def run_of(cells, log=()) -> SimpleNamespace:
-    """The run as the pipeline holds it; the cells' sources are the source notebook's (hidden tests included)."""
+    """The run as the official tier's pipeline holds it; the cells' sources are the source notebook's."""
+    from autograder.official import OFFICIAL
+
     nb = new_notebook(cells=cells)
     results = {c.metadata["nbgrader"]["grade_id"]: CellResult(c.metadata["nbgrader"]["grade_id"], 0, 1,
                                                               [(o.ename, o.evalue) for o in c.outputs])
                for c in cells if c.metadata["nbgrader"]["grade"]}
     return SimpleNamespace(autograded=AutogradeResult(results, nbformat.from_dict(nb), None, None),
-                           source_nb=nbformat.from_dict(nb), log=list(log))
+                           source_nb=nbformat.from_dict(nb), log=list(log), tier=OFFICIAL)
 
 
 def test_a_name_error_names_the_earlier_cell_that_failed():
