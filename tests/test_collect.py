@@ -118,9 +118,15 @@ def test_sharded_grading_merges_into_one_nbgrader_gradebook(classroom, tmp_path)
     shards = json.loads(_cli("shards", str(subs), "--count", "3"))
     assert shards == [0, 1, 2]
     assert json.loads(_cli("shards", str(subs), "--count", "50")) == [0, 1, 2, 3]  # never more jobs than students
-    for k in shards:  # each matrix job writes its own folder; download-artifact puts them side by side
-        _cli("grade-all", str(subs), "--out", str(tmp_path / "shards" / f"graded-{k}"), "--jobs", "1",
-             "--profile", "auto", "--exercise", "ex01", "--shard", f"{k}/{len(shards)}")
+    # the matrix jobs run at once, each writing its own folder; download-artifact puts them side by side
+    jobs = [subprocess.Popen([sys.executable, "-m", "autograder", "grade-all", str(subs), "--out",
+                              str(tmp_path / "shards" / f"graded-{k}"), "--jobs", "1", "--profile", "auto",
+                              "--exercise", "ex01", "--shard", f"{k}/{len(shards)}"],
+                             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for k in shards]
+    for job in jobs:
+        out, _ = job.communicate(timeout=600)
+        assert job.returncode == 0, out
     # a shard that wrote another shard's student (alice is shard 0's) contributes nothing for them
     forged = tmp_path / "shards" / "graded-2" / "alice"
     shutil.copytree(tmp_path / "shards" / "graded-1" / "bob", forged)

@@ -90,7 +90,27 @@ print(json.dumps({"rows": len(data), "columns": sorted(data.column_names),
 
 
 @pytest.fixture(scope="module")
-def reference_adapter(hub):
+def gpu_profile_ex06(hub, tmp_path_factory):
+    """The solution's ex06 graded with the gpu profile itself, started at once in the background (it needs only
+    the Hub cache, and runs beside the reference adapter's training): None where the checkout has a gpu
+    reference adapter, else (process, report folder)."""
+    from autograder.samples import build_sample, load_catalog
+
+    if load_course().profile("gpu").reference_adapter_path():
+        yield None
+        return
+    tmp = tmp_path_factory.mktemp("gpu-profile")
+    submission = build_sample(load_catalog()["solution"], tmp / "solution")
+    proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(submission), "--profile", "gpu",
+                             "--exercise", "ex06", "--out", str(tmp / "out")], cwd=REPO_ROOT, env=hub["env"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    yield proc, tmp / "out"
+    proc.kill()
+    proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def reference_adapter(hub, gpu_profile_ex06):
     """The workflow's step after prefetch: the profile's reference adapter, trained here."""
     built = _run(["reference-adapter", "--profile", "gpu-dry-run", "--force"], hub["env"])
     assert built.returncode == 0, built.stderr[-3000:]
@@ -139,16 +159,13 @@ def test_the_judge_answers_an_eval_set_it_never_recorded_and_the_report_says_so(
     assert next(c for c in ex06["checks"] if c["id"] == "ex06_judge")["passed"]
 
 
-def test_without_a_reference_adapter_ex06_is_graded_and_says_why(hub, tmp_path):
+def test_without_a_reference_adapter_ex06_is_graded_and_says_why(gpu_profile_ex06):
     """The gpu profile's own reference adapter is built only on a GPU runner: here there is none."""
-    from autograder.samples import build_sample, load_catalog
-
-    if load_course().profile("gpu").reference_adapter_path():
+    if gpu_profile_ex06 is None:
         pytest.skip("a gpu reference adapter has been built in this checkout")
-    submission = build_sample(load_catalog()["solution"], tmp_path / "solution")
-    run = _run(["grade", str(submission), "--profile", "gpu", "--exercise", "ex06", "--out", str(tmp_path / "out")],
-               hub["env"])
-    assert run.returncode == 0, run.stderr[-3000:]
-    ex06 = json.loads((tmp_path / "out" / "grade.json").read_text(encoding="utf-8"))["exercises"]["ex06"]
+    proc, out = gpu_profile_ex06
+    _, stderr = proc.communicate(timeout=900)
+    assert proc.returncode == 0, stderr[-3000:]
+    ex06 = json.loads((out / "grade.json").read_text(encoding="utf-8"))["exercises"]["ex06"]
     problem = next(p for p in ex06["problems"] if p["code"] == "reference_adapter_unavailable")
     assert "profile gpu" in problem["message_en"] and "参照用アダプタ" in problem["message_ja"]

@@ -134,21 +134,41 @@ def listener():
     server.sock.close()
 
 
+# Graded alone, after the others: each pushes one of the sandbox's limits (memory, processes, disk, output, time),
+# and its test times what it did. The others are graded two at a time, as `grade-all --jobs 2` grades students.
+ALONE = {"bomb_memory", "bomb_fork", "bomb_file", "bomb_output", "uninterruptible_cell"}
+
+
 @pytest.fixture(scope="module")
-def adversarial(before, listener, tmp_path_factory):
+def adversarial(before, listener, tmp_path_factory, request):
     """Grade each adversarial sample once: name -> (sample, grade, out_dir, finished_at).
 
-    Submissions are collected inside the checkout (out/ is git-ignored), as `collect --dest` may do,
-    so that a relative link into source/ resolves."""
+    The first call grades every sample this session's parametrized tests name (but those in ALONE) two at a time,
+    and waits for them; anything else is graded when asked for, with nothing beside it. Submissions are collected
+    inside the checkout (out/ is git-ignored), as `collect --dest` may do, so that a relative link into source/
+    resolves."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import GRADING_JOBS
+
     reports = tmp_path_factory.mktemp("adversarial")
     cache = {}
+    paired = sorted({item.callspec.params["name"] for item in request.session.items
+                     if item.module is request.module and "name" in getattr(getattr(item, "callspec", None), "params", {})
+                     and item.callspec.params["name"] in ADVERSARIAL} - ALONE)
+
+    def grade(name):
+        sample = ADVERSARIAL[name]
+        path = build_sample(sample, REPO_ROOT / "out" / "adversarial" / name)
+        result = grade_official(path, sample.exercises, reports / name, cell_timeout_s=sample.cell_timeout_s)
+        return sample, result, reports / name, time.monotonic()
 
     def get(name):
+        if not cache and paired:
+            with ThreadPoolExecutor(GRADING_JOBS, thread_name_prefix="adversarial") as pool:
+                cache.update(zip(paired, pool.map(grade, paired)))
         if name not in cache:
-            sample = ADVERSARIAL[name]
-            path = build_sample(sample, REPO_ROOT / "out" / "adversarial" / name)
-            grade = grade_official(path, sample.exercises, reports / name, cell_timeout_s=sample.cell_timeout_s)
-            cache[name] = (sample, grade, reports / name, time.monotonic())
+            cache[name] = grade(name)
         return cache[name]
 
     yield get
