@@ -17,10 +17,11 @@ from .report import write_exercise_artifacts, write_reports
 from .results import SubmissionGrade
 
 
-def grade_into(out_dir: Path | None, submission_dir: Path, exercises=None, **options) -> SubmissionGrade:
+def grade_into(out_dir: Path | None, submission_dir: Path, exercises=None, *, feedback_pages: bool = True,
+               **options) -> SubmissionGrade:
     """grade_submission, writing everything a report reader needs into out_dir (when given). If the
     grader turns out unable to grade (GraderUnavailable), what it wrote for earlier exercises goes too:
-    a report is whole or absent."""
+    a report is whole or absent. feedback_pages=False leaves nbgrader's feedback HTML out of the report."""
     written = []
 
     def keep(run) -> None:
@@ -29,7 +30,7 @@ def grade_into(out_dir: Path | None, submission_dir: Path, exercises=None, **opt
 
     try:
         grade = grade_submission(submission_dir, exercises, on_graded=keep if out_dir else None,
-                                 render_feedback=out_dir is not None, **options)
+                                 render_feedback=feedback_pages and out_dir is not None, **options)
     except GraderUnavailable:
         for folder in written:
             shutil.rmtree(folder, ignore_errors=True)
