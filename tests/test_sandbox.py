@@ -149,8 +149,6 @@ def adversarial(before, listener, tmp_path_factory, request):
     resolves."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from conftest import GRADING_JOBS
-
     reports = tmp_path_factory.mktemp("adversarial")
     cache = {}
     paired = sorted({item.callspec.params["name"] for item in request.session.items
@@ -165,7 +163,7 @@ def adversarial(before, listener, tmp_path_factory, request):
 
     def get(name):
         if not cache and paired:
-            with ThreadPoolExecutor(GRADING_JOBS, thread_name_prefix="adversarial") as pool:
+            with ThreadPoolExecutor(2, thread_name_prefix="adversarial") as pool:  # as `grade-all --jobs 2`
                 cache.update(zip(paired, pool.map(grade, paired)))
         if name not in cache:
             cache[name] = grade(name)
@@ -282,6 +280,21 @@ def test_official_tier_refuses_without_a_sandbox(tmp_path):
     assert proc.returncode == 1
     assert "grader_error" in proc.stderr and "bubblewrap" in proc.stderr and "apparmor" in proc.stderr
     assert not (tmp_path / "out" / "grade.json").exists()
+
+
+@pytest.mark.parametrize("command", [["demo", "--sample", "solution"], ["grade-all", "{subs}", "--out", "{out}"],
+                                     ["mutate", "--exercise", "ex01", "--sample", "1"]], ids=lambda c: c[0])
+def test_commands_that_grade_many_say_why_they_cannot_and_exit_cleanly(tmp_path, command):
+    """Without bubblewrap on PATH (a fresh machine), nothing is graded, the reason is printed once, no traceback."""
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    args = [a.format(subs=tmp_path / "subs", out=tmp_path / "out") for a in command]
+    if command[0] in ("demo", "mutate"):
+        args += ["--out", str(tmp_path / "out")]
+    proc = _cli(*args, env={"PATH": str(tmp_path), "HOME": str(tmp_path)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.count("grader_error: nothing was graded.") == 1 and "bubblewrap" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not list((tmp_path / "out").rglob("grade.json"))
 
 
 def test_kernel_runs_the_graders_interpreter_whatever_is_on_path(tmp_path):
