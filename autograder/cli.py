@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from coursegrader import cli as core_cli
-from coursegrader.cli import existing_folder, graded, table
+from coursegrader.cli import existing_folder, graded, grader_refuses, table
 from coursegrader.config import CASSETTE_DIR, REPO_ROOT, Profile, load_course
 
 from .mutate.operators import OPERATORS
@@ -76,10 +76,12 @@ def cmd_demo(args) -> int:
 
     from coursegrader.grading.pipeline import gradable_exercises
 
-    from .batch import grade_one
+    from .batch import GRADE_FAILED_FILE, grade_one
     from .official import OFFICIAL
     from .samples import build_sample, load_catalog
 
+    if (refused := grader_refuses()) is not None:
+        return refused
     out = Path(args.out)
     catalog = load_catalog()
     names = args.sample or [name for name, sample in catalog.items() if args.all or sample.handful]
@@ -93,8 +95,13 @@ def cmd_demo(args) -> int:
         sample = catalog[name]
         path = build_sample(sample, out / "submissions" / name)
         grade_one(path, out / "reports" / name, sample.exercises, cell_timeout_s=sample.cell_timeout_s)
-        grade = json.loads((out / "reports" / name / "grade.json").read_text(encoding="utf-8"))
         done.append(name)
+        try:
+            grade = json.loads((out / "reports" / name / "grade.json").read_text(encoding="utf-8"))
+        except OSError:  # grade_one recorded why in grade_failed.json
+            failure = json.loads((out / "reports" / name / GRADE_FAILED_FILE).read_text(encoding="utf-8"))
+            print(f"[{len(done)}/{len(names)}] grader failed for {name}: {failure['reason']}", flush=True)
+            return name, None
         print(f"[{len(done)}/{len(names)}] graded {name}: {grade['score']:g}/{grade['max_score']:g}"
               f" ({time.perf_counter() - start:.0f} s)", flush=True)
         return name, grade
@@ -103,6 +110,9 @@ def cmd_demo(args) -> int:
         grades = dict(pool.map(run, names))
     rows = [["sample", *ex_ids, "total"]]
     for name in names:
+        if grades[name] is None:
+            rows.append([name, *["?"] * len(ex_ids), "grader failed"])
+            continue
         exs = grades[name]["exercises"]
         cells = [f"{exs[e]['score']:g}/{exs[e]['max_score']:g}" + ("!" if exs[e]["problems"] else "") if e in exs else "-"
                  for e in ex_ids]
@@ -110,7 +120,7 @@ def cmd_demo(args) -> int:
     print("\n" + table(rows))
     print(f"\nreports: {out / 'reports'}/<sample>/grade.json, grade.md, <ex>/feedback.html"
           "  ('!' = the report names a problem; '-' = not part of that sample)")
-    return 0
+    return 1 if None in grades.values() else 0
 
 
 def cmd_collect(args) -> int:
@@ -137,6 +147,8 @@ def cmd_grade_all(args) -> int:
     index, count = (int(x) for x in args.shard.split("/"))
     if not 0 <= index < count:
         raise ValueError(f"--shard {args.shard}: expected K/N with 0 <= K < N")
+    if (refused := grader_refuses(not args.no_sandbox)) is not None:
+        return refused
     codes = grade_all(Path(args.submissions), Path(args.out), args.jobs, args.exercise,
                       resolve_profile(args.profile).name if args.profile else None, shard=(index, count),
                       sandbox=not args.no_sandbox, on_graded=_print_progress(Path(args.out)))
@@ -276,6 +288,9 @@ def cmd_mlflow_ui(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
+    if (refused := grader_refuses()) is not None:
+        return refused
+
     run_bench(args.exercise, Path(args.out), repeat=args.repeat,
               profile=resolve_profile(args.profile) if args.profile else None)
     return 0
@@ -285,6 +300,8 @@ def cmd_calibrate(args) -> int:
     from .calibrate import calibrate, calibration_path, print_calibration
 
     profile = resolve_profile(args.profile)
+    if (refused := grader_refuses()) is not None:
+        return refused
     print_calibration(calibrate(profile, Path(args.out) if args.out else None))
     print(f"-> {args.out or calibration_path(profile.name)}")
     return 0
@@ -308,6 +325,8 @@ def cmd_mutate(args) -> int:
         for mutant in mutants:
             print(f"{mutant.id}  line {mutant.line}: {mutant.description}")
         return 0
+    if (refused := grader_refuses()) is not None:
+        return refused
     out, start = Path(args.out), time.perf_counter()
     print(f"grading {len(mutants)} mutants, {args.jobs} at a time", flush=True)
     done = []

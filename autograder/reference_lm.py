@@ -22,10 +22,10 @@ def use_cuda() -> bool:
 
 
 def dtype():
-    """The notebooks' rule, so the grader generates exactly as the student's kernel did."""
-    import torch
+    """The notebooks' rule (coursegrader.precision), so the grader generates exactly as the student's kernel did."""
+    from coursegrader.precision import machine_precision
 
-    return torch.bfloat16 if use_cuda() else torch.float32
+    return machine_precision().torch_dtype()
 
 
 def confirm_margin() -> float:

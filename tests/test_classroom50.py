@@ -59,7 +59,10 @@ def test_the_autograder_runs_as_classroom50s_runner_runs_it(bundle, tmp_path):
     built = build_sample(load_catalog()["solution"], tmp_path / "sample")
     shutil.copytree(built / "ex01", checkout / "ex01", dirs_exist_ok=True)  # the wrapper on ex01; the rest blank
     entry = bundle / "config" / "autograders" / ASSIGNMENT / "autograder.py"
-    env = {"PATH": f"{sys.executable.rsplit('/', 1)[0]}:/usr/bin:/bin", "HOME": str(tmp_path / "home"), **RUNNER_ENV}
+    outputs = tmp_path / "github_output"
+    outputs.write_text("head-sha=abc1234\n")  # the runner writes its own outputs first
+    env = {"PATH": f"{sys.executable.rsplit('/', 1)[0]}:/usr/bin:/bin", "HOME": str(tmp_path / "home"),
+           "GITHUB_OUTPUT": str(outputs), **RUNNER_ENV}
     start = time.perf_counter()
     run = subprocess.run([sys.executable, str(entry)], cwd=checkout, env=env, capture_output=True, text=True,
                          timeout=15 * 60)  # Classroom 50's grade job limit
@@ -71,4 +74,9 @@ def test_the_autograder_runs_as_classroom50s_runner_runs_it(bundle, tmp_path):
     assert (doc["classroom"], doc["assignment"], doc["owner"]) == ("llm-2026", ASSIGNMENT, "octo-student")
     assert doc["submission"] == RUNNER_ENV["SUBMISSION_TAG"] and doc["commit"] == RUNNER_ENV["COMMIT_URL"]
     assert "途中経過" in (checkout / "release-body.md").read_text()
+    # status= present: the runner keeps it (it derives "failure" below full marks only when none is written)
+    lines = outputs.read_text().splitlines()
+    assert lines[0] == "head-sha=abc1234" and "status=success" in lines
+    assert [line for line in lines if line.startswith("summary=")] == [
+        "summary=10/66 (preview: visible tests only; the official grade comes later)"]
     print(f"classroom50 autograder on the solution: {elapsed:.0f} s")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from coursegrader.config import FIXTURES_DIR, REPO_ROOT, SOURCE_DIR, load_course
+from coursegrader.precision import machine_precision
 from autograder.metrics.lora import lora_trainable_params, trainable_percent
 
 TINY = FIXTURES_DIR / "models" / "tiny-gemma3-ja"
@@ -140,7 +141,7 @@ def test_gpu_profile_code_reaches_the_network_boundary(tmp_path):
     assert results["profile"] == ["gpu", gpu.model_id, gpu.dataset, 300]
     assert results["model"].startswith("OSError") and "huggingface.co" in results["model"]  # asked the Hub
     assert results["dataset"] != "loaded" and ("offline" in results["dataset"].lower() or gpu.dataset in results["dataset"])
-    assert results["quantization"] == [True, "nf4", "torch.bfloat16"]
+    assert results["quantization"] == [True, "nf4", machine_precision().torch_name]  # the rule here: no GPU, fp32
 
 
 def test_kernels_and_the_grader_run_torch_with_the_courses_thread_count(tmp_path):

@@ -34,3 +34,37 @@ def test_gpu_requirements_add_bitsandbytes_for_the_4bit_load():
     includes, pins = _requirements("requirements-gpu.txt")
     assert includes == ["-r requirements.txt"]
     assert [PIN.match(p).group(1).lower() for p in pins] == ["bitsandbytes"]
+
+
+def _pins(name: str) -> dict[str, str]:
+    _, pins = _requirements(name)
+    return {_normal(PIN.match(p).group(1)): p.split("==", 1)[1] for p in pins if PIN.match(p)}
+
+
+def _normal(name: str) -> str:
+    """PEP 503: one spelling for rouge_score and rouge-score."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# What each notebook imports on Databricks that its %pip line must bring, by the distribution that provides it.
+DATABRICKS_INSTALLS = {"ex06": {"datasets", "openai", "databricks-sdk", "mlflow", "peft", "transformers"}}
+
+
+def test_each_notebooks_pip_line_pins_the_course_versions():
+    """The %pip line a notebook runs on Databricks installs the versions the grader runs (bitsandbytes: the GPU
+    runner's pin), and ex06's installs what ex06 imports."""
+    import nbformat
+
+    from coursegrader.config import SOURCE_DIR, load_course
+
+    pinned = {**_pins("requirements.txt"), **_pins("requirements-gpu.txt")}
+    for ex in load_course().exercises:
+        nb = nbformat.read(SOURCE_DIR / ex / f"{ex}.ipynb", as_version=4)
+        lines = [m.group(1) for c in nb.cells for m in [re.search(r'run_line_magic\("pip", "install -q ([^"]+)"\)', c.source)] if m]
+        assert len(lines) == 1, ex
+        wanted = {}
+        for arg in lines[0].split():
+            name, _, version = arg.partition("==")
+            wanted[_normal(re.sub(r"\[.*\]", "", name))] = version
+        assert all(not version or pinned[name] == version for name, version in wanted.items()), (ex, wanted)
+        assert DATABRICKS_INSTALLS.get(ex, set()) <= set(wanted), (ex, sorted(wanted))

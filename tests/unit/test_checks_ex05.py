@@ -14,6 +14,7 @@ import builders as b
 from autograder.checks import get_check
 from autograder.checks.ex05 import messages_digest
 from coursegrader.config import load_course
+from coursegrader.precision import Precision, machine_precision
 
 EX = "ex05"
 INPUTS = b.inputs(EX)
@@ -42,7 +43,7 @@ def solution(profile):
     chat = dataset.map(to_messages, remove_columns=dataset.column_names)
     split = chat.train_test_split(test_size=0.1, seed=42)
     other_seed = chat.train_test_split(test_size=0.1, seed=0)
-    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=machine_precision().torch_dtype(),
                                       bnb_4bit_use_double_quant=True)
 
     def lora_params(**config):
@@ -147,6 +148,7 @@ def test_nf4_config_passes_with_the_solutions_config(claims):
 @pytest.mark.parametrize("case, code", [
     ("fp4", "ex05_quantization_mismatch"),
     ("float16_compute", "ex05_quantization_mismatch"),
+    ("other_precision_compute", "ex05_quantization_mismatch"),  # bf16 here, where the rule gives fp32, or fp32 on an A10
     ("eight_bit", "ex05_quantization_mismatch"),
     ("no_double_quant", "ex05_quantization_mismatch"),
     ("claim_missing", "claim_missing"),
@@ -157,6 +159,9 @@ def test_nf4_config_fails(claims, case, code):
         quantization["quant_type"] = "fp4"
     elif case == "float16_compute":
         quantization["compute_dtype"] = "torch.float16"
+    elif case == "other_precision_compute":
+        other = {Precision.BF16: Precision.FP32, Precision.FP32: Precision.BF16}[machine_precision()]
+        quantization["compute_dtype"] = other.torch_name
     elif case == "eight_bit":
         quantization["load_in_4bit"] = False
     elif case == "no_double_quant":

@@ -22,6 +22,19 @@ def existing_folder(value: str) -> str:
     return value
 
 
+def grader_refuses(sandboxed: bool = True) -> int | None:
+    """1, with the reason on stderr, where the grader cannot run notebooks here (no usable sandbox); None where it
+    can. Commands that grade many submissions ask once, before grading any."""
+    from .execution.nbgrader_course import GraderUnavailable, preflight
+
+    try:
+        preflight(sandboxed)
+    except GraderUnavailable as err:
+        print(f"grader_error: nothing was graded. {err}", file=sys.stderr)
+        return 1
+    return None
+
+
 def graded(grade_it, out) -> int:
     """Grade and print; exit 1 with grader_error, writing no report, when the grader cannot run notebooks."""
     from .execution.nbgrader_course import GraderUnavailable

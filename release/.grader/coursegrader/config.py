@@ -197,6 +197,7 @@ class Course:
     schedule: Schedule | None = None
     limits: Limits | None = None
     classroom50: dict = field(default_factory=dict)  # assignment, python
+    bf16_min_capability: tuple[int, int] = (8, 0)  # [precision]: coursegrader/precision.py
 
     def profile(self, name: str | None = None) -> Profile:
         return self.profiles[name or self.default_profile]
@@ -258,6 +259,7 @@ def _parse(data: dict) -> Course:
         schedule=Schedule(**data["schedule"]),
         limits=Limits(**data["limits"]),
         classroom50=dict(data["classroom50"]),
+        bf16_min_capability=tuple(int(n) for n in data["precision"]["bf16_min_capability"]),
     )
 
 

@@ -258,8 +258,8 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
     # ex05 LoRA fine-tuning
     "ex05_split_mismatch": ("split が、同じ変換と train_test_split(test_size=0.1, seed=42) の結果と一致しません。",
                             "split does not match the same conversion followed by train_test_split(test_size=0.1, seed=42)."),
-    "ex05_quantization_mismatch": ("BitsAndBytesConfig は 4bit・nf4・compute_dtype=bfloat16 にしてください。",
-                                   "Configure BitsAndBytesConfig with 4-bit, nf4 and compute_dtype=bfloat16."),
+    "ex05_quantization_mismatch": ("BitsAndBytesConfig は 4bit・nf4・compute_dtype=DTYPE（最初のセルが決める精度）・二重量子化にしてください。",
+                                   "Configure BitsAndBytesConfig with 4-bit, nf4, compute_dtype=DTYPE (the precision the first cell chooses) and double quantization."),
     "ex05_lora_params_mismatch": ("学習可能パラメータ数が r(d_in+d_out)×層数 の計算と一致しません（期待: {expected}）。",
                                   "The trainable parameter count does not match r(d_in+d_out) × layers (expected: {expected})."),
     "ex05_train_summary_missing": ("学習の結果（train_summary）が記録されていません。学習セルがエラーか時間切れになっていないか確認してください。",

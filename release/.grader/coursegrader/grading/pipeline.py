@@ -102,13 +102,19 @@ def autograde(run: ExerciseRun) -> None:
         try:
             run.autograded = course_dir.autograde(run.student_nb, env, course.exercise_timeout_s, run.render_feedback,
                                                   started=lambda: meanwhile.start(kernel.work_dir),
-                                                  preload=imported_modules(run.release_nb))
+                                                  preload=_preloaded(run.release_nb))
         except AutogradeTimeout:
             run.problems.append(problem("grading_timeout", seconds=course.exercise_timeout_s))
         except AutogradeFailed as err:
             run.problems.append(problem("autograde_failed", detail=str(err)))
         finally:
             run.log = server.log.snapshot()
+
+
+def _preloaded(release_nb) -> list[str]:
+    """What the kernel imports before the notebook runs: the release notebook's modules, but the course's own
+    (the preflight cell imports coursegrader.preflight only outside grading)."""
+    return [m for m in imported_modules(release_nb) if m.split(".")[0] != __package__.split(".")[0]]
 
 
 class _Meanwhile:
