@@ -727,6 +727,20 @@ def test_champion_alias_reads_nothing_a_hostile_load_context_prints(store, spec,
     assert not verdict.passed and verdict.code == "registry_failed", verdict.message  # it never loaded
 
 
+@pytest.mark.parametrize("stderr, shown", [
+    ("Traceback (most recent call last):\n  ...\nModuleNotFoundError: No module named 'peft'\n", "ModuleNotFoundError"),
+    ("mlflow.exceptions.MlflowException: Could not find an 'MLmodel' configuration file\n", "MlflowException"),
+    ("assert answer == 'hidden expected text'\n", "the model did not load"),  # what a hook saved, printed back
+    ("HiddenTests: eNqrVkrOzyspyknVUcpNLS5OTE8FAEMfBsg=\n", "the model did not load"),
+    ("", "the model did not load"),
+])
+def test_a_failed_load_is_named_by_its_exception_only(stderr, shown):
+    """The student's load_context writes stderr: only a Python or MLflow exception's name reaches grade.md."""
+    from autograder.checks.ex06 import load_error
+
+    assert load_error(stderr) == shown
+
+
 def test_unpinned_names_what_the_requirements_lack():
     from autograder.checks.ex06 import unpinned
 
