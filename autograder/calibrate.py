@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from coursegrader.config import FIXTURES_DIR, Profile
+from coursegrader.config import BUDGET_FIELDS, FIXTURES_DIR, Profile
 from coursegrader.grading import grade_submission
 from coursegrader.grading.untrusted import copy_adapter
 from coursegrader.notebook import find_cell, inputs_of
@@ -133,8 +133,7 @@ def calibrate(profile: Profile, out: Path | None = None) -> dict:
         "machine": {"cpus": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                     "python": platform.python_version(), "torch": torch.__version__,
                     "torch_threads": torch.get_num_threads()},
-        "settings": {k: getattr(profile, k) for k in ("max_steps", "learning_rate", "max_new_tokens",
-                                                      "min_gozaru_rate", "min_gozaru_lift")},
+        "settings": {k: getattr(profile, k) for k in BUDGET_FIELDS},
         "base_gozaru_rate": base_heldout_rate(profile.resolve(profile.model_id), profile.max_new_tokens),
         "runs": runs,
     }

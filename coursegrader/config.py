@@ -77,6 +77,8 @@ class Profile:
     model_id: str
     dataset: str
     max_steps: int
+    batch_size: int  # SFTConfig's per_device_train_batch_size
+    max_length: int  # SFTConfig's max_length; ex05 trains on the rows that fit in it
     learning_rate: float
     max_new_tokens: int
     min_gozaru_rate: float
@@ -114,6 +116,8 @@ class Profile:
             names["model_id"]: self.resolve(self.model_id),
             names["dataset"]: self.resolve(self.dataset),
             names["max_steps"]: str(self.max_steps),
+            names["batch_size"]: str(self.batch_size),
+            names["max_length"]: str(self.max_length),
             names["learning_rate"]: str(self.learning_rate),
             names["max_new_tokens"]: str(self.max_new_tokens),
             names["bertscore_model"]: self.resolve(self.bertscore_model),
@@ -208,7 +212,8 @@ class Course:
 
 
 HUB_FIELDS = ("model_id", "dataset", "bertscore_model", "bertscore_layers")
-BUDGET_FIELDS = ("max_steps", "learning_rate", "max_new_tokens", "min_gozaru_rate", "min_gozaru_lift")
+BUDGET_FIELDS = ("max_steps", "batch_size", "max_length", "learning_rate", "max_new_tokens", "min_gozaru_rate",
+                 "min_gozaru_lift")
 
 
 def _profile(name: str, profiles: dict) -> Profile:

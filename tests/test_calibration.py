@@ -12,13 +12,13 @@ from coursegrader.config import COURSE_TOML, load_course
 
 RATE_MARGIN = 0.1  # the solution clears each gozaru threshold, and each mistake misses it, by this much
 TRAIN_SHARE = 0.5  # training takes at most this share of its cell's limit (the limit guards infinite loops)
-PROFILES = ["cpu", "gpu"]
+PROFILES = ["cpu", "cpu-real-tiny", "cpu-real", "gpu"]
 
 
 def calibration(name: str) -> dict:
     path = calibration_path(name)
     if not path.is_file():
-        pytest.skip(f"{path.name}: not measured (the gpu file comes only from a run on a GPU)")
+        pytest.skip(f"{path.name}: not measured (the gpu and cpu-real files need the real model, from the Hub)")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

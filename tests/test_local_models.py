@@ -92,15 +92,24 @@ def test_build_script_is_deterministic(tmp_path):
     assert runs[0] == runs[1]
 
 
-def test_notebook_defaults_are_the_real_ids():
-    gpu = load_course().profile("gpu")
+def test_notebook_defaults_are_the_real_ids_and_budgets():
+    """Without COURSE_* variables a notebook runs the gpu profile where CUDA is, and cpu-real where it is not:
+    the same ids and numbers as course.toml, in the form `"<gpu>" if USE_CUDA else "<cpu-real>"`."""
+    course = load_course()
+    gpu, cpu_real, names = course.profile("gpu"), course.profile("cpu-real"), course.profile_env
     def code(ex):
         return "\n".join(c.source for c in nbformat.read(SOURCE_DIR / ex / f"{ex}.ipynb", as_version=4).cells)
 
-    for ex in ("ex04", "ex05"):
-        assert f'"COURSE_MODEL_ID", "{gpu.model_id}"' in code(ex)
-    assert f'"COURSE_DATASET", "{gpu.dataset}"' in code("ex05")
-    assert f'"COURSE_MAX_STEPS", "{gpu.max_steps}"' in code("ex05")
+    assert (cpu_real.model_id, cpu_real.dataset) == (gpu.model_id, gpu.dataset)
+    for ex in ("ex04", "ex05", "ex06"):
+        assert f'"{names["model_id"]}", "{gpu.model_id}"' in code(ex)
+        assert f'"{names["max_new_tokens"]}", "{gpu.max_new_tokens}" if USE_CUDA else "{cpu_real.max_new_tokens}"' in code(ex)
+    for ex in ("ex05", "ex06"):
+        assert f'"{names["dataset"]}", "{gpu.dataset}"' in code(ex)
+    for field in ("max_steps", "batch_size", "max_length", "learning_rate"):
+        as_written = {"learning_rate": lambda v: f"{v:.0e}".replace("e-0", "e-")}.get(field, str)
+        assert (f'"{names[field]}", "{as_written(getattr(gpu, field))}" if USE_CUDA '
+                f'else "{as_written(getattr(cpu_real, field))}"') in code("ex05"), field
 
 
 GPU_PROBE = r"""
@@ -121,7 +130,7 @@ except Exception as err:
     results["dataset"] = f"{type(err).__name__}: {err}"
 q = make_quantization_config()
 results["quantization"] = [q.load_in_4bit, q.bnb_4bit_quant_type, str(q.bnb_4bit_compute_dtype)]
-results["profile"] = [PROFILE, MODEL_ID, DATASET_ID, MAX_STEPS]
+results["profile"] = [PROFILE, MODEL_ID, DATASET_ID, MAX_STEPS, BATCH_SIZE, MAX_LENGTH, LEARNING_RATE, MAX_NEW_TOKENS]
 print(repr(results))
 """
 
@@ -138,7 +147,9 @@ def test_gpu_profile_code_reaches_the_network_boundary(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     results = eval(run.stdout.strip().splitlines()[-1])
     gpu = load_course().profile("gpu")
-    assert results["profile"] == ["gpu", gpu.model_id, gpu.dataset, 300]
+    budget = gpu if torch.cuda.is_available() else load_course().profile("cpu-real")  # chosen by the notebook itself
+    assert results["profile"] == ["gpu", gpu.model_id, gpu.dataset, budget.max_steps, budget.batch_size,
+                                  budget.max_length, budget.learning_rate, budget.max_new_tokens]
     assert results["model"].startswith("OSError") and "huggingface.co" in results["model"]  # asked the Hub
     assert results["dataset"] != "loaded" and ("offline" in results["dataset"].lower() or gpu.dataset in results["dataset"])
     assert results["quantization"] == [True, "nf4", machine_precision().torch_name]  # the rule here: no GPU, fp32
