@@ -28,6 +28,30 @@ def cmd_release(args) -> int:
     return 0
 
 
+def cmd_endpoint(args) -> int:
+    import subprocess
+
+    from .endpoint import EndpointError, switch_endpoint
+
+    record = args.record or args.scripted
+    try:
+        switch = switch_endpoint(args.name, relabel_cassettes=not record)
+    except EndpointError as err:
+        print(f"endpoint: {err}; nothing was changed", file=sys.stderr)
+        return 2
+    print(f"course.toml and {len(switch.notebooks)} source notebooks: {switch.old} -> {switch.new}")
+    if switch.cassettes:
+        print(f"re-labelled {switch.requests} requests in {len(switch.cassettes)} cassettes (answers as recorded "
+              f"from {switch.old}; re-record them with --record where a workspace is reachable)")
+    steps = ([["record", *(["--scripted"] if args.scripted else [])]] if record else []) + [["release"]]
+    for step in steps:  # fresh processes: they read the new course.toml
+        if subprocess.run([sys.executable, "-m", "autograder", *step], cwd=REPO_ROOT).returncode:
+            print(f"endpoint: `python -m autograder {' '.join(step)}` failed; the course already names "
+                  f"{switch.new}: fix the cause and run it again", file=sys.stderr)
+            return 1
+    return 0
+
+
 def resolve_profile(name: str | None) -> Profile:
     """A profile by name, resolved once; `auto`: the gpu profile where CUDA is there, else the course default."""
     course = load_course()
@@ -369,6 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-sandbox", action="store_true",
                    help="debugging only: run student code without the sandbox (grade.json says \"sandbox\": false)")
     s.set_defaults(func=cmd_grade)
+
+    s = sub.add_parser("endpoint", help="move the course to another Foundation Model endpoint (course.toml, source "
+                                        "notebooks, cassettes), then release")
+    s.add_argument("name", help="the serving endpoint's name, e.g. databricks-llama-4-maverick")
+    s.add_argument("--record", action="store_true",
+                   help="re-record the cassettes from it (DATABRICKS_HOST, DATABRICKS_TOKEN) instead of re-labelling them")
+    s.add_argument("--scripted", action="store_true", help="re-record against fixtures/fmapi/scripted_upstream.py")
+    s.set_defaults(func=cmd_endpoint)
 
     s = sub.add_parser("record", help="re-record cassettes by running the source notebooks through record mode")
     s.add_argument("--exercise", action="append")

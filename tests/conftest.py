@@ -172,7 +172,8 @@ def _wanted_by(item) -> list:
 
 # A test is `slow` when it grades, runs notebooks, trains or drives a browser: the fixtures and
 # modules below. `python -m pytest -m "not slow"` is the fast set; `.ci/run` runs everything.
-SLOW_FIXTURES = {"graded", "shaped", "gradings", "regenerated", "scripted_workspace", "sample_root"}
+SLOW_FIXTURES = {"graded", "shaped", "gradings", "regenerated", "scripted_workspace", "sample_root",
+                 "switched"}
 SLOW_MODULES = {"test_samples", "test_sandbox", "test_template_repo", "test_source_notebooks", "test_record_mode",
                 "test_grade_report", "test_release", "test_local_models", "test_ex06", "test_export", "test_shapes"}
 
