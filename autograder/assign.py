@@ -1,7 +1,9 @@
 """assign: stamp points from course.toml into source/, generate release/ with nbgrader, and the template repository."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +46,23 @@ def sync_points(exercise: Exercise, source_dir: Path = SOURCE_DIR) -> bool:
     return changed
 
 
+def sync_hub_mirror(exercise: Exercise, root: str, variable: str, source_dir: Path = SOURCE_DIR) -> bool:
+    """Stamp course.toml's [hub_mirror] root into the notebook's default for `variable` (its profile cell reads
+    `os.environ.get("COURSE_HUB_MIRROR", "<root>")`). True if it changed; notebooks without it are left alone."""
+    path = source_dir / exercise.id / exercise.notebook
+    nb = nbformat.read(path, as_version=4)
+    pattern = re.compile(r'(os\.environ\.get\("' + re.escape(variable) + r'", )"[^"\n]*"\)')
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            stamped = pattern.sub(lambda m: f"{m.group(1)}{json.dumps(root, ensure_ascii=False)})", cell.source)
+            changed |= stamped != cell.source
+            cell.source = stamped
+    if changed:
+        nbformat.write(nb, path)
+    return changed
+
+
 def generate_assignment(exercise_id: str, course_root: Path, release_dir: Path, db_path: Path) -> None:
     """`nbgrader generate_assignment` with an explicit, private gradebook."""
     cmd = [
@@ -76,6 +95,7 @@ def release(exercise_ids=None, release_dir: Path | None = None) -> list[Path]:
     for ex_id in ids:
         sync_points(course.exercises[ex_id])
         sync_plan_labels(course.exercises[ex_id])
+        sync_hub_mirror(course.exercises[ex_id], course.hub_mirror, course.profile_env["hub_mirror"])
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(RELEASE_JOBS) as pool:
         # one nbgrader process per exercise (seconds each, mostly imports), each with a copy of the empty gradebook
         # the grader keeps (a new one costs nbgrader seconds more)

@@ -28,6 +28,22 @@ def cmd_release(args) -> int:
     return 0
 
 
+def cmd_mirror(args) -> int:
+    from .hub_mirror import MirrorError, mirror
+
+    try:
+        done = mirror(resolve_profile(args.profile), Path(args.dest))
+    except (MirrorError, OSError) as err:
+        print(f"mirror: {err}", file=sys.stderr)
+        return 1
+    for item in done:
+        print(f"{item.kind} {item.repo_id}@{item.revision[:12]} -> {Path(args.dest) / item.repo_id} "
+              f"({item.files} files, {item.size_bytes / 1e6:.1f} MB)")
+    print("copy the folder to a Volume (or workspace files), set course.toml [hub_mirror] root to its path, "
+          "and run `python -m autograder release`")
+    return 0
+
+
 def cmd_endpoint(args) -> int:
     import subprocess
 
@@ -393,6 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-sandbox", action="store_true",
                    help="debugging only: run student code without the sandbox (grade.json says \"sandbox\": false)")
     s.set_defaults(func=cmd_grade)
+
+    s = sub.add_parser("mirror", help="lay out the profile's cached Hub repositories as DEST/<repo id>/ for a "
+                                      "Volume (after prefetch)")
+    s.add_argument("dest", help="the folder to write (a Volume's path when run on Databricks)")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, default="gpu", help="whose Hub ids (default: gpu)")
+    s.set_defaults(func=cmd_mirror)
 
     s = sub.add_parser("endpoint", help="move the course to another Foundation Model endpoint (course.toml, source "
                                         "notebooks, cassettes), then release")

@@ -89,6 +89,67 @@ print(json.dumps({"rows": len(data), "columns": sorted(data.column_names),
     assert seen["missing"] != "loaded"  # offline: nothing but what prefetch fetched
 
 
+MIRROR_PROBE = r"""
+import json, os
+from IPython.display import display
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+seen = {}
+for exercise_id, cells in CELLS.items():
+    for cell in cells:
+        exec(cell, globals())
+    seen[exercise_id] = {"model": MODEL_ID, "dataset": globals().get("DATASET_ID"), "encoder": globals().get("BERTSCORE_MODEL")}
+AutoTokenizer.from_pretrained(MODEL_ID); AutoModelForCausalLM.from_pretrained(MODEL_ID)
+AutoModel.from_pretrained(BERTSCORE_MODEL)
+data = load_course_dataset(DATASET_ID)
+seen["rows"], seen["columns"] = len(data), sorted(data.column_names)
+print(json.dumps(seen))
+"""
+
+
+def test_a_hub_mirror_laid_out_from_the_cache_serves_the_notebooks_without_the_hub(hub, tmp_path):
+    """`mirror` copies the prefetched repositories to a folder (a Volume, on Databricks); the release notebooks'
+    profile cells, given that folder as HUB_MIRROR, load the model, the dataset and the encoder from it with no Hub
+    and an empty HF_HOME."""
+    import nbformat
+
+    from coursegrader.config import RELEASE_DIR
+    from coursegrader.notebook import grade_id
+
+    volume = tmp_path / "Volumes" / "main" / "llm_course" / "hub"
+    made = _run(["mirror", str(volume)], hub["env"])
+    assert made.returncode == 0, made.stderr[-2000:]
+    gpu = load_course().profile("gpu")
+    manifest = json.loads((volume / "MIRROR.json").read_text())
+    assert [(r["repo_id"], r["kind"]) for r in manifest["repositories"]] == gpu.hub_ids
+    assert not [p for p in volume.rglob("*") if p.is_symlink()]  # plain files: a Volume holds no links
+
+    wanted = {"ex04": ["ex04_profile"], "ex05": ["ex05_profile", "ex05_course_dataset"], "ex06": ["ex06_profile"]}
+    cells = {ex: [c.source for c in nbformat.read(RELEASE_DIR / ex / f"{ex}.ipynb", as_version=4).cells
+                  if grade_id(c) in ids] for ex, ids in wanted.items()}
+    (tmp_path / "hf").mkdir()
+    env = {**{k: v for k, v in hub["env"].items() if not k.startswith(("HF_", "COURSE_"))},
+           "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           load_course().profile_env["hub_mirror"]: str(volume), "COURSE_EXPERIMENT": "/Users/student/mirror",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    run = subprocess.run([sys.executable, "-c", "CELLS = " + repr(cells) + MIRROR_PROBE], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["ex04"]["model"] == seen["ex05"]["model"] == f"{volume}/{gpu.model_id}"
+    assert seen["ex05"]["dataset"] == seen["ex06"]["dataset"] == f"{volume}/{gpu.dataset}"
+    assert seen["ex06"]["encoder"] == f"{volume}/{gpu.bertscore_model}"
+    assert seen["rows"] > 100 and seen["columns"] == ["category", "index", "input", "instruction", "output"]
+    assert not any((tmp_path / "hf").rglob("*.safetensors"))  # nothing came through the Hub cache
+
+
+def test_mirror_without_a_prefetch_says_what_to_run(tmp_path):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HF_")}, "HF_HOME": str(tmp_path / "hf"),
+           "HF_HUB_OFFLINE": "1"}
+    run = _run(["mirror", str(tmp_path / "volume")], env)
+    assert run.returncode == 1 and "prefetch --profile gpu" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "volume").exists()
+
+
 @pytest.fixture(scope="module")
 def gpu_profile_ex06(hub, tmp_path_factory):
     """The solution's ex06 graded with the gpu profile itself, started at once in the background (it needs only

@@ -1,5 +1,6 @@
 """release/ is generated from source/ and holds no solution or hidden test."""
 import re
+import shutil
 
 import nbformat
 import pytest
@@ -124,3 +125,20 @@ def test_heldout_prompts_never_reach_the_release():
     text = "".join(p.read_text(errors="ignore") for p in RELEASE_DIR.rglob("*") if p.is_file())
     text = text.replace("\\n", "\n").replace('\\"', '"')
     assert prompts and not [p for p in prompts if p in text]
+
+
+def test_release_stamps_the_hub_mirror_into_the_profile_cells(tmp_path):
+    """course.toml's [hub_mirror] root is the notebooks' default (HUB_MIRROR); `release` writes it there."""
+    from autograder.assign import sync_hub_mirror
+
+    course = load_course()
+    variable = course.profile_env["hub_mirror"]
+    for ex in ("ex04", "ex05", "ex06"):
+        text = (RELEASE_DIR / ex / f"{ex}.ipynb").read_text()
+        assert text.count(f'os.environ.get(\\"{variable}\\", \\"{course.hub_mirror}\\")') == 1, ex
+    shutil.copytree(SOURCE_DIR / "ex05", tmp_path / "ex05")
+    exercise = course.exercises["ex05"]
+    assert sync_hub_mirror(exercise, "/Volumes/main/llm_course/hub", variable, tmp_path)
+    stamped = nbformat.read(tmp_path / "ex05" / "ex05.ipynb", as_version=4)
+    assert 'os.environ.get("COURSE_HUB_MIRROR", "/Volumes/main/llm_course/hub")' in "".join(c.source for c in stamped.cells)
+    assert not sync_hub_mirror(exercise, "/Volumes/main/llm_course/hub", variable, tmp_path)  # already stamped

@@ -153,3 +153,24 @@ def test_the_release_cell_does_nothing_in_grading():
                          env={"PATH": os.environ["PATH"], "COURSE_PROFILE": "cpu"}, capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 0 and run.stdout == "" and run.stderr == ""
+
+
+def test_a_mirror_with_the_model_is_read_instead_of_the_hub(tmp_path, monkeypatch):
+    """With a Hub mirror (course.toml [hub_mirror], or COURSE_HUB_MIRROR as the profile cell reads it) a model
+    exercise checks the folder, and never asks the Hub."""
+    (tmp_path / pf.HUB_MODEL).mkdir(parents=True)
+    (tmp_path / pf.HUB_MODEL / "config.json").write_text("{}")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: a Hub check would fail
+    monkeypatch.setenv(load_course().profile_env["hub_mirror"], str(tmp_path))
+    found = {f.topic: f for f in pf.findings("ex05", os.environ)}
+    assert "Hugging Face" not in found
+    assert found["モデルの置き場所"].status is pf.Status.OK and str(tmp_path) in found["モデルの置き場所"].message
+
+
+@pytest.mark.parametrize("layout, words", [("missing", "見つからない"), ("empty", "がありません")])
+def test_a_mirror_that_cannot_be_read_says_what_to_ask(tmp_path, layout, words):
+    root = tmp_path / "volume"
+    if layout == "empty":
+        root.mkdir()
+    finding = pf.mirror(str(root))
+    assert finding.status is pf.Status.FAIL and words in finding.message and finding.next_step

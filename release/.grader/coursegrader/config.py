@@ -202,6 +202,7 @@ class Course:
     limits: Limits | None = None
     classroom50: dict = field(default_factory=dict)  # assignment, python
     bf16_min_capability: tuple[int, int] = (8, 0)  # [precision]: coursegrader/precision.py
+    hub_mirror: str = ""  # [hub_mirror] root: a folder of <repo id>/ copies, for workspaces without the Hub
 
     def profile(self, name: str | None = None) -> Profile:
         return self.profiles[name or self.default_profile]
@@ -265,6 +266,7 @@ def _parse(data: dict) -> Course:
         limits=Limits(**data["limits"]),
         classroom50=dict(data["classroom50"]),
         bf16_min_capability=tuple(int(n) for n in data["precision"]["bf16_min_capability"]),
+        hub_mirror=str(data["hub_mirror"]["root"]).rstrip("/"),
     )
 
 

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 from .config import load_course
 from .precision import Precision, precision_for
@@ -109,6 +110,23 @@ def hub(env=os.environ, model: str = HUB_MODEL) -> Finding:
                        "Free Edition などインターネットが制限された環境では、講師が Volume に用意したモデルを使います（README の Free Edition の節）。")
 
 
+def mirror(root: str, model: str = HUB_MODEL) -> Finding:
+    """The instructor's copy of the Hub repositories (course.toml [hub_mirror]), which the notebooks read instead
+    of the Hub: the model's config must be readable there."""
+    try:
+        if (Path(root) / model / "config.json").is_file():
+            return Finding("モデルの置き場所", Status.OK, f"{model} を {root} から読みます（Hugging Face には接続しません）。")
+        found = Path(root).is_dir()
+    except OSError as err:
+        return Finding("モデルの置き場所", Status.FAIL, f"{root} を読めません（{_reason(err)}）。",
+                       "Volume の読み取り権限（READ VOLUME）があるか、講師に確認してください。")
+    if not found:
+        return Finding("モデルの置き場所", Status.FAIL, f"講師が用意したフォルダ {root} が見つからないか、読めません。",
+                       "Volume の読み取り権限（READ VOLUME）とパスを講師に確認してください。")
+    return Finding("モデルの置き場所", Status.FAIL, f"{root} に {model} がありません。",
+                   "講師に連絡してください（フォルダの作り方: python -m autograder mirror）。")
+
+
 # -- the Foundation Model endpoint ----------------------------------------------------------------------------
 
 def endpoint(name: str | None = None) -> Finding:
@@ -150,10 +168,12 @@ def _reason(err: BaseException) -> str:
 def findings(exercise_id: str, env=os.environ) -> list[Finding]:
     """What this exercise needs: the endpoint (an exercise with a cassette calls the API), the GPU and the Hub
     (an exercise that runs the local model)."""
-    exercise = load_course().exercises[exercise_id]
+    course = load_course()
+    exercise = course.exercises[exercise_id]
     found = [platform(env)]
     if exercise.local_model:
-        found += [gpu(needs_model=True), hub(env)]
+        root = env.get(course.profile_env["hub_mirror"], course.hub_mirror)  # as the profile cell reads it
+        found += [gpu(needs_model=True), mirror(root) if root else hub(env)]
     if exercise.cassette:
         found.append(endpoint())
     return found
