@@ -86,18 +86,26 @@ def feedback_workflow(exercise_ids: list[str]) -> str:
 
 def write_classroom50_bundle(release_dir: Path, out: Path) -> list[Path]:
     """out/template/: the template repository for Classroom 50 (release/ without workflows: Classroom 50
-    adds its own autograde.yaml); out/config/autograders/<assignment>/autograder.py: for the config repository."""
+    adds its own autograde.yaml); out/config/autograders/<assignment>/autograder.py: for the config repository;
+    out/image/: the Dockerfile of the grading environment (runtime.container), with requirements.txt."""
     settings = load_course().classroom50
-    template = Path(out) / "template"
+    template, image = Path(out) / "template", Path(out) / "image"
     autograder = Path(out) / "config" / "autograders" / settings["assignment"] / "autograder.py"
-    for ours in (template, autograder.parent):  # only what this writes is replaced; nothing else in out
+    for ours in (template, autograder.parent, image):  # only what this writes is replaced; nothing else in out
         shutil.rmtree(ours, ignore_errors=True)
     shutil.copytree(release_dir, template, ignore=shutil.ignore_patterns(".github", "__pycache__", "feedback"))
     autograder.parent.mkdir(parents=True)
-    text = (TEMPLATES / "classroom50_autograder.py").read_text(encoding="utf-8")
-    autograder.write_text(text.replace("{title}", load_course().title).replace("{python}", settings["python"]),
-                          encoding="utf-8")
-    return [template, autograder]
+    image.mkdir(parents=True)
+
+    def fill(name: str) -> str:
+        text = (TEMPLATES / name).read_text(encoding="utf-8")
+        return (text.replace("{title}", load_course().title).replace("{python}", settings["python"])
+                .replace("{assignment}", settings["assignment"]))
+
+    autograder.write_text(fill("classroom50_autograder.py"), encoding="utf-8")
+    (image / "Dockerfile").write_text(fill("classroom50_Dockerfile"), encoding="utf-8")
+    shutil.copyfile(release_dir / "requirements.txt", image / "requirements.txt")
+    return [template, autograder, image]
 
 
 def student_readme(release_dir: Path, exercise_ids: list[str]) -> str:

@@ -42,6 +42,41 @@ def test_the_bundle_has_a_template_without_workflows_and_one_autograder(bundle):
     assert "{title}" not in text and load_course().classroom50["python"] in text
 
 
+def test_the_bundle_has_the_image_that_caches_the_environment(bundle):
+    """The Dockerfile installs exactly the template's pins on the runtime's Python, so the autograder's install finds
+    them satisfied."""
+    dockerfile = (bundle / "image" / "Dockerfile").read_text()
+    assert (bundle / "image" / "requirements.txt").read_bytes() == (RELEASE_DIR / "requirements.txt").read_bytes()
+    lines = [line for line in dockerfile.splitlines() if line and not line.startswith("#")]
+    assert lines[0] == f"FROM python:{load_course().classroom50['python']}-slim-bookworm"
+    assert "COPY requirements.txt /tmp/requirements.txt" in lines
+    assert "-r /tmp/requirements.txt" in dockerfile and "{" not in dockerfile
+
+
+# The assignment types the runner accepts (runner.py at 0c49903, validate_result: "individual"/"group"/"team").
+# The newest published schema we could vendor (6e593c79) lists only the first two; see fixtures/classroom50/README.md.
+RUNNER_ASSIGNMENT_TYPES = ("individual", "group", "team")
+
+
+def runner_schema() -> dict:
+    """The vendored schema, with assignment_type as the runner checks it."""
+    schema = json.loads(json.dumps(SCHEMA))
+    schema["properties"]["assignment_type"]["enum"] = list(RUNNER_ASSIGNMENT_TYPES)
+    return schema
+
+
+@pytest.mark.parametrize("mode", RUNNER_ASSIGNMENT_TYPES)
+def test_every_mode_the_runner_sets_is_written_and_valid(mode):
+    assert set(SCHEMA["properties"]["assignment_type"]["enum"]) <= set(RUNNER_ASSIGNMENT_TYPES)
+    grade = {"exercises": {"ex01": {"checks": [{"id": "ex01_qa", "passed": True, "score": 1, "max_score": 1,
+                                                "message": "正解です。"}]}}}
+    doc = result(grade, {**RUNNER_ENV, "MODE": mode, "ASSIGNMENT_TYPE": ""})
+    assert doc["assignment_type"] == mode
+    jsonschema.validate(doc, runner_schema())
+    if mode in SCHEMA["properties"]["assignment_type"]["enum"]:
+        jsonschema.validate(doc, SCHEMA)
+
+
 def test_scores_are_whole_points_and_the_schema_holds_for_any_grade(graded):
     data = json.loads((graded("ex01_drops_history")[2] / "grade.json").read_text())
     doc = result(data, RUNNER_ENV)
