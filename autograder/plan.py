@@ -1,7 +1,8 @@
 """The course plan: which sections students fill in during the 90-minute class and which at home.
 
-course.toml gives each cell its plan and each exercise its class minutes; this module finds the notebook's
-sections, checks that the in-class fill-ins fit their minutes, and stamps the plan into headings and the title.
+course.toml gives each cell its plan and its minutes, and the class its set-up steps; this module finds the
+notebook's sections, checks that the set-up and the in-class cells fit the class, makes the timetable the
+student README shows, and stamps the plan into headings and the title.
 """
 from __future__ import annotations
 
@@ -64,23 +65,38 @@ def planned(exercise: Exercise, nb) -> dict[str, list[Section]]:
     return by_plan
 
 
-def in_class_minutes(course: Course, exercise: Exercise, nb) -> int:
-    return sum(s.fill_ins for s in planned(exercise, nb)["in-class"]) * course.schedule.minutes_per_fill_in
-
-
 def check_plan_fits(course: Course, notebooks: dict[str, object]) -> None:
-    """Each exercise's in-class fill-ins fit its class minutes, and the minutes fit the class."""
+    """Every in-class section has an estimate, and the set-up plus the in-class cells fit the class."""
     for ex_id, nb in notebooks.items():
         exercise = course.exercises[ex_id]
-        needed = in_class_minutes(course, exercise, nb)
-        if needed > exercise.class_minutes:
-            raise PlanError(f"{ex_id}: its in-class cells need {needed} min "
-                            f"({course.schedule.minutes_per_fill_in} min a fill-in), class_minutes is "
-                            f"{exercise.class_minutes}: move cells to homework or give it more minutes")
-    total = sum(e.class_minutes for e in course.exercises.values())
+        for section in planned(exercise, nb)["in-class"]:
+            if section.fill_ins and not sum(exercise.cell(gid).minutes for gid in section.grade_ids):
+                raise PlanError(f"{ex_id} {section.number} is in-class with no minutes: give its cells "
+                                f"{section.grade_ids} `minutes` in course.toml")
+    total = course.schedule.setup_minutes + sum(e.class_minutes for e in course.exercises.values())
     if total > course.schedule.class_minutes:
-        raise PlanError(f"the exercises' class_minutes add up to {total}, the class has "
-                        f"{course.schedule.class_minutes}")
+        parts = ", ".join(f"{e.id} {e.class_minutes}" for e in course.exercises.values() if e.class_minutes)
+        raise PlanError(f"set-up ({course.schedule.setup_minutes} min) and the in-class cells ({parts}) add up to "
+                        f"{total} min, the class has {course.schedule.class_minutes}: move cells to homework or "
+                        f"lower their minutes")
+
+
+def class_timetable(course: Course, notebooks: dict[str, object]) -> list[tuple[str, int]]:
+    """The class in order, (what, minutes): the set-up steps, then each exercise's in-class sections."""
+    def steps(before: str) -> list[tuple[str, int]]:
+        return [(step.what, step.minutes) for step in course.schedule.setup if step.before == before]
+
+    unknown = {step.before for step in course.schedule.setup} - {"", *course.exercises}
+    if unknown:
+        raise PlanError(f"[schedule] setup: `before` names no exercise: {sorted(unknown)}")
+    rows = steps("")
+    for ex_id, nb in notebooks.items():
+        exercise = course.exercises[ex_id]
+        rows += steps(ex_id)
+        in_class = planned(exercise, nb)["in-class"]
+        if in_class:
+            rows.append((f"{ex_id} {span([s.number for s in in_class])}（{exercise.title}）", exercise.class_minutes))
+    return rows
 
 
 def span(numbers: list[str]) -> str:
@@ -95,7 +111,8 @@ def plan_summary(exercise: Exercise, nb) -> str:
         parts.append(f"{PLANS['in-class']}（{span([s.number for s in by_plan['in-class']])}、"
                      f"約 {exercise.class_minutes} 分）")
     if by_plan["homework"]:
-        parts.append(f"{PLANS['homework']}（{span([s.number for s in by_plan['homework']])}）")
+        minutes = f"、約 {exercise.homework_minutes} 分" if exercise.homework_minutes else ""
+        parts.append(f"{PLANS['homework']}（{span([s.number for s in by_plan['homework']])}{minutes}）")
     return "・".join(parts)
 
 

@@ -116,8 +116,17 @@ def student_readme(release_dir: Path, exercise_ids: list[str]) -> str:
         f"| `{ex}/` | {course.exercises[ex].title}（{course.exercises[ex].max_score:g} 点） | "
         f"{plan_summary(course.exercises[ex], nbformat.read(release_dir / ex / f'{ex}.ipynb', as_version=4))} |"
         for ex in exercise_ids)
+    from .plan import class_timetable
+
+    notebooks = {ex: nbformat.read(release_dir / ex / f"{ex}.ipynb", as_version=4) for ex in exercise_ids}
+    rows = class_timetable(course, notebooks)
+    used = sum(minutes for _, minutes in rows)
+    timetable = "\n".join(f"| {what} | {minutes} 分 |" for what, minutes in rows)
+    timetable += (f"\n| **合計** | **{used} 分**（授業は {course.schedule.class_minutes} 分。"
+                  f"残りの {course.schedule.class_minutes - used} 分は説明と質問に） |")
     text = (TEMPLATES / "student_README.md").read_text(encoding="utf-8")
-    return text.replace("{title}", course.title).replace("{exercise_table}", table)
+    return (text.replace("{title}", course.title).replace("{exercise_table}", table)
+            .replace("{class_timetable}", timetable))
 
 
 def _copy(src: Path, dest: Path) -> None:

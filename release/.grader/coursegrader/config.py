@@ -22,6 +22,7 @@ class GradedCell:
     points: float
     evidence: tuple[str, ...]
     plan: str = "in-class"  # when students fill it in: in-class or homework
+    minutes: int = 0  # the estimate for its task: read it, write the code, run the test (in class or at home)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,6 @@ class Exercise:
     cell_timeout_s: int | None = None  # overrides [grading] cell_timeout_s
     adapter_from: AdapterSource | None = None  # the LoRA adapter this exercise evaluates
     local_model: bool = False  # runs the profile's model (its time depends on the profile)
-    class_minutes: int = 0  # the class's minutes for this exercise's in-class cells
 
     @property
     def plan(self) -> str:
@@ -62,6 +62,15 @@ class Exercise:
     def notebook_name(self) -> str:
         """The notebook's name without .ipynb, as nbgrader's gradebook keys it."""
         return self.id
+
+    @property
+    def class_minutes(self) -> int:
+        """The class time its in-class cells take, by their estimates."""
+        return sum(c.minutes for c in self.cells if c.plan == "in-class")
+
+    @property
+    def homework_minutes(self) -> int:
+        return sum(c.minutes for c in self.cells if c.plan == "homework")
 
     @property
     def max_score(self) -> float:
@@ -172,10 +181,22 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class SetupStep:
+    """Class time that belongs to no exercise: opening the Git folder, the Hugging Face token, reinstalls."""
+    what: str  # in Japanese, as the student README shows it
+    minutes: int
+    before: str = ""  # the exercise it comes before ("": the start of the class)
+
+
+@dataclass(frozen=True)
 class Schedule:
-    """The class's hands-on time: its length, and how long one fill-in cell takes in class."""
+    """The class's hands-on time: its length and its set-up steps (each exercise's cells carry their own minutes)."""
     class_minutes: int
-    minutes_per_fill_in: int
+    setup: tuple[SetupStep, ...] = ()
+
+    @property
+    def setup_minutes(self) -> int:
+        return sum(step.minutes for step in self.setup)
 
 
 @dataclass(frozen=True)
@@ -233,7 +254,8 @@ def _parse(data: dict) -> Course:
     exercises = {}
     for ex_id, ex in data["exercises"].items():
         cells = tuple(
-            GradedCell(gid, float(spec["points"]), tuple(spec.get("evidence", ())), spec.get("plan", "in-class"))
+            GradedCell(gid, float(spec["points"]), tuple(spec.get("evidence", ())), spec.get("plan", "in-class"),
+                       int(spec.get("minutes", 0)))
             for gid, spec in ex["cells"].items()
         )
         unknown = {c.plan for c in cells} - set(CELL_PLANS)
@@ -241,7 +263,7 @@ def _parse(data: dict) -> Course:
             raise ValueError(f"course.toml {ex_id}: unknown plan {sorted(unknown)}; use one of {CELL_PLANS}")
         adapter_from = AdapterSource(**ex["adapter_from"]) if "adapter_from" in ex else None
         exercises[ex_id] = Exercise(ex_id, ex["title"], ex.get("cassette", ""), cells, ex.get("cell_timeout_s"),
-                                    adapter_from, bool(ex.get("local_model")), int(ex.get("class_minutes", 0)))
+                                    adapter_from, bool(ex.get("local_model")))
     return Course(
         title=data["course"]["title"],
         chat_model=data["course"]["chat_model"],
@@ -262,7 +284,9 @@ def _parse(data: dict) -> Course:
         late_penalty_max=float(data["course"]["late_penalty_max"]),
         mlflow=MlflowSettings(**data["mlflow"]),
         sandbox=dict(data["sandbox"]),
-        schedule=Schedule(**data["schedule"]),
+        schedule=Schedule(int(data["schedule"]["class_minutes"]),
+                          tuple(SetupStep(str(s["what"]), int(s["minutes"]), str(s.get("before", "")))
+                                for s in data["schedule"].get("setup", ()))),
         limits=Limits(**data["limits"]),
         classroom50=dict(data["classroom50"]),
         bf16_min_capability=tuple(int(n) for n in data["precision"]["bf16_min_capability"]),

@@ -1,8 +1,8 @@
 """Classroom 50: the result.json (schema classroom50/result/v1) its runner reads from an autograder.
 
 Identity and links come from the runner's environment (CLASSROOM, ASSIGNMENT, OWNER, SUBMISSION_TAG,
-COMMIT_URL, RELEASE_URL, REVIEW_URL); the runner overwrites owner, assignment_type and datetime
-itself. Scores must be integers: every check's points are (course.toml), so each check is one test
+COMMIT_URL, RELEASE_URL, REVIEW_URL, and MODE: individual, group or team); the runner overwrites owner,
+assignment_type and datetime itself. Scores must be integers: every check's points are (course.toml), so each check is one test
 and partial credit per exercise is kept as the sum of its checks.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def result(grade: dict, env: Mapping[str, str], now: dt.datetime | None = None) 
         "schema": SCHEMA,
         "classroom": env.get("CLASSROOM", ""),
         "assignment": env.get("ASSIGNMENT", ""),
-        "assignment_type": env.get("ASSIGNMENT_TYPE") or "individual",
+        "assignment_type": env.get("MODE") or env.get("ASSIGNMENT_TYPE") or "individual",  # the runner's MODE
         "owner": env.get("OWNER") or env.get("USERNAME", ""),
         "submission": env.get("SUBMISSION_TAG", ""),
         "commit": commit,
