@@ -388,6 +388,38 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                             "（基準ちょうどの値・欠けた値・NaN の扱いを確認してください）。",
                             "meets_production_criteria decides {wrong} of {total} grading cases against the criteria "
                             "(check values exactly at a threshold, missing values and NaN)."),
+    "ex05_reload_mismatch": ("5.6 で読み込み直したモデルの回答（reloaded_answers）が、保存したアダプタで採点側が貪欲に生成した回答と違います"
+                             "（ADAPTER_DIR のアダプタを、学習と同じ設定のベースモデルに重ねてください）。",
+                             "5.6's answers from the reloaded model (reloaded_answers) differ from the grader's greedy "
+                             "answers with the saved adapter (stack the adapter in ADAPTER_DIR on the base model, loaded "
+                             "as for training)."),
+    "ex06_not_served": ("登録したモデル {uri} を MLflow のスコアリングサーバーで起動して質問を送りましたが、回答が返りませんでした"
+                        "（{detail}）。6.5 の GozaruModel と登録を確認してください。",
+                        "The registered model {uri}, started with MLflow's scoring server, did not answer the grader's "
+                        "questions ({detail}). Check 6.5's GozaruModel and its registration."),
+    "ex06_served_answers_differ": ("スコアリングサーバーが返した回答（{served} 件）が、同じ {expected} 件の質問に採点側がファインチューニング後の"
+                                   "モデル（ベースモデルとアダプタ）で貪欲に生成した回答と違います。6.5 で登録したモデルを確認してください。",
+                                   "The scoring server's answers ({served}) differ from the grader's greedy answers of "
+                                   "the fine-tuned model (base model and adapter) to the same {expected} questions. "
+                                   "Check the model 6.5 registered."),
+    "ex06_ask_served_undefined": ("ex06_serving_impl に ask_served(base_url, questions) が定義されていません。",
+                                  "ask_served(base_url, questions) is not defined in ex06_serving_impl."),
+    "ex06_ask_served_failed": ("ask_served を採点側のスコアリングサーバーで試したところ、エラーか時間切れになりました"
+                               "（ノートブックの変数は使えません。base_url に POST してください）。",
+                               "ask_served failed or timed out against the grader's scoring server (the notebook's "
+                               "variables are not there: POST to base_url)."),
+    "ex06_ask_served_wrong": ("ask_served の返した回答が、同じ質問に採点側のスコアリングサーバーが返した回答と違います"
+                              "（predictions の回答を、質問の順にリストで返してください）。",
+                              "ask_served returned other answers than the grader's scoring server gives for the same "
+                              "questions (return the answers in predictions, as a list in question order)."),
+    "ex06_report_columns": ("evaluation_report.json に列 {columns} がありません（列 metric, base, finetuned, diff）。",
+                            "evaluation_report.json lacks the columns {columns} (metric, base, finetuned, diff)."),
+    "ex06_report_mismatch": ("evaluation_report.json の {metric} の {column}（{logged}）が、run の指標から計算した値 {value} と違います。",
+                             "evaluation_report.json's {column} of {metric} ({logged}) differs from the value computed "
+                             "from the runs' metrics, {value}."),
+    "ex06_report_figure_missing": ("finetuned の run に評価レポートの図（PNG、mlflow.log_figure）がありません。",
+                                   "The finetuned run has no figure of the evaluation report (a PNG, "
+                                   "mlflow.log_figure)."),
 }
 
 

@@ -308,3 +308,19 @@ def gozaru_rate_heldout(ev: Evidence) -> Verdict:
     if tuned < need or tuned - base < lift:
         return fail("ex05_gozaru_rate_low", tuned=tuned, base=base, need=need, lift=lift)
     return ok(f"ござる率 {tuned:.2f}（学習前 {base:.2f}）")
+
+
+@check(EX)
+def adapter_reloaded(ev: Evidence) -> Verdict:
+    """5.6's answers to COMPARE_PROMPTS from the adapter it loaded back are the grader's greedy answers from the
+    saved adapter (each confirmed by one teacher-forced pass where it is; the hidden test in the kernel checks that
+    load_saved_adapter loads the folder it is given). An unusable adapter is 5.4's loss (adapter_valid), and it
+    leaves nothing to reload: this check fails with it."""
+    lm, problem = load_adapter(ev)
+    if problem:
+        return problem
+    claimed = ev.claimed("ex05_reload_report", "reloaded_answers", list) or []
+    n, prompts = ev.profile.max_new_tokens, ev.inputs["COMPARE_PROMPTS"]
+    expected = [lm.answer([{"role": "user", "content": p}], n, expect=claimed[i] if i < len(claimed) else None)
+                for i, p in enumerate(prompts)]
+    return claim_matches(ev, "ex05_reload_report", "reloaded_answers", expected, mismatch="ex05_reload_mismatch")

@@ -4,12 +4,17 @@ from __future__ import annotations
 import builtins
 import importlib
 import inspect
+import http.client
 import json
 import math
 import os
+import socket
 import subprocess
 import tempfile
+import threading
+import time
 import urllib.parse
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +26,7 @@ from coursegrader.course_dataset import course_split, load_course_dataset
 from coursegrader.execution.forked import IN_A_FORK, report_line
 from coursegrader.execution.fresh_python import StandbyPython, fresh_python
 from coursegrader.fmapi.matchers import ANSWER_TAG
+from coursegrader.grading.untrusted import temporary_folder
 from coursegrader.metrics.gozaru import gozaru_rate, is_gozaru
 from coursegrader.mlflow_store import tracking_db
 from coursegrader.notebook import function_with_dependencies
@@ -451,24 +457,32 @@ def _store_env(work_dir: Path) -> dict[str, str]:
 
 
 # What the registry checks' fresh processes import before any student code runs (seconds each).
-STANDBY_IMPORTS = {"load": ("mlflow", "mlflow.pyfunc", *MLFLOW_STORES, "torch", "transformers", "peft"),
+STANDBY_IMPORTS = {"load": ("mlflow", "mlflow.pyfunc", "mlflow.pyfunc.scoring_server", "uvicorn", "requests",
+                            *MLFLOW_STORES, "torch", "transformers", "peft"),
                    "promotion": ("mlflow", *MLFLOW_STORES)}
 
 
 @stands_by(EX)
 def standby_processes(kernel_dir: Path, profile: Profile, sandboxed: bool) -> dict[str, StandbyPython]:
     return {name: StandbyPython(imports, files=kernel_dir, env=_store_env(kernel_dir), sandboxed=sandboxed,
-                                readable=profile_paths(profile))
+                                readable=profile_paths(profile), exchange=name == "load")
             for name, imports in STANDBY_IMPORTS.items()}
 
 
 # The model's requirements and signature are read in a fork that runs no student code (MLflow reads files), then
-# the model is loaded, running the student's load_context, in another (coursegrader/execution/forked.py).
+# the model is loaded, running the student's load_context, in another (coursegrader/execution/forked.py). When
+# given a socket path, questions and the student's ask_served (stdin), that fork also serves the model with MLflow's
+# scoring server (the app `mlflow models serve --env-manager local` runs) on two sockets: a Unix socket in the
+# grader's exchange folder, which the grader asks from outside, and 127.0.0.1:<any port>. Once the grader's
+# request is answered, it runs ask_served against 127.0.0.1 and answers with what it returned; a fork that only
+# loads runs where serving did not report the model loaded.
 LOAD_RUNNER = IN_A_FORK + """
-import json, os, sys
+import json, os, socket, sys, threading, time
 os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
 import mlflow
 uri = sys.argv[1]
+serve_at = sys.argv[2:5]
+source = sys.stdin.read()
 
 def warm_stores():
     # the tracking and registry stores, built once here (engine, schema check: 1.4 s) for every fork to
@@ -493,7 +507,44 @@ def loaded():
     mlflow.pyfunc.load_model(uri)
     return True
 
-print(json.dumps({"described": in_a_fork(described)[1], "loaded": in_a_fork(loaded) == (0, True)}))
+def served(unix_path, questions, timeout):
+    import uvicorn
+    from mlflow.pyfunc import scoring_server
+    deadline = time.monotonic() + float(timeout)
+    answered = threading.Event()
+
+    def watched(app):
+        async def middleware(scope, receive, send):
+            async def sending(message):
+                await send(message)
+                if message.get("type") == "http.response.body" and not message.get("more_body") \\
+                        and scope.get("path") == "/invocations" and (scope.get("server") or (0, None))[1] is None:  # a Unix socket: no port
+                    answered.set()
+            await app(scope, receive, sending)
+        return middleware
+
+    app = scoring_server.init(mlflow.pyfunc.load_model(uri))
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(unix_path)
+    unix.listen(8)
+    tcp = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(watched(app), log_level="warning", lifespan="off"))
+    threading.Thread(target=server.run, kwargs={"sockets": [unix, tcp]}, daemon=True).start()
+    answered.wait(max(0.0, deadline - time.monotonic()))
+    try:
+        namespace = {"__name__": "ask_served"}
+        exec(compile(source, "ask_served", "exec"), namespace)
+        return {"loaded": True, "asked": [str(a) for a in namespace["ask_served"](
+            f"http://127.0.0.1:{tcp.getsockname()[1]}", json.loads(questions))]}
+    except BaseException:
+        return {"loaded": True, "asked": None}
+
+report = {"described": in_a_fork(described)[1]}
+if len(serve_at) == 3:
+    report["served"] = in_a_fork(served, *serve_at)[1]
+# serving loaded the model already; a load of its own only where serving did not say so
+report["loaded"] = (report.get("served") or {}).get("loaded") is True or in_a_fork(loaded) == (0, True)
+print(json.dumps(report))
 """
 PINNED_PACKAGES = ("torch", "transformers", "peft")
 # The exceptions a failed load is named by in the report (grade.md): Python's own and MLflow's. The student's
@@ -509,19 +560,84 @@ def load_error(stderr: str) -> str:
     return name if name in NAMED_LOAD_ERRORS else "the model did not load"
 
 
+@dataclass(frozen=True)
+class ChampionJob:
+    """One sandboxed run of LOAD_RUNNER for a registered model (champion_alias and champion_served share it)."""
+    returncode: int | None  # None: it ran out of time
+    report: dict  # its report: described, loaded, and served (what ask_served returned)
+    stderr: str
+    answer: tuple  # the grader's own /invocations request: (HTTP status, JSON answer), or (None, why there is none)
+
+
+def _champion_job(ev: Evidence, uri: str) -> ChampionJob:
+    """LOAD_RUNNER for uri, once per submission: a lock of its own, so the checks that only read the store wait
+    for nothing."""
+    with ev.lock:
+        slot = ev.memo.setdefault(("champion job", uri), {"lock": threading.Lock()})
+    with slot["lock"]:
+        if "job" not in slot:
+            slot["job"] = _run_champion_job(ev, uri)
+    return slot["job"]
+
+
+def _served_questions(ev: Evidence) -> list[str]:
+    """The first questions of the finetuned run's predictions.json: what the grader asks the served model."""
+    try:
+        table = _table(ev, _runs(ev)["finetuned"], "predictions.json")
+    except StoreProblem:
+        return []
+    return [str(q) for q in table.get("question", [])][:SERVED_QUESTIONS]
+
+
+def _ask_served_source(ev: Evidence) -> str | None:
+    """6.6's ask_served with the notebook's imports and the helpers it uses (None: not defined, or no notebook)."""
+    return function_with_dependencies(ev.notebook, "ex06_serving_impl", "ask_served") if ev.notebook else None
+
+
+def _run_champion_job(ev: Evidence, uri: str) -> ChampionJob:
+    """In the standby "load" process where it was started for these files, else in a fresh one; meanwhile, the
+    grader asks the served model over the Unix socket in the exchange folder."""
+    questions = _served_questions(ev)
+    source = _ask_served_source(ev) or ""
+    waiting, files, env = ev.standby.get("load"), ev.work_dir, _store_env(ev.work_dir)
+    standby = waiting is not None and waiting.serves(files, env)
+    timeout = load_course().mlflow.load_timeout_s
+    with temporary_folder(prefix="served-") as spare:
+        path = (waiting.exchange if standby else spare) / SERVED_SOCKET
+        args = [uri, str(path), json.dumps(questions, ensure_ascii=False), str(timeout)] if questions else [uri]
+        stop, out, deadline = threading.Event(), {}, time.monotonic() + timeout
+        asker = threading.Thread(target=lambda: out.setdefault("answer", _ask_over_unix_socket(
+            path, questions, deadline, stop)), daemon=True)
+        if questions:
+            asker.start()
+        try:
+            if standby:
+                proc = waiting.run(LOAD_RUNNER, *args, timeout=timeout, stdin=source)
+            else:
+                proc = fresh_python(LOAD_RUNNER, *args, timeout=timeout, sandboxed=ev.sandboxed, stdin=source,
+                                    readable=profile_paths(ev.profile), files=files, env=env, exchange=spare)
+        except subprocess.TimeoutExpired:
+            proc = None
+        finally:
+            stop.set()
+            if questions:
+                asker.join()
+    if proc is None:
+        return ChampionJob(None, {}, "", out.get("answer", (None, f"TimeoutExpired ({timeout} s)")))
+    return ChampionJob(proc.returncode, report_line(proc.stdout) or {}, proc.stderr,
+                       out.get("answer", (None, "no request was made")))
+
+
 def _loads_in_a_fresh_process(ev: Evidence, model: str, version: str) -> Verdict:
     """The registered model's version (a number, or @champion) loads with mlflow.pyfunc in a fresh process."""
     uri = f"models:/{model}/{version}" if version[0].isdigit() else f"models:/{model}{version}"
-    timeout = load_course().mlflow.load_timeout_s
-    try:
-        proc = _fresh_python(ev, LOAD_RUNNER, uri, timeout=timeout, files=ev.work_dir, env=_store_env(ev.work_dir),
-                             standby="load")
-    except subprocess.TimeoutExpired:
+    job = _champion_job(ev, uri)
+    if job.returncode is None:
+        timeout = load_course().mlflow.load_timeout_s
         return fail("registry_failed", model=model, detail=f"mlflow.pyfunc.load_model: TimeoutExpired ({timeout} s)")
-    report = report_line(proc.stdout) or {}
-    described = report.get("described")
-    if proc.returncode != 0 or report.get("loaded") is not True or not isinstance(described, dict):
-        return fail("registry_failed", model=model, detail=f"mlflow.pyfunc.load_model: {load_error(proc.stderr)}")
+    described = job.report.get("described")
+    if job.returncode != 0 or job.report.get("loaded") is not True or not isinstance(described, dict):
+        return fail("registry_failed", model=model, detail=f"mlflow.pyfunc.load_model: {load_error(job.stderr)}")
     requirements, inputs = described.get("requirements"), described.get("inputs")
     if missing := unpinned(requirements if isinstance(requirements, list) else []):
         return fail("ex06_model_requirements", missing=", ".join(missing))
@@ -679,3 +795,165 @@ def criteria_hidden_cases(ev: Evidence) -> Verdict:
     if wrong:
         return fail("ex06_criteria_wrong", wrong=len(wrong), total=len(cases))
     return ok()
+
+
+# -- 6.6 Model Serving -----------------------------------------------------------------------------------------
+SERVED_QUESTIONS = 2  # the first questions of the finetuned run's predictions.json that the grader asks
+SERVED_SOCKET = "served.sock"  # in the exchange folder: the grader's way in to the sandbox's scoring server
+SERVED_ANSWER_LIMIT = 1 << 20  # bytes of the scoring server's answer the grader reads
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def _ask_over_unix_socket(path: Path, questions: list[str], deadline: float, stop: threading.Event) -> tuple:
+    """(HTTP status, JSON answer) of the grader's own /invocations request, once the server answers /ping;
+    (None, reason) when it never does before the deadline or the runner ends."""
+    body = json.dumps({"dataframe_records": [{"question": q} for q in questions]}, ensure_ascii=False).encode()
+    while time.monotonic() < deadline and not stop.is_set():
+        try:
+            ping = _UnixHTTPConnection(path, timeout=5)
+            ping.request("GET", "/ping")
+            ready = ping.getresponse().status == 200
+            ping.close()
+        except OSError:
+            ready = False
+        if ready:
+            break
+        time.sleep(0.1)
+    else:
+        return None, "the server did not start"
+    try:
+        conn = _UnixHTTPConnection(path, timeout=max(1.0, deadline - time.monotonic()))
+        conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        raw = response.read(SERVED_ANSWER_LIMIT + 1)
+        conn.close()
+    except OSError as err:
+        return None, f"the request failed: {type(err).__name__}"
+    if len(raw) > SERVED_ANSWER_LIMIT:
+        return None, "the answer is too large"
+    try:
+        return response.status, json.loads(raw)
+    except ValueError:
+        return response.status, None
+
+
+def served_uri(ev: Evidence) -> str | None:
+    """What 6.6 serves: the champion, or the latest registered version where there is none (the criteria not met)."""
+    client, name = _client(ev), load_course().mlflow.registered_model
+    try:
+        client.get_model_version_by_alias(name, "champion")
+        return f"models:/{name}@champion"
+    except Exception:  # noqa: BLE001 - no alias: the latest version
+        pass
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except Exception:  # noqa: BLE001 - a broken registry: nothing to serve
+        versions = []
+    return f"models:/{name}/{max(int(v.version) for v in versions)}" if versions else None
+
+
+@store_check(apart=True)
+def champion_served(ev: Evidence) -> Verdict:
+    """The grader serves the student's registered model (the champion, else the latest version) with MLflow's scoring
+    server in the sandbox and asks it the finetuned run's first questions from outside: the answers it receives must
+    be the grader's own greedy answers of the base model with the adapter ex06 evaluated (whether the run logged
+    those is metrics_recomputed's, charged once), and the student's ask_served, run against the same server, must
+    return them."""
+    runs = _runs(ev)
+    _table(ev, runs["finetuned"], "predictions.json")  # none: the same verdict as the other store checks
+    questions = _served_questions(ev)
+    if not questions:
+        return fail("ex06_predictions_missing", run="finetuned")
+    if _ask_served_source(ev) is None:
+        return fail("ex06_ask_served_undefined")
+    uri = served_uri(ev)
+    if uri is None:
+        return fail("registry_failed", model=load_course().mlflow.registered_model, detail="no registered version")
+    job = _champion_job(ev, uri)
+    status, answer = job.answer
+    if status is None:
+        return fail("ex06_not_served", uri=uri, detail=answer if job.report.get("loaded") is not False
+                    else "the model did not load")
+    predictions = answer.get("predictions") if isinstance(answer, dict) else None
+    if status != 200 or not isinstance(predictions, list):
+        return fail("ex06_not_served", uri=uri, detail=f"HTTP {status}")
+    served = [str(p).strip() for p in predictions]
+    if served != _reference_predictions(ev, ev.adapter_dir, questions, served):
+        return fail("ex06_served_answers_differ", served=len(served), expected=len(questions))
+    asked = (job.report.get("served") or {}).get("asked") if isinstance(job.report.get("served"), dict) else None
+    if not isinstance(asked, list):
+        return fail("ex06_ask_served_failed")
+    if [str(a).strip() for a in asked] != served:
+        return fail("ex06_ask_served_wrong")
+    return ok()
+
+
+# -- 6.7 the evaluation report ---------------------------------------------------------------------------------
+REPORT_METRICS = ("bleu", "rouge1", "rouge2", "rougeL", "bertscore_f1", "gozaru_rate", "avg_prediction_chars",
+                  "avg_inference_seconds")
+REPORT_COLUMNS = ("metric", "base", "finetuned", "diff")
+JUDGE_ROW = ("llm_judge_avg", "llm_judge_base_avg", "llm_judge_finetuned_avg")  # row, base's and finetuned's metric
+FIGURE_MAX_BYTES = 16 << 20
+
+
+def report_rows(base: dict, tuned: dict) -> dict[str, tuple]:
+    """The report's rows as the grader builds them from the two runs' logged metrics: metric -> (base, finetuned)."""
+    rows = {metric: (base.get(metric), tuned.get(metric)) for metric in REPORT_METRICS}
+    rows[JUDGE_ROW[0]] = (tuned.get(JUDGE_ROW[1]), tuned.get(JUDGE_ROW[2]))
+    return rows
+
+
+@store_check
+def report_logged(ev: Evidence) -> Verdict:
+    """evaluation_report.json on the finetuned run holds, for every metric both runs logged, base, finetuned and
+    their difference, as the grader computes them from the runs; a PNG figure sits beside it. A metric a run did
+    not log is the loss of the cell that should have logged it."""
+    runs = _runs(ev)
+    tuned = runs["finetuned"]
+    table = _table(ev, tuned, "evaluation_report.json")
+    if missing := [c for c in REPORT_COLUMNS if c not in table]:
+        return fail("ex06_report_columns", columns=", ".join(missing))
+    logged = {}
+    for metric, *values in zip(*(table[c] for c in REPORT_COLUMNS)):
+        logged.setdefault(str(metric), dict(zip(REPORT_COLUMNS[1:], values)))
+    for metric, (base, finetuned) in report_rows(runs["base"].data.metrics, tuned.data.metrics).items():
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (base, finetuned)):
+            continue
+        row = logged.get(metric, {})
+        for column, value in (("base", base), ("finetuned", finetuned), ("diff", finetuned - base)):
+            if not _close(row.get(column), value, relative=True):
+                return fail("ex06_report_mismatch", metric=metric, column=column, logged=row.get(column), value=value)
+    if not _has_png(ev, tuned):
+        return fail("ex06_report_figure_missing")
+    return ok()
+
+
+def _has_png(ev: Evidence, run) -> bool:
+    """A .png artifact at the run's top level that Pillow reads as a PNG (checked, not decoded)."""
+    from PIL import Image
+
+    client = _client(ev)
+    try:
+        names = [a.path for a in client.list_artifacts(run.info.run_id)
+                 if not a.is_dir and a.path.lower().endswith(".png") and (a.file_size or 0) <= FIGURE_MAX_BYTES]
+    except Exception:  # noqa: BLE001 - an unreadable artifact store: no figure
+        return False
+    for name in names[:4]:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                with Image.open(client.download_artifacts(run.info.run_id, name, tmp)) as image:
+                    image.verify()
+                    if image.format == "PNG" and min(image.size) > 0:
+                        return True
+            except Exception:  # noqa: BLE001 - not an image: look at the next
+                continue
+    return False

@@ -22,10 +22,11 @@ from .environment import kernel_env
 
 def fresh_python(code: str, *args: str, timeout: int, sandboxed: bool, readable: list[Path] = (),
                  stdin: str | None = None, files: Path | None = None,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+                 env: dict[str, str] | None = None, exchange: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -c code args…` in a new process with a kernel's minimal environment: in the sandbox
     (official tier), with a copy of `files` (links left out) at its own path, writable, so nothing it
-    does reaches the grader or what the grader reads next. Raises TimeoutExpired."""
+    does reaches the grader or what the grader reads next. `exchange`: a folder of the grader's that the
+    process may write too, at the same path (a Unix socket the grader connects to). Raises TimeoutExpired."""
     command = [sys.executable, "-c", code, *args]
     with temporary_folder(prefix="fresh-python-") as tmp:
         work = tmp / "work"
@@ -33,7 +34,8 @@ def fresh_python(code: str, *args: str, timeout: int, sandboxed: bool, readable:
         if not sandboxed:
             return subprocess.run(command, input=stdin, cwd=work, env=kernel_env(env or {}, tmp),
                                   capture_output=True, text=True, timeout=timeout)
-        policy = SandboxPolicy(Path(files or work), work_source=work, readable=list(readable))
+        policy = SandboxPolicy(Path(files or work), work_source=work, readable=list(readable),
+                               writable=[Path(exchange)] if exchange else [])
         return sandbox.run(policy, command, env=kernel_env(env or {}, Path("/tmp")), stdin=stdin, timeout=timeout)
 
 
@@ -90,15 +92,19 @@ class StandbyPython:
     Start it from a thread that outlives the job (the sandbox dies with the thread that started it)."""
 
     def __init__(self, preload: tuple[str, ...], *, files: Path, env: dict[str, str], sandboxed: bool,
-                 readable: list[Path] = ()):
+                 readable: list[Path] = (), exchange: bool = False):
         self._tmp = Path(tempfile.mkdtemp(prefix="standby-python-"))  # removed by close(), with remove_tree
         self.files, self.env, self.sandboxed = Path(files), dict(env), sandboxed
         self.work = self._tmp / "work"
         self.work.mkdir()
+        # fresh_python's exchange folder, made now: the sandbox binds it as it starts
+        self.exchange = self._tmp / "exchange" if exchange else None
+        if self.exchange:
+            self.exchange.mkdir()
         command = [sys.executable, "-c", STANDBY_RUNNER, *preload]
         if sandboxed:
-            spec = SandboxPolicy(self.files, work_source=self.work, readable=list(readable)).write(
-                self._tmp / "policy.json")
+            spec = SandboxPolicy(self.files, work_source=self.work, readable=list(readable),
+                                 writable=[self.exchange] if self.exchange else []).write(self._tmp / "policy.json")
             command, cwd, home = launch_argv(spec, command), self.files, Path("/tmp")
         else:
             cwd, home = self.work, self._tmp

@@ -21,6 +21,7 @@ CHECK_MODULES = sorted(p.stem for p in Path(checks.__file__).parent.glob("ex[0-9
 SLOW_ONLY_PASSING = {
     ("ex05", "gozaru_rate_heldout"),  # 48 generations (24 held-out prompts, with and without the adapter)
     ("ex06", "champion_alias"),       # loads the champion with mlflow.pyfunc in a fresh, sandboxed process
+    ("ex06", "champion_served"),      # serves the champion with MLflow's scoring server in a fresh, sandboxed process
     ("ex06", "promotion_follows_criteria"),  # re-runs promote_if_ready in a fresh process that imports MLflow
 }
 

@@ -445,3 +445,42 @@ def test_adapter_valid_names_the_missing_tokenizer_file_not_the_graders_folder(a
     _break_adapter(adapter, "tokenizer_not_saved")
     verdict = run("adapter_valid", work_dir=work)
     assert "tokenizer_config.json" in verdict.message and str(work) not in verdict.message
+
+
+# -- adapter_reloaded (5.6) -----------------------------------------------------------------------------------
+
+def reloaded_claims(profile, adapter_dir) -> dict:
+    """What the solution's 5.6 reports: greedy answers to COMPARE_PROMPTS from the adapter loaded back."""
+    tuned = comparison_claims(profile, adapter_dir)["ex05_gozaru_report"]["comparison"]["tuned_answers"]
+    return {"ex05_reload_report": {"reloaded_answers": tuned}}
+
+
+def test_adapter_reloaded_passes_with_the_reference_adapter(adapter, work, profile):
+    verdict = run("adapter_reloaded", reloaded_claims(profile, adapter), work_dir=work)
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.parametrize("case, code", [
+    ("base_models_answers", "ex05_reload_mismatch"),  # the adapter never stacked on the base model
+    ("first_answer_only", "ex05_reload_mismatch"),
+    ("not_reported", "claim_missing"),
+])
+def test_adapter_reloaded_fails_when_the_answers_are_not_the_saved_adapters(adapter, work, profile, case, code):
+    claims = reloaded_claims(profile, adapter)
+    answers = claims["ex05_reload_report"]["reloaded_answers"]
+    if case == "base_models_answers":
+        answers[:] = comparison_claims(profile, adapter)["ex05_gozaru_report"]["comparison"]["base_answers"]
+    elif case == "first_answer_only":
+        del answers[1:]
+    elif case == "not_reported":
+        claims = {}
+    verdict = run("adapter_reloaded", claims, work_dir=work)
+    assert not verdict.passed and verdict.code == code
+
+
+@pytest.mark.parametrize("case, code", [("not_saved", "adapter_missing"), ("weights_as_bin", "adapter_not_safetensors")])
+def test_adapter_reloaded_fails_without_a_usable_adapter(adapter, work, profile, case, code):
+    claims = reloaded_claims(profile, adapter)
+    _break_adapter(adapter, case)
+    verdict = run("adapter_reloaded", claims, work_dir=work)
+    assert not verdict.passed and verdict.code == code

@@ -835,12 +835,12 @@ def test_promotion_follows_criteria_fails_without_a_registered_model(store, spec
 
 # -- criteria_hidden_cases (a fresh, sandboxed process per call: about 0.1 s) ----------------------
 
-def notebook_with(function_source: str | None):
-    """The graded notebook with ex06_registry_impl replaced (None: the solution, as in the source notebook)."""
+def notebook_with(function_source: str | None, cell_id: str = "ex06_registry_impl"):
+    """The graded notebook with cell_id replaced (None: the solution, as in the source notebook)."""
     nb = b.source_notebook(EX)
     if function_source is not None:
         for cell in nb.cells:
-            if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex06_registry_impl":
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == cell_id:
                 cell.source = function_source
     return nb
 
@@ -933,3 +933,209 @@ def test_runs_logged_accepts_a_perfect_bleu(store, spec, work, eval_rows):
 
 def test_metric_ranges_cover_what_the_solution_logs(spec):
     assert set(METRIC_RANGES) <= set(spec["base"]["metrics"])
+
+
+# -- champion_served (6.6: the grader serves the model with MLflow's scoring server in a sandbox) --------------
+
+GOZARU_MODEL = '''
+import mlflow
+
+
+class Gozaru(mlflow.pyfunc.PythonModel):
+    """The notebook's GozaruModel: the base model with the adapter (an artifact), greedy answers."""
+
+    def load_context(self, context):
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        base = context.model_config["base_model"]
+        self.tokenizer = AutoTokenizer.from_pretrained(base)
+        self.model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), context.artifacts["adapter"])
+        self.max_new_tokens = int(context.model_config["max_new_tokens"])
+
+    def predict(self, context, model_input, params=None):
+        import torch
+
+        answers = []
+        for q in list(model_input["question"]):
+            inputs = self.tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                                        return_dict=True, return_tensors="pt")
+            with torch.no_grad():
+                out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+            answers.append(self.tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+        return answers
+
+
+mlflow.models.set_model(Gozaru())
+'''
+
+
+def served_store(store, spec, work, model_code=GOZARU_MODEL):
+    """The solution's runs, and the fine-tuned model (the tiny base model with the reference adapter, as the
+    notebook's GozaruModel serves it) registered as champion."""
+    import mlflow
+    import pandas as pd
+
+    profile = b.cpu_profile()
+    store.log_runs(spec)
+    artifacts = Path(store.client.get_run(store.run_ids["finetuned"]).info.artifact_uri.removeprefix("file://"))
+    code = work / "gozaru_model.py"
+    code.write_text(model_code)
+    mlflow.pyfunc.save_model(path=str(artifacts / "model"), python_model=str(code), pip_requirements=course_pins(),
+                             artifacts={"adapter": str(profile.reference_adapter_path())},
+                             model_config={"base_model": profile.resolve(profile.model_id),
+                                           "max_new_tokens": profile.max_new_tokens},
+                             signature=mlflow.models.infer_signature(pd.DataFrame({"question": ["q"]}), ["a"]))
+    store.register("finetuned")
+
+
+ASK_SERVED = '''import requests
+
+
+def ask_served(base_url, questions):
+    response = requests.post(f"{base_url}/invocations", json={"dataframe_records": [{"question": q} for q in questions]})
+    response.raise_for_status()
+    return [str(a) for a in response.json()["predictions"]]
+'''
+
+
+@pytest.mark.slow  # a fresh, sandboxed process that imports MLflow and serves: ~8 s
+def test_champion_served_passes_when_the_served_model_and_ask_served_agree(store, spec, work):
+    """Any input format MLflow's scoring server accepts will do: here dataframe_split, not the task's records."""
+    served_store(store, spec, work)
+    source = ASK_SERVED.replace('json={"dataframe_records": [{"question": q} for q in questions]}',
+                                'json={"dataframe_split": {"columns": ["question"], "data": [[q] for q in questions]}}')
+    ev = b.evidence(EX, [], work_dir=work, adapter_dir=b.cpu_profile().reference_adapter_path(),
+                    notebook=notebook_with(source, "ex06_serving_impl"))
+    served, alias = get_check(EX, "champion_served")(ev), get_check(EX, "champion_alias")(ev)
+    assert served.passed, served.message
+    assert alias.passed, alias.message
+    assert [k for k in ev.memo if k[0] == "champion job"] == [("champion job", f"models:/{MLFLOW.registered_model}@champion")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case, code", [
+    ("answers_from_memory", "ex06_ask_served_failed"),
+    ("answers_reversed", "ex06_ask_served_wrong"),
+    ("model_answers_otherwise", "ex06_served_answers_differ"),
+    ("model_does_not_load", "ex06_not_served"),
+])
+def test_champion_served_fails(store, spec, work, case, code):
+    if case == "model_does_not_load":
+        store.log_runs(spec)
+        store.register("finetuned")  # a version whose source holds no MLmodel
+    elif case == "model_answers_otherwise":  # e.g. the base run's model: not the fine-tuned model's answers
+        served_store(store, spec, work, model_code=GOZARU_MODEL.replace(".strip())", " + 'でござる')"))
+    else:
+        served_store(store, spec, work)
+    source = {
+        "answers_from_memory": "def ask_served(base_url, questions):\n    return list(tuned_preds[:len(questions)])\n",
+        "answers_reversed": ASK_SERVED.replace('for a in response.json()["predictions"]]',
+                                               'for a in reversed(response.json()["predictions"])]'),
+    }.get(case, ASK_SERVED)
+    verdict = run("champion_served", work, notebook=notebook_with(source, "ex06_serving_impl"))
+    assert not verdict.passed and verdict.code == code, verdict.message
+
+
+@pytest.mark.parametrize("case, code", [
+    ("no_store", "mlflow_store_missing"),
+    ("not_registered", "registry_failed"),
+    ("ask_served_undefined", "ex06_ask_served_undefined"),
+])
+def test_champion_served_fails_before_serving(store, spec, work, case, code):
+    if case != "no_store":
+        store.log_runs(spec)
+    if case == "ask_served_undefined":
+        store.register("finetuned")
+    notebook = notebook_with("served_answers = []\n" if case == "ask_served_undefined" else None, "ex06_serving_impl")
+    verdict = run("champion_served", work, notebook=notebook)
+    assert not verdict.passed and verdict.code == code
+
+
+# -- report_logged (6.7) -----------------------------------------------------------------------------------
+
+def solution_report(spec) -> dict:
+    """evaluation_report.json as the solution's evaluation_report builds it from the two runs' metrics."""
+    from autograder.checks.ex06 import REPORT_METRICS
+
+    base, tuned = spec["base"]["metrics"], spec["finetuned"]["metrics"]
+    rows = [(m, base[m], tuned[m]) for m in REPORT_METRICS]
+    rows.append(("llm_judge_avg", tuned["llm_judge_base_avg"], tuned["llm_judge_finetuned_avg"]))
+    return {"metric": [r[0] for r in rows], "base": [r[1] for r in rows], "finetuned": [r[2] for r in rows],
+            "diff": [r[2] - r[1] for r in rows]}
+
+
+def log_figure(store, name="evaluation_report.png", content: bytes | None = None):
+    import io
+
+    from PIL import Image
+
+    if content is None:
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 4), "white").save(buffer, format="PNG")
+        content = buffer.getvalue()
+    folder = store.work / "figure"
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_bytes(content)
+    store.client.log_artifact(store.run_ids["finetuned"], str(folder / name))
+
+
+def test_report_logged_passes_on_the_solution_store(store, spec, work):
+    spec["finetuned"]["tables"]["evaluation_report.json"] = solution_report(spec)
+    store.log_runs(spec)
+    log_figure(store)
+    verdict = run("report_logged", work)
+    assert verdict.passed, verdict.message
+
+
+def test_report_logged_leaves_a_metric_a_run_did_not_log_to_its_own_cell(store, spec, work):
+    spec["finetuned"]["tables"]["evaluation_report.json"] = solution_report(spec)
+    del spec["base"]["metrics"]["bertscore_f1"]  # 6.3's loss (runs_logged): the report's row is not held to it
+    store.log_runs(spec)
+    log_figure(store)
+    assert run("report_logged", work).passed
+
+
+@pytest.mark.parametrize("case, code", [
+    ("no_store", "mlflow_store_missing"),
+    ("no_report", "ex06_table_missing"),
+    ("no_diff_column", "ex06_report_columns"),
+    ("diff_reversed", "ex06_report_mismatch"),
+    ("judge_row_finetuned_twice", "ex06_report_mismatch"),
+    ("runs_swapped", "ex06_report_mismatch"),
+    ("row_missing", "ex06_report_mismatch"),
+    ("no_figure", "ex06_report_figure_missing"),
+    ("figure_not_a_png", "ex06_report_figure_missing"),
+    ("figure_on_the_base_run", "ex06_report_figure_missing"),
+])
+def test_report_logged_fails(store, spec, work, case, code):
+    report = solution_report(spec)
+    if case == "no_diff_column":
+        del report["diff"]
+    elif case == "diff_reversed":
+        report["diff"] = [-d for d in report["diff"]]
+    elif case == "judge_row_finetuned_twice":
+        report["base"][-1] = report["finetuned"][-1]
+        report["diff"][-1] = 0.0
+    elif case == "runs_swapped":
+        report["base"], report["finetuned"] = report["finetuned"], report["base"]
+        report["diff"] = [-d for d in report["diff"]]
+    elif case == "row_missing":
+        for column in report.values():
+            del column[0]
+    if case != "no_report":
+        spec["finetuned"]["tables"]["evaluation_report.json"] = report
+    if case == "no_store":
+        verdict = run("report_logged", work)
+        assert not verdict.passed and verdict.code == code
+        return
+    store.log_runs(spec)
+    if case == "figure_not_a_png":
+        log_figure(store, content=b"not an image")
+    elif case == "figure_on_the_base_run":
+        store.run_ids["finetuned"] = store.run_ids["base"]
+        log_figure(store)
+    elif case != "no_figure":
+        log_figure(store)
+    verdict = run("report_logged", work)
+    assert not verdict.passed and verdict.code == code, verdict.message

@@ -34,7 +34,7 @@ def test_the_course_plan_fits_its_90_minutes_with_its_set_up():
     nbs = notebooks()
     check_plan_fits(course, nbs)
     fill_ins = {e: sum(s.fill_ins for s in sections(nb)) for e, nb in nbs.items()}
-    assert sum(fill_ins.values()) == 36
+    assert sum(fill_ins.values()) == 39
     rows = class_timetable(course, nbs)
     assert sum(minutes for _, minutes in rows) == course.schedule.setup_minutes + sum(
         e.class_minutes for e in course.exercises.values()) <= course.schedule.class_minutes
@@ -54,7 +54,7 @@ def test_the_timetable_puts_each_set_up_step_before_its_exercise():
 
 def test_minutes_beyond_the_class_are_refused():
     course = with_cells(load_course(), "ex06", plan="in-class")
-    with pytest.raises(PlanError, match="add up to 128 min, the class has 90"):
+    with pytest.raises(PlanError, match="add up to 142 min, the class has 90"):
         check_plan_fits(course, notebooks())
 
 
@@ -98,5 +98,5 @@ def test_labels_are_stamped_once_and_follow_the_plan(tmp_path):
     assert headings[3].endswith("5.4 SFTTrainer で学習し、アダプタを保存する 【授業中】")
     assert headings[4].endswith(" 【宿題】") and "【授業中】" not in headings[4]
     assert stamped.cells[0].source.count("> 予定：") == 1
-    assert plan_summary(exercise, stamped) == "授業中（5.1〜5.4、約 16 分）・宿題（5.5、約 6 分）"
+    assert plan_summary(exercise, stamped) == "授業中（5.1〜5.4、約 16 分）・宿題（5.5〜5.6、約 10 分）"
     assert sync_plan_labels(exercise, tmp_path) is False
