@@ -15,7 +15,7 @@ import nbformat
 from coursegrader.config import PLANS, SOURCE_DIR, Course, Exercise
 from coursegrader.notebook import grade_id, is_solution, is_test
 
-HEADING = re.compile(r"^## (?P<number>\d+\.\d+) (?P<title>.*?)(?: 【[^】]*】)?$")
+HEADING = re.compile(r"^## (?P<number>\d+\.\d+) (?P<title>.*?)(?:\s*【[^】]*】)*$")  # the labels: stamped again
 PLAN_LINE = "> 予定："
 
 

@@ -338,7 +338,7 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                                   "The custom metric gozaru/mean of run {run} does not match gozaru_rate."),
     "ex06_predictions_missing": ("run {run} の predictions.json に prediction / reference 列がありません。",
                                  "predictions.json of run {run} lacks the prediction / reference columns."),
-    "ex06_predictions_mismatch": ("run {run} の予測が、採点側で同じモデルから貪欲に生成した回答と一致しません。",
+    "ex06_predictions_mismatch": ("run {run} の予測が、採点側で同じモデルから貪欲法で生成した回答と一致しません。",
                                   "The predictions of run {run} do not match the grader's greedy generation from the same model."),
     "ex06_logged_metric_differs": ("run「{run}」に記録した {metric} = {logged} が、6.2 で計算した値 {value} と違います"
                                    "（6.3 では 6.2 の指標をそのまま記録します）。",
@@ -388,7 +388,7 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                             "（基準ちょうどの値・欠けた値・NaN の扱いを確認してください）。",
                             "meets_production_criteria decides {wrong} of {total} grading cases against the criteria "
                             "(check values exactly at a threshold, missing values and NaN)."),
-    "ex05_reload_mismatch": ("5.6 で読み込み直したモデルの回答（reloaded_answers）が、保存したアダプタで採点側が貪欲に生成した回答と違います"
+    "ex05_reload_mismatch": ("5.6 で読み込み直したモデルの回答（reloaded_answers）が、保存したアダプタで採点側が貪欲法で生成した回答と違います"
                              "（ADAPTER_DIR のアダプタを、学習と同じ設定のベースモデルに重ねてください）。",
                              "5.6's answers from the reloaded model (reloaded_answers) differ from the grader's greedy "
                              "answers with the saved adapter (stack the adapter in ADAPTER_DIR on the base model, loaded "
@@ -397,9 +397,9 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                         "（{detail}）。6.5 の GozaruModel と登録を確認してください。",
                         "The registered model {uri}, started with MLflow's scoring server, did not answer the grader's "
                         "questions ({detail}). Check 6.5's GozaruModel and its registration."),
-    "ex06_served_answers_differ": ("スコアリングサーバーが返した回答（{served} 件）が、同じ {expected} 件の質問に採点側がファインチューニング後の"
-                                   "モデル（ベースモデルとアダプタ）で貪欲に生成した回答と違います。6.5 で登録したモデルを確認してください。",
-                                   "The scoring server's answers ({served}) differ from the grader's greedy answers of "
+    "ex06_served_answers_differ": ("スコアリングサーバーが返した {served} 件の回答が、同じ {expected} 件の質問に採点側がファインチューニング後の"
+                                   "モデル（ベースモデルとアダプタ）で貪欲法で生成した回答と違います。6.5 で登録したモデルを確認してください。",
+                                   "The scoring server's {served} answers differ from the grader's greedy answers of "
                                    "the fine-tuned model (base model and adapter) to the same {expected} questions. "
                                    "Check the model 6.5 registered."),
     "ex06_ask_served_undefined": ("ex06_serving_impl に ask_served(base_url, questions) が定義されていません。",
@@ -412,7 +412,7 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                               "（predictions の回答を、質問の順にリストで返してください）。",
                               "ask_served returned other answers than the grader's scoring server gives for the same "
                               "questions (return the answers in predictions, as a list in question order)."),
-    "ex06_report_columns": ("evaluation_report.json に列 {columns} がありません（列 metric, base, finetuned, diff）。",
+    "ex06_report_columns": ("evaluation_report.json に列 {columns} がありません（必要な列は metric, base, finetuned, diff です）。",
                             "evaluation_report.json lacks the columns {columns} (metric, base, finetuned, diff)."),
     "ex06_report_mismatch": ("evaluation_report.json の {metric} の {column}（{logged}）が、run の指標から計算した値 {value} と違います。",
                              "evaluation_report.json's {column} of {metric} ({logged}) differs from the value computed "

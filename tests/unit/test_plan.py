@@ -100,3 +100,12 @@ def test_labels_are_stamped_once_and_follow_the_plan(tmp_path):
     assert stamped.cells[0].source.count("> 予定：") == 1
     assert plan_summary(exercise, stamped) == "授業中（5.1〜5.4、約 16 分）・宿題（5.5〜5.6、約 10 分）"
     assert sync_plan_labels(exercise, tmp_path) is False
+
+
+def test_every_section_heading_carries_exactly_one_plan_label():
+    """A label typed into a heading by hand is replaced by the stamped one, never doubled."""
+    for exercise_id, nb in notebooks().items():
+        for cell in nb.cells:
+            first = cell.source.split("\n")[0]
+            if cell.cell_type == "markdown" and first.startswith("## ") and first[3:4].isdigit():
+                assert first.count("【") == 1 and first.endswith(("【授業中】", "【宿題】")), (exercise_id, first)
