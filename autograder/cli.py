@@ -156,7 +156,9 @@ def cmd_demo(args) -> int:
         exs = grades[name]["exercises"]
         cells = [f"{exs[e]['score']:g}/{exs[e]['max_score']:g}" + ("!" if exs[e]["problems"] else "") if e in exs else "-"
                  for e in ex_ids]
-        rows.append([name, *cells, f"{grades[name]['score']:g}/{grades[name]['max_score']:g}"])
+        bonus = (f" +{grades[name]['bonus_score']:g}/{grades[name]['bonus_max_score']:g} bonus"
+                 if grades[name].get("bonus_max_score") else "")
+        rows.append([name, *cells, f"{grades[name]['score']:g}/{grades[name]['max_score']:g}{bonus}"])
     print("\n" + table(rows))
     print(f"\nreports: {out / 'reports'}/<sample>/grade.json, grade.md, <ex>/feedback.html"
           "  ('!' = the report names a problem; '-' = not part of that sample)")

@@ -15,7 +15,7 @@ import nbformat
 from coursegrader.config import PLANS, SOURCE_DIR, Course, Exercise
 from coursegrader.notebook import grade_id, is_solution, is_test
 
-HEADING = re.compile(r"^## (?P<number>\d+\.\d+) (?P<title>.*?)(?:\s*【[^】]*】)*$")  # the labels: stamped again
+HEADING = re.compile(r"^## (?P<number>(?:\d+|B)\.\d+) (?P<title>.*?)(?:\s*【[^】]*】)*$")  # the labels: stamped again
 PLAN_LINE = "> 予定："
 
 
@@ -25,7 +25,7 @@ class PlanError(ValueError):
 
 @dataclass
 class Section:
-    number: str  # "1.4"
+    number: str  # "1.4" (a bonus notebook: "B.1")
     heading_index: int
     fill_ins: int = 0  # solution cells students write
     grade_ids: list[str] = field(default_factory=list)

@@ -113,7 +113,7 @@ def student_readme(release_dir: Path, exercise_ids: list[str]) -> str:
 
     course = load_course()
     table = "\n".join(
-        f"| `{ex}/` | {course.exercises[ex].title}（{course.exercises[ex].max_score:g} 点） | "
+        f"| `{ex}/` | {course.exercises[ex].title}（{'ボーナス ' if course.exercises[ex].bonus else ''}{course.exercises[ex].max_score:g} 点） | "
         f"{plan_summary(course.exercises[ex], nbformat.read(release_dir / ex / f'{ex}.ipynb', as_version=4))} |"
         for ex in exercise_ids)
     from .plan import class_timetable

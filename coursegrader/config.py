@@ -47,6 +47,7 @@ class Exercise:
     cell_timeout_s: int | None = None  # overrides [grading] cell_timeout_s
     adapter_from: AdapterSource | None = None  # the LoRA adapter this exercise evaluates
     local_model: bool = False  # runs the profile's model (its time depends on the profile)
+    bonus: bool = False  # bonus points: reported beside the core total, never in it
 
     @property
     def plan(self) -> str:
@@ -263,7 +264,7 @@ def _parse(data: dict) -> Course:
             raise ValueError(f"course.toml {ex_id}: unknown plan {sorted(unknown)}; use one of {CELL_PLANS}")
         adapter_from = AdapterSource(**ex["adapter_from"]) if "adapter_from" in ex else None
         exercises[ex_id] = Exercise(ex_id, ex["title"], ex.get("cassette", ""), cells, ex.get("cell_timeout_s"),
-                                    adapter_from, bool(ex.get("local_model")))
+                                    adapter_from, bool(ex.get("local_model")), bool(ex.get("bonus")))
     return Course(
         title=data["course"]["title"],
         chat_model=data["course"]["chat_model"],

@@ -29,7 +29,7 @@ GRADING_JOBS = 2  # official gradings at once, as `grade-all --jobs 2` grades tw
 # CLI tests render theirs).
 PAGES_READ = {"solution", "blank_started", "ex01_drops_history"}
 # Rough seconds an exercise's official grading takes here: the longest gradings are queued first.
-GRADING_COST = {"ex01": 5, "ex02": 5, "ex03": 5, "ex04": 8, "ex05": 25, "ex06": 20}
+GRADING_COST = {"ex01": 5, "ex02": 5, "ex03": 5, "ex04": 8, "ex05": 25, "ex06": 20, "ex02_spark": 15}
 
 
 @dataclass(frozen=True)

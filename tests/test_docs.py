@@ -232,4 +232,4 @@ def test_the_student_readme_says_when_each_exercise_is_done():
         assert nb.cells[0].source.endswith("> 予定：" + plan_summary(ex, nb))
     assert "授業中（1.1〜1.4、約 11 分）・宿題（1.5〜1.6、約 11 分）" in text
     assert "| **合計** | **84 分**（授業は 90 分。" in text  # the timetable: set-up and in-class sections
-    assert [e.plan for e in load_course().exercises.values()] == ["start-in-class"] * 5 + ["homework"]
+    assert [e.plan for e in load_course().exercises.values()] == ["start-in-class"] * 5 + ["homework"] * 2  # ex06, bonus

@@ -4,7 +4,8 @@ Input: GRADED_DIR/<student_id>/grade.json, as `grade --out` writes it (or grade_
 grade-all writes it when the grader failed), optionally GRADED_DIR/<student_id>/submission.json
 (as collect writes it), and optionally the roster, so that every student on it is accounted for.
 Output: gradebook.csv, gradebook.db (nbgrader's SQLite gradebook), index.html,
-students/<student_id>.html, feedback copies.
+students/<student_id>.html, feedback copies. Totals are grade.json's core score and max_score; bonus
+exercises' points are shown as their own figure (bonus_score, bonus_max_score), never added to them.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ HEAD_BYTES = 4096  # where a page's <head> starts
 GRADEBOOK_WRITERS = 2  # processes that write a new gradebook (the machine's 2 cores, beside the pages)
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
                     "raw_score", "late_submission_penalty", "score", "max_score"]
+BONUS_COLUMNS = ["bonus_score", "bonus_max_score"]  # beside the total, never in it
+BONUS_LABEL = "ボーナス / bonus"
 
 
 @dataclass
@@ -43,7 +46,16 @@ class StudentResult:
 
     @property
     def raw_score(self) -> float:
+        """The core total (bonus exercises are not in grade.json's score)."""
         return float(self.grade["score"])
+
+    @property
+    def bonus_score(self) -> float:
+        return float(self.grade.get("bonus_score", 0))  # absent in grade.json written before bonus exercises
+
+    @property
+    def bonus_max_score(self) -> float:
+        return float(self.grade.get("bonus_max_score", 0))
 
     def days_late(self, deadline: dt.datetime) -> int:
         if not self.committed_at or self.committed_at <= deadline:
@@ -139,13 +151,14 @@ def write_csv(results: list[StudentResult], path: Path, deadline: dt.datetime) -
     exercises, checks = exercise_ids(results), check_ids(results)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(NBGRADER_COLUMNS + exercises + [cid for _, cid in checks])
+        writer.writerow(NBGRADER_COLUMNS + BONUS_COLUMNS + exercises + [cid for _, cid in checks])
         for r in results:
             penalty = r.penalty(deadline)
             by_check = {(ex, c["id"]): c["score"] for ex, d in r.grade["exercises"].items() for c in d["checks"]}
             writer.writerow(
                 [load_course().title, deadline.isoformat(), r.committed_at.isoformat() if r.committed_at else "",
                  r.student_id, "", "", "", r.raw_score, penalty, round(r.raw_score - penalty, 2), r.grade["max_score"]]
+                + [r.bonus_score, r.bonus_max_score]
                 + [r.grade["exercises"].get(ex, {}).get("score", "") for ex in exercises]
                 + [by_check.get(key, "") for key in checks]
             )
@@ -208,6 +221,7 @@ td.num{text-align:right} .fail{color:#b00020} .pass{color:#176b2c} .grid{display
 INDEX = """
 <h1>{{ title }} <small>採点レポート / class report</small></h1>
 <p>{{ n }} 人 / students · 締切 / deadline {{ deadline }} · 平均 / mean {{ mean }} / {{ max_score }}
+{% if bonus_max %} · {{ bonus_label }} 平均 / mean {{ bonus_mean }} / {{ bonus_max }}{% endif %}
 {% if skipped %}<br><span class="fail">読めなかった提出 / unreadable: {{ skipped|join(", ") }}</span>{% endif %}</p>
 {% if roster %}<h2>提出状況 / every student</h2>
 <p>{% for status, count in roster|dictsort %}{{ status }}: {{ count }}{% if not loop.last %} · {% endif %}{% endfor %}</p>
@@ -215,7 +229,7 @@ INDEX = """
 {% for r in unaccounted %}<tr><td>{{ r.id }}</td><td class="fail">{{ r.status }}</td><td>{{ r.detail }}</td></tr>{% endfor %}
 </tbody></table>{% endif %}{% endif %}
 <h2>演習ごとの得点分布 / score distribution</h2>
-<div class="grid">{% for ex in exercises %}<div class="card"><b>{{ ex.id }}</b> {{ ex.title }}<br>
+<div class="grid">{% for ex in exercises %}<div class="card"><b>{{ ex.id }}</b> {{ ex.title }}{% if ex.bonus %} <small>（{{ bonus_label }}）</small>{% endif %}<br>
 <small>平均 {{ ex.mean }} / {{ ex.max }} · 満点 {{ ex.full }} 人 · 0 点 {{ ex.zero }} 人</small><br>{{ ex.svg|safe }}</div>{% endfor %}</div>
 <h2>失敗の多いチェック / most failed checks</h2>
 <table><thead><tr><th>演習</th><th>チェック</th><th>人数</th><th>主なメッセージ</th></tr></thead><tbody>
@@ -227,17 +241,19 @@ INDEX = """
 </tbody></table>{% else %}<p>なし / none</p>{% endif %}
 <h2>学生一覧 / students <small>(見出しをクリックで並べ替え / click a heading to sort)</small></h2>
 <table class="sortable" id="students"><thead><tr><th>学生 / student</th>{% for ex in exercises %}<th>{{ ex.id }}</th>{% endfor %}
-<th>減点</th><th>合計 / total</th><th>問題 / problems</th></tr></thead><tbody>
+<th>減点</th><th>合計 / total</th>{% if bonus_max %}<th>{{ bonus_label }}</th>{% endif %}<th>問題 / problems</th></tr></thead><tbody>
 {% for s in students %}<tr><td><a href="students/{{ s.id }}.html">{{ s.id }}</a></td>
 {% for v in s.scores %}<td class="num">{{ v }}</td>{% endfor %}<td class="num">{{ s.penalty }}</td>
-<td class="num" data-value="{{ s.total }}">{{ s.total }}</td><td>{{ s.problems|join(", ") }}</td></tr>{% endfor %}
+<td class="num" data-value="{{ s.total }}">{{ s.total }}</td>{% if bonus_max %}<td class="num">{{ s.bonus }}</td>{% endif %}
+<td>{{ s.problems|join(", ") }}</td></tr>{% endfor %}
 </tbody></table>
 """
 
 STUDENT = """
 <p><a href="../index.html">← 一覧 / class</a></p>
-<h1>{{ id }} <small>{{ total }} / {{ max_score }}{% if penalty %} (遅延減点 −{{ penalty }}){% endif %}</small></h1>
-{% for ex in exercises %}<h2>{{ ex.id }} {{ ex.title }} <small>{{ ex.score }} / {{ ex.max_score }}</small>
+<h1>{{ id }} <small>{{ total }} / {{ max_score }}{% if penalty %} (遅延減点 −{{ penalty }}){% endif %}
+{% if bonus_max %}(+ {{ bonus_label }}: {{ bonus }} / {{ bonus_max }}){% endif %}</small></h1>
+{% for ex in exercises %}<h2>{{ ex.id }} {{ ex.title }}{% if ex.bonus %} （{{ bonus_label }}）{% endif %} <small>{{ ex.score }} / {{ ex.max_score }}</small>
 {% if ex.feedback %}<small><a href="{{ ex.feedback }}">nbgrader feedback</a></small>{% endif %}</h2>
 {% for p in ex.problems %}<p class="fail">⚠ {{ p.message_ja }}<br><small>{{ p.message_en }}</small></p>{% endfor %}
 <table><thead><tr><th>チェック</th><th>得点</th><th>なぜ / why</th></tr></thead><tbody>
@@ -313,7 +329,8 @@ def _write_pages(results, skipped, accounted, graded_dir: Path, out_dir: Path, c
         scores = [r.grade["exercises"][ex]["score"] for r in results if ex in r.grade["exercises"]]
         top = max(r.grade["exercises"][ex]["max_score"] for r in results if ex in r.grade["exercises"])
         title = next(r.grade["exercises"][ex]["title"] for r in results if ex in r.grade["exercises"])
-        exercises.append({"id": ex, "title": title, "max": _fmt(top), "mean": f"{sum(scores) / len(scores):.2f}",
+        bonus = any(r.grade["exercises"][ex].get("bonus", False) for r in results if ex in r.grade["exercises"])
+        exercises.append({"id": ex, "title": title, "bonus": bonus, "max": _fmt(top), "mean": f"{sum(scores) / len(scores):.2f}",
                           "full": sum(s == top for s in scores), "zero": sum(s == 0 for s in scores),
                           "svg": histogram_svg(scores, top)})
     students, late = [], []
@@ -321,6 +338,7 @@ def _write_pages(results, skipped, accounted, graded_dir: Path, out_dir: Path, c
         penalty = r.penalty(deadline)
         students.append({
             "id": r.student_id, "penalty": _fmt(penalty), "total": _fmt(round(r.raw_score - penalty, 2)),
+            "bonus": _fmt(r.bonus_score),
             "scores": [_fmt(r.grade["exercises"][e["id"]]["score"]) if e["id"] in r.grade["exercises"] else "-"
                        for e in exercises],
             "problems": sorted({p["code"] for d in r.grade["exercises"].values() for p in d["problems"]}),
@@ -332,8 +350,11 @@ def _write_pages(results, skipped, accounted, graded_dir: Path, out_dir: Path, c
 
     max_score = max((r.grade["max_score"] for r in results), default=0)
     mean = sum(r.raw_score for r in results) / len(results) if results else 0
+    bonus_max = max((r.bonus_max_score for r in results), default=0)
+    bonus_mean = sum(r.bonus_score for r in results) / len(results) if results else 0
     body = env.from_string(INDEX).render(
         title=course.title, n=len(results), deadline=course.deadline, mean=f"{mean:.2f}", max_score=_fmt(max_score),
+        bonus_max=_fmt(bonus_max) if bonus_max else "", bonus_mean=f"{bonus_mean:.2f}", bonus_label=BONUS_LABEL,
         skipped=skipped, exercises=exercises, failed=most_failed(results), late=late, students=students,
         roster=Counter(row["status"] for row in accounted), unaccounted=[r for r in accounted if r["status"] != GRADED])
     (out_dir / "index.html").write_text(page.render(title=course.title, body=body, csp=PAGE_CSP, script=SORT_SCRIPT), encoding="utf-8")
@@ -362,10 +383,12 @@ def _write_student_page(r: StudentResult, graded_dir: Path, out_dir: Path, page,
         if feedback.is_file() and not feedback.is_symlink():
             copy_with_csp(feedback, out_dir / "students" / r.student_id / ex / "feedback.html")
             link = f"{r.student_id}/{ex}/feedback.html"
-        exercises.append({"id": ex, "title": data["title"], "score": _fmt(data["score"]), "max_score": _fmt(data["max_score"]),
+        exercises.append({"id": ex, "title": data["title"], "bonus": data.get("bonus", False),
+                          "score": _fmt(data["score"]), "max_score": _fmt(data["max_score"]),
                           "problems": data["problems"], "checks": data["checks"], "feedback": link})
     body = student_page.render(id=r.student_id, total=_fmt(round(r.raw_score - penalty, 2)),
                                            max_score=_fmt(r.grade["max_score"]), penalty=_fmt(penalty) if penalty else "",
-                                           exercises=exercises)
+                                           bonus=_fmt(r.bonus_score), bonus_max=_fmt(r.bonus_max_score) if r.bonus_max_score else "",
+                                           bonus_label=BONUS_LABEL, exercises=exercises)
     (out_dir / "students" / f"{r.student_id}.html").write_text(
         page.render(title=f"{r.student_id} — {load_course().title}", body=body, csp=PAGE_CSP, script=SORT_SCRIPT), encoding="utf-8")

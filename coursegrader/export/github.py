@@ -2,7 +2,8 @@
 (https://docs.github.com/actions/reference/workflows-and-actions/workflow-commands): one per exercise
 that lost points, listing each lost point with its reason, and one per problem. GitHub shows at most
 ten warnings and ten errors of a step, so a blank repository's 36 lost checks go into six annotations.
-A problem that only informs (problems.NOTICES) is a notice."""
+A problem that only informs (problems.NOTICES) is a notice. A bonus exercise's annotation says so in its
+title: its points are bonus points, not lost from the core total."""
 from __future__ import annotations
 
 from ..problems import NOTICES
@@ -29,7 +30,7 @@ def annotations(grade: dict) -> list[str]:
             lines.append(_command(level, notebook, f"{ex_id}: {p['code']}", f"{p['message_ja']} / {p['message_en']}"))
         lost = [(c["id"], c["max_score"] - c["score"], c["message"]) for c in ex["checks"] if c["score"] < c["max_score"]]
         if lost:
-            title = f"{ex_id}: {ex['score']:g}/{ex['max_score']:g}"
+            title = f"{ex_id}: {ex['score']:g}/{ex['max_score']:g}" + (" (bonus)" if ex.get("bonus", False) else "")
             lines.append(_command("warning", notebook, title,
                                   "\n".join(f"{cid} -{points:g}: {message}" for cid, points, message in lost)))
     return lines

@@ -47,11 +47,14 @@ def to_json(grade: SubmissionGrade) -> dict:
         "tier": grade.tier.name,
         "sandbox": grade.sandbox,
         "profile": grade.profile,
-        "score": grade.score,
+        "score": grade.score,  # the core total: bonus exercises are not in it
         "max_score": grade.max_score,
+        "bonus_score": grade.bonus_score,
+        "bonus_max_score": grade.bonus_max_score,
         "exercises": {
             run.exercise.id: {
                 "title": run.exercise.title,
+                "bonus": run.exercise.bonus,
                 "score": run.score,
                 "max_score": run.exercise.max_score,
                 "status": run.status,
@@ -64,14 +67,24 @@ def to_json(grade: SubmissionGrade) -> dict:
 
 
 STATUS_TEXT = {"graded": "採点済み", "not_started": "未着手 (not started)", "error": "採点不可 (error)"}
+BONUS_LABEL = "ボーナス / bonus"
 
 
 def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+def total_text(data: dict) -> str:
+    """`score / max_score`, and the bonus points beside them when a bonus exercise was graded
+    (grade.json written before bonus exercises has no bonus fields)."""
+    text = f"{_fmt(data['score'])} / {_fmt(data['max_score'])}"
+    if data.get("bonus_max_score", 0) > 0:
+        text += f" (+ {BONUS_LABEL}: {_fmt(data.get('bonus_score', 0))} / {_fmt(data['bonus_max_score'])})"
+    return text
+
+
 def to_markdown(data: dict) -> str:
-    lines = [f"# 採点結果 / Grade report: {_fmt(data['score'])} / {_fmt(data['max_score'])}", ""]
+    lines = [f"# 採点結果 / Grade report: {total_text(data)}", ""]
     if data.get("tier") == "official" and data.get("sandbox") is False:
         lines += ["> ⚠️ サンドボックスなしで採点しました（デバッグ用。正式な成績には使えません）。  ",
                   "> Graded without the sandbox (debugging only; not an official grade).", ""]
@@ -81,7 +94,8 @@ def to_markdown(data: dict) -> str:
     lines += ["| 演習 | 得点 | 状態 |", "|---|---:|---|"]
     for ex_id, ex in data["exercises"].items():
         status = STATUS_TEXT.get(ex["status"], ex["status"])
-        lines.append(f"| {ex_id} {ex['title']} | {_fmt(ex['score'])} / {_fmt(ex['max_score'])} | {status} |")
+        mark = f"（{BONUS_LABEL}）" if ex.get("bonus", False) else ""
+        lines.append(f"| {ex_id} {ex['title']}{mark} | {_fmt(ex['score'])} / {_fmt(ex['max_score'])} | {status} |")
     for ex_id, ex in data["exercises"].items():
         lines += ["", f"## {ex_id} {ex['title']}", ""]
         for p in ex["problems"]:

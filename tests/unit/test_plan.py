@@ -34,7 +34,7 @@ def test_the_course_plan_fits_its_90_minutes_with_its_set_up():
     nbs = notebooks()
     check_plan_fits(course, nbs)
     fill_ins = {e: sum(s.fill_ins for s in sections(nb)) for e, nb in nbs.items()}
-    assert sum(fill_ins.values()) == 39
+    assert sum(fill_ins.values()) == 41
     rows = class_timetable(course, nbs)
     assert sum(minutes for _, minutes in rows) == course.schedule.setup_minutes + sum(
         e.class_minutes for e in course.exercises.values()) <= course.schedule.class_minutes

@@ -193,6 +193,38 @@ CHECK_FAILURES: dict[str, tuple[str, str]] = {
                                  "The results of validate_review do not match the rule decisions of the {count} hidden test cases."),
     "ex02_rating_description": ("rating の description に、取り除いた制約（minimum=1, maximum=5）が書かれていません。",
                                 "The description of rating does not state the removed constraints (minimum=1, maximum=5)."),
+    # ex02_spark, the Spark bonus
+    "ex02_spark_request_missing": ("レビュー {review_id} について、review_triage のリクエストが成功していません。",
+                                   "No review_triage request succeeded for review {review_id}."),
+    "ex02_spark_request_settings": ("レビュー {review_id} のリクエストは、TRIAGE_SYSTEM_PROMPT の system メッセージと"
+                                    "レビュー本文の user メッセージを、response_format=TRIAGE_FORMAT（strict: true）、"
+                                    "model={model}、temperature=0.0 で送ってください。",
+                                    "Send review {review_id}'s request as TRIAGE_SYSTEM_PROMPT's system message and the "
+                                    "review's user message, with response_format=TRIAGE_FORMAT (strict: true), "
+                                    "model={model} and temperature=0.0."),
+    "ex02_spark_udf_results": ("batch_results が、UDF のリクエストにモデルが返した答えと一致しません。",
+                               "batch_results does not match what the model answered to the UDF's requests."),
+    "ex02_spark_results_missing": ("RESULTS_DIR に結果のファイルがありません（write_batch が書いていません）。",
+                                   "RESULTS_DIR holds no result files (write_batch wrote none)."),
+    "ex02_spark_results_unreadable": ("RESULTS_DIR の結果を読めません。Spark が書く JSON 行のファイルだけを置いてください"
+                                      "（リンク、JSON のオブジェクトでない行、1 MB を超える出力は読みません）。",
+                                      "The results in RESULTS_DIR cannot be read. Leave only the JSON-lines files Spark "
+                                      "writes there (links, lines that are not JSON objects and output over 1 MB are "
+                                      "not read)."),
+    "ex02_spark_stream_rows": ("RESULTS_DIR にレビュー {review_id} の行が {count} 回あります。各レビューを 1 回ずつ書いてください"
+                               "（追記の mode と、2 回目の実行が同じファイルを処理し直さないためのチェックポイントを確かめてください）。",
+                               "RESULTS_DIR holds review {review_id} {count} times. Write each review once (check the "
+                               "append mode, and the checkpoint that keeps the second run from processing the same "
+                               "file again)."),
+    "ex02_spark_stream_extra_rows": ("RESULTS_DIR の行が {count} 行あります。届いたレビューは {expected} 件です。",
+                                     "RESULTS_DIR holds {count} rows; {expected} reviews arrived."),
+    "ex02_spark_stream_answer": ("RESULTS_DIR のレビュー {review_id} の分類が、モデルの答えと一致しません。",
+                                 "The classification of review {review_id} in RESULTS_DIR does not match the "
+                                 "model's answer."),
+    "ex02_spark_stream_batches": ("{files} つのファイルで届いたレビューが、ファイルごとのマイクロバッチ（batch_id）で"
+                                  "書かれていません。",
+                                  "The reviews of the {files} delivered files were not written one micro-batch "
+                                  "(batch_id) per file."),
     # ex03 Function Calling
     "ex03_description_missing": ("ツール定義 {tool} に description がありません。モデルは description を読んで、"
                                  "どのツールをどの引数で呼ぶかを決めます。",

@@ -95,9 +95,27 @@ class SubmissionGrade:
     profile: str = ""  # the model profile ex04-ex06 ran with
 
     @property
+    def core_runs(self) -> list[ExerciseRun]:
+        return [r for r in self.runs if not r.exercise.bonus]
+
+    @property
+    def bonus_runs(self) -> list[ExerciseRun]:
+        return [r for r in self.runs if r.exercise.bonus]
+
+    @property
     def score(self) -> float:
-        return sum(r.score for r in self.runs)
+        """The core total: bonus exercises never count in it (see bonus_score)."""
+        return sum(r.score for r in self.core_runs)
 
     @property
     def max_score(self) -> float:
-        return sum(r.exercise.max_score for r in self.runs)
+        return sum(r.exercise.max_score for r in self.core_runs)
+
+    @property
+    def bonus_score(self) -> float:
+        """Points of the bonus exercises, reported beside the core total (0 when none was graded)."""
+        return sum(r.score for r in self.bonus_runs)
+
+    @property
+    def bonus_max_score(self) -> float:
+        return sum(r.exercise.max_score for r in self.bonus_runs)

@@ -32,19 +32,39 @@ def hand_over(folders: list, uid: int) -> None:
                 os.chown(os.path.join(parent, name), uid, uid, follow_symlinks=False)
 
 
+def named(uid: int) -> list:
+    """bubblewrap options giving the sandbox's uid a name, home and group in its /etc/passwd and /etc/group:
+    the JVM (Spark's Hadoop login) and getpass ask who they run as. The files are memfds, gone with bubblewrap."""
+    args = []
+    for path, entry in (("/etc/passwd", f"student:x:{uid}:{uid}:student:{os.environ.get('HOME', '/')}:/usr/sbin/nologin"),
+                        ("/etc/group", f"student:x:{uid}:")):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError:
+            text = ""
+        fd = os.memfd_create(os.path.basename(path), 0)  # no MFD_CLOEXEC: bubblewrap reads it
+        os.write(fd, (text.rstrip("\n") + "\n" + entry + "\n").lstrip("\n").encode())
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.set_inheritable(fd, True)
+        args += ["--perms", "0644", "--ro-bind-data", str(fd), path]
+    return args
+
+
 def main(argv: list) -> None:
     spec_file, sep, *command = argv
     if sep != "--" or not command:
         sys.exit("usage: launch.py SPEC.json -- COMMAND...")
     with open(spec_file, encoding="utf-8") as fh:
         spec = json.load(fh)
-    inside = list(spec["inside"])
+    inside, args = list(spec["inside"]), list(spec["args"])
     if os.geteuid() == 0:
         uid = UID_BASE + os.getpid()
         hand_over(spec["hand_over"], uid)
         inside += ["--uid", str(uid)]
+        args += named(uid)
     set_limits(spec["limits"])
-    os.execv(spec["bwrap"], ["bwrap", *spec["args"], "--", *inside, "--", *command])
+    os.execv(spec["bwrap"], ["bwrap", *args, "--", *inside, "--", *command])
 
 
 if __name__ == "__main__":

@@ -55,12 +55,13 @@ class SandboxPolicy:
         """bubblewrap's options (everything before `--`)."""
         limits = self.limits or Limits.from_course()
         args = ["--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-uts",
-                "--unshare-net", "--unshare-cgroup-try", "--hostname", "sandbox", "--cap-drop", "ALL"]
+                "--unshare-net", "--unshare-cgroup-try", "--hostname", "localhost", "--cap-drop", "ALL"]  # a name /etc/hosts resolves (the JVM asks)
         if os.geteuid() == 0:  # inside.py switches to a private uid, which needs these two, then drops them
             args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         else:
             args += ["--unshare-user", "--disable-userns"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_size_mb << 20), "--tmpfs", "/tmp"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_size_mb << 20),
+                 "--perms", "1777", "--tmpfs", "/tmp"]  # writable by the sandbox's uid (the JVM's temp files)
         for name in ROOT_LINKS:
             path = Path("/") / name
             if path.is_symlink():
@@ -110,6 +111,7 @@ def runtime_paths() -> list[Path]:
         if path.is_dir() and not path.is_symlink():
             paths.append(path)
     paths += [Path("/etc") / e for e in ETC_ENTRIES if (Path("/etc") / e).exists()]
+    paths += sorted(Path(p) for p in glob.glob("/etc/java-*"))  # the JVM's security and logging files (Spark)
     for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
         for p in {Path(prefix), Path(prefix).resolve()}:
             if not _covered(p, paths) and not _inside_repo_but_not_env(p):
