@@ -96,7 +96,9 @@ def test_feedback_tier_gives_the_solution_every_visible_point(tmp_path):
     repo = student_repo(tmp_path, "solution", shape="source_py")
     grade, annotations, log = run_workflow_commands(repo)
     assert grade["tier"] == "feedback"
-    assert grade["score"] == grade["max_score"] == sum(load_course().exercises[e].max_score for e in EXERCISES)
+    exercises = [load_course().exercises[e] for e in EXERCISES]
+    assert grade["score"] == grade["max_score"] == sum(e.max_score for e in exercises if not e.bonus) == 66
+    assert grade["bonus_score"] == grade["bonus_max_score"] == sum(e.max_score for e in exercises if e.bonus) == 4
     assert {ex: [p["code"] for p in e["problems"]] for ex, e in grade["exercises"].items()} == \
            {ex: ["cells_matched_by_content"] for ex in EXERCISES}
     assert [line.split("::")[1] for line in annotations] == [  # nothing lost: only that the cells were found
