@@ -11,6 +11,7 @@ from pathlib import Path
 from coursegrader import cli as core_cli
 from coursegrader.cli import existing_folder, graded, grader_refuses, table
 from coursegrader.config import CASSETTE_DIR, REPO_ROOT, Profile, load_course
+from coursegrader.errors import UsageError
 
 from .mutate.operators import OPERATORS
 
@@ -171,7 +172,7 @@ def cmd_collect(args) -> int:
     from .collect import RepositoryNames, collect
 
     if bool(args.org) != bool(args.prefix):
-        raise ValueError("--org and --prefix go together")
+        raise UsageError("--org and --prefix go together")
     names = RepositoryNames(args.org, args.prefix, os.environ.get("GITHUB_SERVER_URL") or "https://github.com") \
         if args.org else None
     deadline = dt.datetime.fromisoformat(args.deadline or load_course().deadline)
@@ -188,7 +189,7 @@ def cmd_grade_all(args) -> int:
 
     index, count = (int(x) for x in args.shard.split("/"))
     if not 0 <= index < count:
-        raise ValueError(f"--shard {args.shard}: expected K/N with 0 <= K < N")
+        raise UsageError(f"--shard {args.shard}: expected K/N with 0 <= K < N")
     if (refused := grader_refuses(not args.no_sandbox)) is not None:
         return refused
     codes = grade_all(Path(args.submissions), Path(args.out), args.jobs, args.exercise,
@@ -222,7 +223,7 @@ def cmd_merge(args) -> int:
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} is not empty")
+        raise UsageError(f"{out} is not empty")
     strays = merge_shards(Path(args.shards_dir), Path(args.submissions), args.count, out)
     for stray in strays:
         print(f"left out (not that shard's student): {stray}")

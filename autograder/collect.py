@@ -26,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coursegrader.errors import UsageError
 from coursegrader.grading.untrusted import remove_unsafe
 
 REQUIRED_COLUMNS = ("student_id", "github_username", "repository")
@@ -57,11 +58,11 @@ def read_roster(path: Path, repositories: "RepositoryNames | None" = None) -> li
     rows = _csv_rows(path)
     if rows and "username" in rows[0] and "repository" not in rows[0]:
         if repositories is None:
-            raise ValueError(f"{path}: a Classroom 50 roster needs --org and --prefix to name the repositories")
+            raise UsageError(f"{path}: a Classroom 50 roster needs --org and --prefix to name the repositories")
         return [repositories.row(name) for name in _student_ids(rows, path)]
     missing = [c for c in REQUIRED_COLUMNS if rows and c not in rows[0]]
     if missing or not rows:
-        raise ValueError(f"{path}: roster needs columns {', '.join(REQUIRED_COLUMNS)} (or Classroom 50's "
+        raise UsageError(f"{path}: roster needs columns {', '.join(REQUIRED_COLUMNS)} (or Classroom 50's "
                          "username,...,role) and at least one row")
     return rows
 
@@ -105,7 +106,7 @@ def _csv_rows(path: Path) -> list[dict]:
 def _student_ids(rows: list[dict], path: Path) -> list[str]:
     column = next((c for c in ("student_id", "username") if rows and c in rows[0]), None)
     if column is None:
-        raise ValueError(f"{path}: a roster needs a student_id or a username column")
+        raise UsageError(f"{path}: a roster needs a student_id or a username column")
     return [r[column].strip() for r in rows if r[column].strip() and r.get("role", "student").strip() in ("", "student")]
 
 
@@ -174,7 +175,7 @@ def owner_and_name(repository: str) -> tuple[str, str]:
     """("org", "repo") of https://github.com/org/repo(.git)."""
     parts = [p for p in urllib.parse.urlsplit(repository).path.split("/") if p]
     if len(parts) < 2:
-        raise ValueError(f"not a repository URL: {repository}")
+        raise UsageError(f"not a repository URL: {repository}")
     return parts[-2], re.sub(r"\.git$", "", parts[-1])
 
 
@@ -235,14 +236,14 @@ def collect(roster: Path | None, deadline: dt.datetime, dest: Path, grace_days: 
     Students come from the roster, or, without one, from the organization's repositories named
     <prefix>-<username>."""
     if deadline.tzinfo is None:
-        raise ValueError(f"deadline {deadline.isoformat()} has no time zone (e.g. +09:00)")
+        raise UsageError(f"deadline {deadline.isoformat()} has no time zone (e.g. +09:00)")
     until = deadline + dt.timedelta(days=grace_days)
     if roster is None and repositories is None:
-        raise ValueError("collect needs a roster, or --org and --prefix")
+        raise UsageError("collect needs a roster, or --org and --prefix")
     rows = read_roster(roster, repositories) if roster else repositories.listed(_api_url(api_url))
     unsafe = [r["student_id"] for r in rows if not SAFE_ID.match(r["student_id"].strip())]
     if unsafe:
-        raise ValueError(f"student ids must be plain folder names (letters, digits, . _ -): {', '.join(unsafe[:5])}")
+        raise UsageError(f"student ids must be plain folder names (letters, digits, . _ -): {', '.join(unsafe[:5])}")
     dest.mkdir(parents=True, exist_ok=True)
     return [collect_one(row, until, dest, api_url) for row in rows]
 

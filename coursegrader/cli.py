@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 
 from .config import CASSETTE_DIR
+from .errors import UsageError
 
 
 def table(rows: list[list[str]]) -> str:
@@ -146,8 +148,11 @@ def run(parser: argparse.ArgumentParser, argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # bad arguments (e.g. an unknown exercise), not a grader failure
+    except UsageError as err:  # bad arguments (e.g. an unknown exercise): argparse's message and exit 2
         parser.error(str(err))
+    except Exception:  # the grader's own error, never the user's: its traceback, exit 1
+        logging.getLogger("coursegrader").exception("grader error (not a usage mistake)")
+        return 1
 
 
 def main(argv=None) -> int:

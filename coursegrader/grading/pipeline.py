@@ -30,6 +30,7 @@ from typing import Callable
 import nbformat
 
 from ..config import CASSETTE_DIR, RELEASE_DIR, Exercise, Profile, load_course
+from ..errors import UsageError
 from ..execution.environment import course_kernel_env, limit_cpu_threads
 from ..execution.nbgrader_course import (KERNEL_DIED, NOT_RUN, AutogradeFailed, AutogradeTimeout, GraderUnavailable,
                                          KernelPlace, NbgraderCourse, preflight)
@@ -388,7 +389,7 @@ def gradable_exercises(requested=None, tier: Tier = FEEDBACK) -> list[Exercise]:
     ids = requested or [e for e in course.exercises if (tier.source_dir / e).is_dir()]
     unknown = [e for e in ids if e not in course.exercises]
     if unknown:
-        raise ValueError(f"unknown exercise(s): {', '.join(unknown)}")
+        raise UsageError(f"unknown exercise(s): {', '.join(unknown)}")
     return [course.exercises[e] for e in ids]
 
 
