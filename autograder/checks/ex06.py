@@ -1,19 +1,15 @@
-"""ex06 MLflow: checks on the student's tracking store (SQLite), read with MlflowClient outside the kernel."""
+"""ex06 MLflow: checks on the student's tracking store (SQLite), read with MlflowClient outside the kernel
+(tracking_store.py), and on the registered model and the notebook's functions, run in fresh processes
+(runner_processes.py, with the programs in runners/)."""
 from __future__ import annotations
 
 import builtins
 import importlib
-import inspect
-import http.client
 import json
 import math
-import os
-import socket
 import subprocess
-import tempfile
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -23,24 +19,25 @@ from packaging.version import Version
 
 from coursegrader.config import Profile, load_course
 from coursegrader.course_dataset import course_split, load_course_dataset
-from coursegrader.execution.forked import IN_A_FORK, report_line
-from coursegrader.execution.fresh_python import StandbyPython, fresh_python
+from coursegrader.execution.forked import report_line
+from coursegrader.execution.fresh_python import StandbyPython
 from coursegrader.fmapi.matchers import ANSWER_TAG
-from coursegrader.grading.untrusted import temporary_folder
 from coursegrader.metrics.gozaru import gozaru_rate, is_gozaru
-from coursegrader.mlflow_store import tracking_db
 from coursegrader.notebook import function_with_dependencies
 from coursegrader.sandbox.policy import profile_paths
 
 from ..evidence import Evidence, Verdict, fail, ok
 from ..metrics.text import bleu, rouge
 from ..reference_lm import ReferenceLM
-from . import check, stands_by, warms_up
+from . import check, promotion_rule, stands_by, warms_up
 from .ex05 import question_of
+from .promotion_rule import meets_criteria
+from .runner_processes import ask_over_unix_socket, runner_process, runner_program
+from .tracking_store import (ArtifactsOutside, NoRuns, RunsMissing, StoreMissing, StoreProblem, TableMissing,
+                             WrongExperiment, has_png_figure, logged_runs, logged_table, remembered, store_client,
+                             store_env)
 
 EX = "ex06"
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-RUN_NAMES = ("base", "finetuned")
 REQUIRED_PARAMS = ("model_name", "num_parameters", "eval_samples", "max_new_tokens", "temperature")
 # metric -> valid range
 METRIC_RANGES = {"bleu": (0, 100), "rouge1": (0, 1), "rouge2": (0, 1), "rougeL": (0, 1), "bertscore_f1": (-1, 1),
@@ -50,11 +47,7 @@ JUDGE_SCHEMA = "judge_result"
 REGENERATED_PER_SAMPLE = 4  # the grader answers at most 4 × EVAL_SAMPLES logged questions
 # Hidden cases for meets_production_criteria: (metrics, expected decision) come from the thresholds.
 CRITERIA_KEYS = {"gozaru_rate": "min_gozaru_rate", "rougeL": "min_rougeL", "llm_judge_improvement": "min_judge_improvement"}
-
-
-class StoreProblem(Exception):
-    def __init__(self, verdict: Verdict):
-        self.verdict = verdict
+PROMOTION_RULE = Path(promotion_rule.__file__)  # meets_criteria's module: its text goes to the promotion runner
 
 
 def _tolerance() -> float:
@@ -68,91 +61,36 @@ def _close(logged, value: float, relative: bool = False) -> bool:
     return abs(logged - value) <= _tolerance() * (max(1.0, abs(value)) if relative else 1.0)
 
 
-def _memo(ev: Evidence, key, compute):
-    """Compute once per submission (the store does not change while the checks read it);
-    a StoreProblem is remembered and raised again. Checks run apart share it under ev.lock."""
-    with ev.lock:
-        if key not in ev.memo:
-            try:
-                ev.memo[key] = (compute(), None)
-            except StoreProblem as problem:
-                ev.memo[key] = (None, problem)
-        value, problem = ev.memo[key]
-    if problem:
-        raise problem
-    return value
+def store_verdict(problem: StoreProblem) -> Verdict:
+    """The verdict of a store the checks cannot read (no store, the wrong experiment, …), whichever check met it."""
+    match problem:
+        case StoreMissing(store=store):
+            return fail("mlflow_store_missing", store=store)
+        case NoRuns():
+            return fail("mlflow_no_runs")
+        case WrongExperiment(experiment=experiment, found=found):
+            return fail("mlflow_wrong_experiment", experiment=experiment, found=", ".join(found))
+        case RunsMissing(runs=runs):
+            return fail("ex06_runs_missing", runs=", ".join(runs))
+        case ArtifactsOutside(runs=runs):
+            return fail("work_link", entries=", ".join(f"run {n} artifact_uri" for n in runs))
+        case TableMissing(run=run, artifact=artifact):
+            return fail("ex06_table_missing", run=run, artifact=artifact)
+    raise TypeError(f"no verdict for {problem!r}")
 
 
-def _client(ev: Evidence):
-    from mlflow import MlflowClient
-
-    db = tracking_db(ev.work_dir)
-    if not db.is_file():
-        raise StoreProblem(fail("mlflow_store_missing", store=db.name))
-    uri = f"sqlite:///{db}"
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def _runs(ev: Evidence) -> dict:
-    """run name -> the latest run of that name in the configured experiment."""
-    return _memo(ev, "runs", lambda: _find_runs(ev))
-
-
-def _find_runs(ev: Evidence) -> dict:
-    client = _client(ev)
-    expected = load_course().mlflow.experiment
-    experiment = client.get_experiment_by_name(expected)
-    runs = client.search_runs([experiment.experiment_id], order_by=["attribute.start_time DESC"]) if experiment else []
-    if not runs:
-        others = [e.name for e in client.search_experiments() if client.search_runs([e.experiment_id], max_results=1)]
-        if not others:
-            raise StoreProblem(fail("mlflow_no_runs"))
-        raise StoreProblem(fail("mlflow_wrong_experiment", experiment=expected, found=", ".join(others)))
-    found = {}
-    for run in runs:
-        found.setdefault(run.info.run_name, run)
-    missing = [n for n in RUN_NAMES if n not in found]
-    if missing:
-        raise StoreProblem(fail("ex06_runs_missing", runs=", ".join(missing)))
-    outside = [n for n in RUN_NAMES if not _inside(found[n].info.artifact_uri, ev.work_dir)]
-    if outside:  # the store is the student's: it may point the grader (and a TA's MLflow UI) anywhere
-        raise StoreProblem(fail("work_link", entries=", ".join(f"run {n} artifact_uri" for n in outside)))
-    return {n: found[n] for n in RUN_NAMES}
-
-
-def _inside(uri: str, folder: Path) -> bool:
-    path = Path(urllib.parse.urlparse(uri).path if uri.startswith("file:") else uri)
-    return path.is_absolute() and Path(os.path.normpath(path)).is_relative_to(Path(folder).resolve())
-
-
-def _table(ev: Evidence, run, name: str) -> dict:
-    """A `mlflow.log_table` artifact as {column: values}."""
-    return _memo(ev, ("table", run.info.run_id, name), lambda: _download_table(ev, run, name))
-
-
-def _download_table(ev: Evidence, run, name: str) -> dict:
-    client = _client(ev)
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = client.download_artifacts(run.info.run_id, name, tmp)
-        except Exception:  # noqa: BLE001 - a missing artifact is the student's, reported
-            raise StoreProblem(fail("ex06_table_missing", run=run.info.run_name, artifact=name))
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {col: [row[i] for row in data["data"]] for i, col in enumerate(data["columns"])}
-
-
-def store_check(fn=None, *, apart: bool = False):
-    """Turn a StoreProblem into its verdict (the wrong experiment, no store, …)."""
+def store_check(fn=None, *, waits: bool = False):
+    """Register an ex06 check that reads the store: a StoreProblem it meets is its verdict (waits: see check)."""
     if fn is None:
-        return lambda f: store_check(f, apart=apart)
+        return lambda f: store_check(f, waits=waits)
 
     def wrapped(ev: Evidence) -> Verdict:
         try:
             return fn(ev)
         except StoreProblem as problem:
-            return problem.verdict
+            return store_verdict(problem)
     wrapped.__name__ = fn.__name__
-    return check(EX, apart=apart)(wrapped)
+    return check(EX, waits=waits)(wrapped)
 
 
 @lru_cache(maxsize=2)
@@ -168,13 +106,13 @@ def _expected_eval_set(ev: Evidence):
 @store_check
 def eval_set_logged(ev: Evidence) -> Verdict:
     expected = _expected_eval_set(ev)
-    for name, run in _runs(ev).items():
+    for name, run in logged_runs(ev).items():
         inputs = [d for d in run.inputs.dataset_inputs if d.dataset.name == "gozaru_eval"]
         if not inputs:
             return fail("ex06_eval_input_missing", run=name)
         if not any(t.key == "mlflow.data.context" and t.value == "evaluation" for d in inputs for t in d.tags):
             return fail("ex06_eval_input_context", run=name)
-        table = _table(ev, run, "predictions.json")
+        table = logged_table(ev, run, "predictions.json")
         if list(zip(table.get("question", []), table.get("reference", []))) != list(expected):
             return fail("ex06_eval_set_mismatch", run=name, count=len(expected))
     return ok()
@@ -223,7 +161,7 @@ def _logged_unlike_computed(ev: Evidence, runs: dict) -> Verdict | None:
 
 @store_check
 def runs_logged(ev: Evidence) -> Verdict:
-    runs = _runs(ev)
+    runs = logged_runs(ev)
     for name, run in runs.items():
         missing = [p for p in REQUIRED_PARAMS if p not in run.data.params]
         if missing:
@@ -242,7 +180,7 @@ def runs_logged(ev: Evidence) -> Verdict:
     for name, run in runs.items():
         if not _close(run.data.metrics["gozaru/mean"], run.data.metrics["gozaru_rate"]):
             return fail("ex06_gozaru_mean_mismatch", run=name)
-        seconds = _table(ev, run, "predictions.json").get("seconds") or []
+        seconds = logged_table(ev, run, "predictions.json").get("seconds") or []
         if not seconds or not _close(run.data.metrics["avg_inference_seconds"], _mean(seconds), relative=True):
             return fail("ex06_avg_seconds_mismatch", run=name)
         if failed := _evaluated_by_mlflow(ev, run):
@@ -262,7 +200,7 @@ def _evaluated_by_mlflow(ev: Evidence, run) -> Verdict | None:
     a gozaru/score for each logged prediction, as the grader scores it, and gozaru/mean is their mean. A
     gozaru/mean logged by hand leaves no such table."""
     try:
-        table = _table(ev, run, "eval_results_table.json")
+        table = logged_table(ev, run, "eval_results_table.json")
     except StoreProblem:
         return fail("ex06_not_evaluated", run=run.info.run_name)
     predictions, scores = table.get("prediction") or [], table.get("gozaru/score") or []
@@ -304,12 +242,12 @@ def load_reference_model(inputs: dict, profile: Profile) -> None:
 def metrics_recomputed(ev: Evidence) -> Verdict:
     """6.2's metrics, as its cell reported them, against the grader's recomputation from the logged predictions
     (whether 6.3 logged those metrics faithfully is runs_logged's, charged once)."""
-    runs = _runs(ev)
+    runs = logged_runs(ev)
     claimed = _text_metrics(ev)
     if claimed is None:
         return fail("claim_missing", name="text_metrics", grade_id="ex06_metrics_impl")
     for name, run in runs.items():
-        table = _table(ev, run, "predictions.json")
+        table = logged_table(ev, run, "predictions.json")
         preds, refs = [str(p) for p in table.get("prediction", [])], [str(r) for r in table.get("reference", [])]
         if not preds or len(preds) != len(refs):
             return fail("ex06_predictions_missing", run=name)
@@ -348,7 +286,7 @@ def _served_scores(ev: Evidence) -> list[tuple[str, float]]:
 
 @store_check
 def judge_averages(ev: Evidence) -> Verdict:
-    runs = _runs(ev)
+    runs = logged_runs(ev)
     served = _served_scores(ev)
     if not served:
         return fail("ex06_judge_not_called")
@@ -362,7 +300,7 @@ def judge_averages(ev: Evidence) -> Verdict:
         return fail("ex06_judge_not_strict")
     judged = []  # (run, question, answer, score): what judge.json must hold
     for name, run in runs.items():
-        table = _table(ev, run, "predictions.json")
+        table = logged_table(ev, run, "predictions.json")
         preds = [str(p) for p in table.get("prediction", [])]
         scores = []
         for question, pred in zip(list(table.get("question", [])) + [None] * len(preds), preds):
@@ -379,7 +317,7 @@ def judge_averages(ev: Evidence) -> Verdict:
         logged = metrics.get(metric)
         if not _close(logged, value):
             return fail("ex06_judge_average_mismatch", metric=metric, logged=logged, value=value)
-    return _judge_table_matches(_table(ev, runs["finetuned"], "judge.json"), judged)
+    return _judge_table_matches(logged_table(ev, runs["finetuned"], "judge.json"), judged)
 
 
 JUDGE_COLUMNS = ("model", "question", "answer", "score", "reason")
@@ -400,23 +338,13 @@ def _judge_table_matches(table: dict, judged: list[tuple]) -> Verdict:
     return ok()
 
 
-def meets_criteria(metrics: dict, criteria: dict, keys: dict) -> bool:
-    """The grader's own promotion rule: every criterion metric (keys: metric -> criterion) present, a number,
-    not NaN, at least its minimum."""
-    for metric, key in keys.items():
-        value = metrics.get(metric)
-        if not isinstance(value, (int, float)) or math.isnan(value) or value < criteria[key]:
-            return False
-    return True
-
-
-@store_check(apart=True)
+@store_check(waits=True)
 def champion_alias(ev: Evidence) -> Verdict:
     """The model is registered from the finetuned run and loads in a fresh process; champion points to it when
     the finetuned run's logged metrics meet the criteria (by the grader's rule), and may be absent when they do
     not: a metric an earlier cell failed to log is that cell's loss, not this one's."""
-    runs = _runs(ev)
-    client, name = _client(ev), load_course().mlflow.registered_model
+    runs = logged_runs(ev)
+    client, name = store_client(ev), ev.course.mlflow.registered_model
     try:
         versions = client.search_model_versions(f"name='{name}'")
     except Exception as err:  # noqa: BLE001 - a broken registry is the student's, reported
@@ -442,20 +370,6 @@ def champion_alias(ev: Evidence) -> Verdict:
     return _loads_in_a_fresh_process(ev, name, "@champion")
 
 
-def _fresh_python(ev: Evidence, code: str, *args: str, standby: str | None = None, **kwargs):
-    """fresh_python, in the process `standby` started with the kernel when it was started for these files."""
-    waiting = ev.standby.get(standby)
-    if waiting is not None and waiting.serves(kwargs.get("files"), kwargs.get("env")):
-        return waiting.run(code, *args, timeout=kwargs["timeout"], stdin=kwargs.get("stdin"))
-    return fresh_python(code, *args, sandboxed=ev.sandboxed, readable=profile_paths(ev.profile), **kwargs)
-
-
-def _store_env(work_dir: Path) -> dict[str, str]:
-    """A fresh process's view of the student's MLflow store (its copy sits at the same path)."""
-    db = f"sqlite:///{tracking_db(work_dir)}"
-    return {"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db, "HF_HUB_OFFLINE": "1"}
-
-
 # What the registry checks' fresh processes import before any student code runs (seconds each).
 STANDBY_IMPORTS = {"load": ("mlflow", "mlflow.pyfunc", "mlflow.pyfunc.scoring_server", "uvicorn", "requests",
                             *MLFLOW_STORES, "torch", "transformers", "peft"),
@@ -464,88 +378,11 @@ STANDBY_IMPORTS = {"load": ("mlflow", "mlflow.pyfunc", "mlflow.pyfunc.scoring_se
 
 @stands_by(EX)
 def standby_processes(kernel_dir: Path, profile: Profile, sandboxed: bool) -> dict[str, StandbyPython]:
-    return {name: StandbyPython(imports, files=kernel_dir, env=_store_env(kernel_dir), sandboxed=sandboxed,
+    return {name: StandbyPython(imports, files=kernel_dir, env=store_env(kernel_dir), sandboxed=sandboxed,
                                 readable=profile_paths(profile), exchange=name == "load")
             for name, imports in STANDBY_IMPORTS.items()}
 
 
-# The model's requirements and signature are read in a fork that runs no student code (MLflow reads files), then
-# the model is loaded, running the student's load_context, in another (coursegrader/execution/forked.py). When
-# given a socket path, questions and the student's ask_served (stdin), that fork also serves the model with MLflow's
-# scoring server (the app `mlflow models serve --env-manager local` runs) on two sockets: a Unix socket in the
-# grader's exchange folder, which the grader asks from outside, and 127.0.0.1:<any port>. Once the grader's
-# request is answered, it runs ask_served against 127.0.0.1 and answers with what it returned; a fork that only
-# loads runs where serving did not report the model loaded.
-LOAD_RUNNER = IN_A_FORK + """
-import json, os, socket, sys, threading, time
-os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
-import mlflow
-uri = sys.argv[1]
-serve_at = sys.argv[2:5]
-source = sys.stdin.read()
-
-def warm_stores():
-    # the tracking and registry stores, built once here (engine, schema check: 1.4 s) for every fork to
-    # inherit; NullPool: no connection stays open, so none is carried across a fork
-    client = mlflow.MlflowClient()
-    for search in (client.search_experiments, client.search_registered_models):
-        try:
-            search(max_results=1)
-        except Exception:
-            pass
-
-warm_stores()
-
-def described():
-    with open(mlflow.pyfunc.get_model_dependencies(uri)) as fh:
-        requirements = [line.strip() for line in fh if line.strip()]
-    signature = mlflow.models.get_model_info(uri).signature
-    return {"requirements": requirements,
-            "inputs": signature.inputs.input_names() if signature and signature.inputs else []}
-
-def loaded():
-    mlflow.pyfunc.load_model(uri)
-    return True
-
-def served(unix_path, questions, timeout):
-    import uvicorn
-    from mlflow.pyfunc import scoring_server
-    deadline = time.monotonic() + float(timeout)
-    answered = threading.Event()
-
-    def watched(app):
-        async def middleware(scope, receive, send):
-            async def sending(message):
-                await send(message)
-                if message.get("type") == "http.response.body" and not message.get("more_body") \\
-                        and scope.get("path") == "/invocations" and (scope.get("server") or (0, None))[1] is None:  # a Unix socket: no port
-                    answered.set()
-            await app(scope, receive, sending)
-        return middleware
-
-    app = scoring_server.init(mlflow.pyfunc.load_model(uri))
-    unix = socket.socket(socket.AF_UNIX)
-    unix.bind(unix_path)
-    unix.listen(8)
-    tcp = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(watched(app), log_level="warning", lifespan="off"))
-    threading.Thread(target=server.run, kwargs={"sockets": [unix, tcp]}, daemon=True).start()
-    answered.wait(max(0.0, deadline - time.monotonic()))
-    try:
-        namespace = {"__name__": "ask_served"}
-        exec(compile(source, "ask_served", "exec"), namespace)
-        return {"loaded": True, "asked": [str(a) for a in namespace["ask_served"](
-            f"http://127.0.0.1:{tcp.getsockname()[1]}", json.loads(questions))]}
-    except BaseException:
-        return {"loaded": True, "asked": None}
-
-report = {"described": in_a_fork(described)[1]}
-if len(serve_at) == 3:
-    report["served"] = in_a_fork(served, *serve_at)[1]
-# serving loaded the model already; a load of its own only where serving did not say so
-report["loaded"] = (report.get("served") or {}).get("loaded") is True or in_a_fork(loaded) == (0, True)
-print(json.dumps(report))
-"""
 PINNED_PACKAGES = ("torch", "transformers", "peft")
 # The exceptions a failed load is named by in the report (grade.md): Python's own and MLflow's. The student's
 # load_context writes stderr as it likes, and could print what its kernel saw, hidden tests included.
@@ -562,7 +399,8 @@ def load_error(stderr: str) -> str:
 
 @dataclass(frozen=True)
 class ChampionJob:
-    """One sandboxed run of LOAD_RUNNER for a registered model (champion_alias and champion_served share it)."""
+    """One sandboxed run of runners/load_model.py for a registered model (champion_alias and champion_served share
+    it)."""
     returncode: int | None  # None: it ran out of time
     report: dict  # its report: described, loaded, and served (what ask_served returned)
     stderr: str
@@ -570,20 +408,15 @@ class ChampionJob:
 
 
 def _champion_job(ev: Evidence, uri: str) -> ChampionJob:
-    """LOAD_RUNNER for uri, once per submission: a lock of its own, so the checks that only read the store wait
-    for nothing."""
-    with ev.lock:
-        slot = ev.memo.setdefault(("champion job", uri), {"lock": threading.Lock()})
-    with slot["lock"]:
-        if "job" not in slot:
-            slot["job"] = _run_champion_job(ev, uri)
-    return slot["job"]
+    """The load runner for uri, once per submission: a lock of its own, so the checks that only read the store
+    wait for nothing."""
+    return remembered(ev, ("champion job", uri), lambda: _run_champion_job(ev, uri), alone=True)
 
 
 def _served_questions(ev: Evidence) -> list[str]:
     """The first questions of the finetuned run's predictions.json: what the grader asks the served model."""
     try:
-        table = _table(ev, _runs(ev)["finetuned"], "predictions.json")
+        table = logged_table(ev, logged_runs(ev)["finetuned"], "predictions.json")
     except StoreProblem:
         return []
     return [str(q) for q in table.get("question", [])][:SERVED_QUESTIONS]
@@ -599,23 +432,17 @@ def _run_champion_job(ev: Evidence, uri: str) -> ChampionJob:
     grader asks the served model over the Unix socket in the exchange folder."""
     questions = _served_questions(ev)
     source = _ask_served_source(ev) or ""
-    waiting, files, env = ev.standby.get("load"), ev.work_dir, _store_env(ev.work_dir)
-    standby = waiting is not None and waiting.serves(files, env)
-    timeout = load_course().mlflow.load_timeout_s
-    with temporary_folder(prefix="served-") as spare:
-        path = (waiting.exchange if standby else spare) / SERVED_SOCKET
+    timeout = ev.course.mlflow.load_timeout_s
+    with runner_process(ev, "load", files=ev.work_dir, env=store_env(ev.work_dir), exchange=True) as process:
+        path = process.exchange / SERVED_SOCKET
         args = [uri, str(path), json.dumps(questions, ensure_ascii=False), str(timeout)] if questions else [uri]
         stop, out, deadline = threading.Event(), {}, time.monotonic() + timeout
-        asker = threading.Thread(target=lambda: out.setdefault("answer", _ask_over_unix_socket(
+        asker = threading.Thread(target=lambda: out.setdefault("answer", ask_over_unix_socket(
             path, questions, deadline, stop)), daemon=True)
         if questions:
             asker.start()
         try:
-            if standby:
-                proc = waiting.run(LOAD_RUNNER, *args, timeout=timeout, stdin=source)
-            else:
-                proc = fresh_python(LOAD_RUNNER, *args, timeout=timeout, sandboxed=ev.sandboxed, stdin=source,
-                                    readable=profile_paths(ev.profile), files=files, env=env, exchange=spare)
+            proc = process.run(runner_program("load_model"), *args, timeout=timeout, stdin=source)
         except subprocess.TimeoutExpired:
             proc = None
         finally:
@@ -633,7 +460,7 @@ def _loads_in_a_fresh_process(ev: Evidence, model: str, version: str) -> Verdict
     uri = f"models:/{model}/{version}" if version[0].isdigit() else f"models:/{model}{version}"
     job = _champion_job(ev, uri)
     if job.returncode is None:
-        timeout = load_course().mlflow.load_timeout_s
+        timeout = ev.course.mlflow.load_timeout_s
         return fail("registry_failed", model=model, detail=f"mlflow.pyfunc.load_model: TimeoutExpired ({timeout} s)")
     described = job.report.get("described")
     if job.returncode != 0 or job.report.get("loaded") is not True or not isinstance(described, dict):
@@ -657,78 +484,22 @@ def unpinned(requirements: list[str]) -> list[str]:
     return [f"{pkg}=={version}" for pkg, version in wanted.items() if pinned.get(pkg) != version]
 
 
-# Each step that touches the store is a fork of its own; the runner builds the stores first and holds no open
-# connection when it forks (NullPool); only the forks that call promote_if_ready run student code
-# (coursegrader/execution/forked.py).
-PROMOTION_RUNNER = IN_A_FORK + """
-import json, math, os, sys
-os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
-import mlflow
-name, criteria, cases, rule, keys = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
-source = sys.stdin.read()
-
-def warm_registry():
-    # the registry store, built once here (engine, schema check: 1.4 s) for every fork to inherit; NullPool: no
-    # connection stays open, so none is carried across a fork (promotion needs no tracking store)
-    try:
-        mlflow.MlflowClient().search_registered_models(max_results=1)
-    except Exception:
-        pass
-
-warm_registry()
-
-def new_candidate():
-    client = mlflow.MlflowClient()
-    try:
-        versions = client.search_model_versions(f"name='{name}'")
-    except Exception:
-        versions = []
-    if not versions:
-        return None
-    latest = max(versions, key=lambda v: int(v.version))
-    return [str(client.create_model_version(name, latest.source, run_id=latest.run_id).version), champion()]
-
-def champion():
-    try:
-        return str(mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version)
-    except Exception:
-        return None
-
-def promote(version, metrics):
-    namespace = {"math": math, "mlflow": mlflow, "REGISTERED_MODEL_NAME": name, "PROMOTION_CRITERIA": criteria}
-    exec(compile(source, "promote_if_ready", "exec"), namespace)
-    exec(rule, namespace)  # the grader's meets_criteria: ex06_criteria is charged for the student's
-    namespace["meets_production_criteria"] = lambda metrics: namespace["meets_criteria"](metrics, criteria, keys)
-    return bool(namespace["promote_if_ready"](version, metrics))
-
-_, started = in_a_fork(new_candidate)
-candidate, before = started if isinstance(started, list) else (None, None)
-outcome = []
-for metrics in cases if candidate else ():
-    status, returned = in_a_fork(promote, candidate, metrics)
-    after = in_a_fork(champion)[1]
-    outcome.append([returned if status == 0 else None, before, after])
-    before = after
-print(json.dumps({"candidate": candidate, "outcome": outcome}))
-"""
-
-
-@store_check(apart=True)
+@store_check(waits=True)
 def promotion_follows_criteria(ev: Evidence) -> Verdict:
     """Re-run the student's promote_if_ready on a copy of the store, for a new version of the model: metrics that
     fail the criteria must leave champion where it is, metrics that pass must move it there."""
-    _runs(ev)  # no store, no runs, the wrong experiment: the same verdict as the other store checks
+    logged_runs(ev)  # no store, no runs, the wrong experiment: the same verdict as the other store checks
     source = function_with_dependencies(ev.notebook, "ex06_registry_impl", "promote_if_ready")
     if source is None:
         return fail("ex06_promotion_undefined")
-    criteria, name = ev.inputs["PROMOTION_CRITERIA"], load_course().mlflow.registered_model
+    criteria, name = ev.inputs["PROMOTION_CRITERIA"], ev.course.mlflow.registered_model
     failing = {metric: 0.0 for metric in CRITERIA_KEYS}
     passing = {metric: criteria[key] + 1.0 for metric, key in CRITERIA_KEYS.items()}
     try:
-        proc = _fresh_python(ev, PROMOTION_RUNNER, name, json.dumps(criteria), json.dumps([failing, passing]),
-                             inspect.getsource(meets_criteria), json.dumps(CRITERIA_KEYS), stdin=source,
-                             timeout=load_course().mlflow.load_timeout_s, files=ev.work_dir,
-                             env=_store_env(ev.work_dir), standby="promotion")
+        with runner_process(ev, "promotion", files=ev.work_dir, env=store_env(ev.work_dir)) as process:
+            proc = process.run(runner_program("promotion"), name, json.dumps(criteria), json.dumps([failing, passing]),
+                               PROMOTION_RULE.read_text(encoding="utf-8"), json.dumps(CRITERIA_KEYS), stdin=source,
+                               timeout=ev.course.mlflow.load_timeout_s)
     except subprocess.TimeoutExpired:
         return fail("ex06_promotion_crashed")
     report = report_line(proc.stdout)
@@ -760,21 +531,7 @@ def hidden_criteria_cases(criteria: dict) -> list[tuple[dict, bool]]:
     return cases
 
 
-CRITERIA_RUNNER = IN_A_FORK + """
-import json, math, sys
-criteria, cases, source = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.stdin.read()
-
-def decide():
-    namespace = {"math": math, "PROMOTION_CRITERIA": criteria}
-    exec(compile(source, "meets_production_criteria", "exec"), namespace)
-    return [bool(namespace["meets_production_criteria"](case)) for case in cases]
-
-status, decided = in_a_fork(decide)
-print(json.dumps({"decided": decided if status == 0 else None}))
-"""
-
-
-@check(EX, apart=True)
+@check(EX, waits=True)
 def criteria_hidden_cases(ev: Evidence) -> Verdict:
     """Run the student's function, with the notebook's imports and helpers it uses, in a fresh (sandboxed)
     process on cases the notebook never saw: one decision per case, or it crashed."""
@@ -784,8 +541,9 @@ def criteria_hidden_cases(ev: Evidence) -> Verdict:
     criteria = ev.inputs["PROMOTION_CRITERIA"]
     cases = hidden_criteria_cases(criteria)
     try:
-        proc = _fresh_python(ev, CRITERIA_RUNNER, json.dumps(criteria), json.dumps([c for c, _ in cases]),
-                             stdin=source, timeout=load_course().mlflow.criteria_timeout_s)
+        with runner_process(ev) as process:
+            proc = process.run(runner_program("criteria"), json.dumps(criteria), json.dumps([c for c, _ in cases]),
+                               stdin=source, timeout=ev.course.mlflow.criteria_timeout_s)
     except subprocess.TimeoutExpired:
         return fail("ex06_criteria_crashed")
     decided = (report_line(proc.stdout) or {}).get("decided")
@@ -800,55 +558,11 @@ def criteria_hidden_cases(ev: Evidence) -> Verdict:
 # -- 6.6 Model Serving -----------------------------------------------------------------------------------------
 SERVED_QUESTIONS = 2  # the first questions of the finetuned run's predictions.json that the grader asks
 SERVED_SOCKET = "served.sock"  # in the exchange folder: the grader's way in to the sandbox's scoring server
-SERVED_ANSWER_LIMIT = 1 << 20  # bytes of the scoring server's answer the grader reads
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = str(path)
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.unix_path)
-
-
-def _ask_over_unix_socket(path: Path, questions: list[str], deadline: float, stop: threading.Event) -> tuple:
-    """(HTTP status, JSON answer) of the grader's own /invocations request, once the server answers /ping;
-    (None, reason) when it never does before the deadline or the runner ends."""
-    body = json.dumps({"dataframe_records": [{"question": q} for q in questions]}, ensure_ascii=False).encode()
-    while time.monotonic() < deadline and not stop.is_set():
-        try:
-            ping = _UnixHTTPConnection(path, timeout=5)
-            ping.request("GET", "/ping")
-            ready = ping.getresponse().status == 200
-            ping.close()
-        except OSError:
-            ready = False
-        if ready:
-            break
-        time.sleep(0.1)
-    else:
-        return None, "the server did not start"
-    try:
-        conn = _UnixHTTPConnection(path, timeout=max(1.0, deadline - time.monotonic()))
-        conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        raw = response.read(SERVED_ANSWER_LIMIT + 1)
-        conn.close()
-    except OSError as err:
-        return None, f"the request failed: {type(err).__name__}"
-    if len(raw) > SERVED_ANSWER_LIMIT:
-        return None, "the answer is too large"
-    try:
-        return response.status, json.loads(raw)
-    except ValueError:
-        return response.status, None
 
 
 def served_uri(ev: Evidence) -> str | None:
     """What 6.6 serves: the champion, or the latest registered version where there is none (the criteria not met)."""
-    client, name = _client(ev), load_course().mlflow.registered_model
+    client, name = store_client(ev), ev.course.mlflow.registered_model
     try:
         client.get_model_version_by_alias(name, "champion")
         return f"models:/{name}@champion"
@@ -861,15 +575,15 @@ def served_uri(ev: Evidence) -> str | None:
     return f"models:/{name}/{max(int(v.version) for v in versions)}" if versions else None
 
 
-@store_check(apart=True)
+@store_check(waits=True)
 def champion_served(ev: Evidence) -> Verdict:
     """The grader serves the student's registered model (the champion, else the latest version) with MLflow's scoring
     server in the sandbox and asks it the finetuned run's first questions from outside: the answers it receives must
     be the grader's own greedy answers of the base model with the adapter ex06 evaluated (whether the run logged
     those is metrics_recomputed's, charged once), and the student's ask_served, run against the same server, must
     return them."""
-    runs = _runs(ev)
-    _table(ev, runs["finetuned"], "predictions.json")  # none: the same verdict as the other store checks
+    runs = logged_runs(ev)
+    logged_table(ev, runs["finetuned"], "predictions.json")  # none: the same verdict as the other store checks
     questions = _served_questions(ev)
     if not questions:
         return fail("ex06_predictions_missing", run="finetuned")
@@ -877,7 +591,7 @@ def champion_served(ev: Evidence) -> Verdict:
         return fail("ex06_ask_served_undefined")
     uri = served_uri(ev)
     if uri is None:
-        return fail("registry_failed", model=load_course().mlflow.registered_model, detail="no registered version")
+        return fail("registry_failed", model=ev.course.mlflow.registered_model, detail="no registered version")
     job = _champion_job(ev, uri)
     status, answer = job.answer
     if status is None:
@@ -917,9 +631,9 @@ def report_logged(ev: Evidence) -> Verdict:
     """evaluation_report.json on the finetuned run holds, for every metric both runs logged, base, finetuned and
     their difference, as the grader computes them from the runs; a PNG figure sits beside it. A metric a run did
     not log is the loss of the cell that should have logged it."""
-    runs = _runs(ev)
+    runs = logged_runs(ev)
     tuned = runs["finetuned"]
-    table = _table(ev, tuned, "evaluation_report.json")
+    table = logged_table(ev, tuned, "evaluation_report.json")
     if missing := [c for c in REPORT_COLUMNS if c not in table]:
         return fail("ex06_report_columns", columns=", ".join(missing))
     logged = {}
@@ -932,28 +646,6 @@ def report_logged(ev: Evidence) -> Verdict:
         for column, value in (("base", base), ("finetuned", finetuned), ("diff", finetuned - base)):
             if not _close(row.get(column), value, relative=True):
                 return fail("ex06_report_mismatch", metric=metric, column=column, logged=row.get(column), value=value)
-    if not _has_png(ev, tuned):
+    if not has_png_figure(ev, tuned, FIGURE_MAX_BYTES):
         return fail("ex06_report_figure_missing")
     return ok()
-
-
-def _has_png(ev: Evidence, run) -> bool:
-    """A .png artifact at the run's top level that Pillow reads as a PNG (checked, not decoded)."""
-    from PIL import Image
-
-    client = _client(ev)
-    try:
-        names = [a.path for a in client.list_artifacts(run.info.run_id)
-                 if not a.is_dir and a.path.lower().endswith(".png") and (a.file_size or 0) <= FIGURE_MAX_BYTES]
-    except Exception:  # noqa: BLE001 - an unreadable artifact store: no figure
-        return False
-    for name in names[:4]:
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                with Image.open(client.download_artifacts(run.info.run_id, name, tmp)) as image:
-                    image.verify()
-                    if image.format == "PNG" and min(image.size) > 0:
-                        return True
-            except Exception:  # noqa: BLE001 - not an image: look at the next
-                continue
-    return False

@@ -15,7 +15,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
 from functools import cached_property
 from pathlib import Path
@@ -543,15 +546,15 @@ def test_judge_averages_fails(store, spec, judge_log, work, case, code):
     elif case == "judge_requests_rejected":  # e.g. a schema the server refuses
         judge_log = [b.rejected(e, "INVALID_PARAMETER_VALUE") for e in judge_log]
     elif case == "judge_sampled":
-        judge_log[0]["request"]["temperature"] = 1.0
+        judge_log[0].request["temperature"] = 1.0
     elif case == "judge_not_strict":
-        judge_log[-1]["request"]["response_format"]["json_schema"]["strict"] = False
+        judge_log[-1].request["response_format"]["json_schema"]["strict"] = False
     elif case == "one_answer_not_judged":
         del judge_log[-1]
     elif case == "judged_other_answers":  # the references judged instead of the base predictions
         table = spec["base"]["tables"]["predictions.json"]
         for entry, question, reference in zip(judge_log, table["question"], table["reference"]):
-            entry["request"]["messages"][-1]["content"] = INPUTS["JUDGE_TEMPLATE"].format(question=question, answer=reference)
+            entry.request["messages"][-1]["content"] = INPUTS["JUDGE_TEMPLATE"].format(question=question, answer=reference)
     elif case == "improvement_reversed":
         metrics["llm_judge_improvement"] = -metrics["llm_judge_improvement"]
     elif case == "averages_on_the_base_run":
@@ -924,6 +927,61 @@ def test_hidden_criteria_cases_sit_around_every_threshold():
         assert any(type(c.get(metric)) is int and want for c, want in cases), f"an int {metric} that passes"
 
 
+def test_the_promotion_runner_gets_the_rule_the_grader_applies():
+    """promotion_rule.py's text, as the promotion runner runs it, decides every hidden case as the grader's import."""
+    from autograder.checks.ex06 import CRITERIA_KEYS, PROMOTION_RULE
+    from autograder.checks.promotion_rule import meets_criteria
+
+    criteria, namespace = INPUTS["PROMOTION_CRITERIA"], {}
+    exec(compile(PROMOTION_RULE.read_text(encoding="utf-8"), "promotion_rule", "exec"), namespace)
+    cases = hidden_criteria_cases(criteria)
+    sent = [namespace["meets_criteria"](c, criteria, CRITERIA_KEYS) for c, _ in cases]
+    assert sent == [meets_criteria(c, criteria, CRITERIA_KEYS) for c, _ in cases] == [want for _, want in cases]
+
+
+def test_every_store_problem_has_its_verdict():
+    import dataclasses
+
+    from autograder.checks import tracking_store
+    from autograder.checks.ex06 import store_verdict
+
+    kinds = tracking_store.StoreProblem.__subclasses__()
+    assert len(kinds) == 6
+    for kind in kinds:
+        problem = kind(*(["x"] if f.type == "list[str]" else "x" for f in dataclasses.fields(kind)))
+        assert not store_verdict(problem).passed, kind.__name__
+
+
+PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+def test_the_official_tiers_executor_turns_mlflows_progress_bar_off_for_the_graders_downloads(monkeypatch):
+    """The grader downloads the student's tables with MLflow, whose progress bar would only fill its stderr; a
+    setting the grader was started with is kept."""
+    from autograder.executor import CheckExecutor
+    from coursegrader.grading.tier import RunSetup
+
+    course = load_course()
+    setup = RunSetup(course.exercises[EX], b.source_notebook(EX), course, b.cpu_profile(), False, None)
+    monkeypatch.setenv(PROGRESS_BAR, "true")
+    CheckExecutor(setup)
+    assert os.environ[PROGRESS_BAR] == "true"
+    monkeypatch.delenv(PROGRESS_BAR)
+    try:
+        CheckExecutor(setup)
+        assert os.environ[PROGRESS_BAR] == "false"
+    finally:
+        os.environ.pop(PROGRESS_BAR, None)
+
+
+def test_importing_the_checks_leaves_the_environment_alone():
+    code = f"import os, autograder.checks.ex06; print({PROGRESS_BAR!r} in os.environ)"
+    env = {k: v for k, v in os.environ.items() if k != PROGRESS_BAR}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "False", proc.stderr[-2000:]
+
+
 def test_runs_logged_accepts_a_perfect_bleu(store, spec, work, eval_rows):
     spec["finetuned"]["tables"]["predictions.json"]["prediction"] = [r for _, r in eval_rows]
     spec["finetuned"]["metrics"].update(solution_metrics([r for _, r in eval_rows], [r for _, r in eval_rows]))
@@ -1010,7 +1068,7 @@ def test_champion_served_passes_when_the_served_model_and_ask_served_agree(store
     served, alias = get_check(EX, "champion_served")(ev), get_check(EX, "champion_alias")(ev)
     assert served.passed, served.message
     assert alias.passed, alias.message
-    assert [k for k in ev.memo if k[0] == "champion job"] == [("champion job", f"models:/{MLFLOW.registered_model}@champion")]
+    assert [k for k in ev.shared.computed() if k[0] == "champion job"] == [("champion job", f"models:/{MLFLOW.registered_model}@champion")]
 
 
 @pytest.mark.slow
