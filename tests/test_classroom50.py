@@ -14,6 +14,7 @@ from autograder.samples import build_sample, load_catalog
 from autograder.template_repo import write_classroom50_bundle
 from coursegrader.config import FIXTURES_DIR, RELEASE_DIR, load_course
 from coursegrader.export.classroom50 import result, whole
+from coursegrader.grade_file import read_grade
 
 SCHEMA = json.loads((FIXTURES_DIR / "classroom50" / "result-v1.schema.json").read_text())
 ASSIGNMENT = load_course().classroom50["assignment"]
@@ -68,8 +69,12 @@ def runner_schema() -> dict:
 @pytest.mark.parametrize("mode", RUNNER_ASSIGNMENT_TYPES)
 def test_every_mode_the_runner_sets_is_written_and_valid(mode):
     assert set(SCHEMA["properties"]["assignment_type"]["enum"]) <= set(RUNNER_ASSIGNMENT_TYPES)
-    grade = {"exercises": {"ex01": {"checks": [{"id": "ex01_qa", "passed": True, "score": 1, "max_score": 1,
-                                                "message": "正解です。"}]}}}
+    grade = read_grade({
+        "schema_version": 1, "grader_version": "0", "submission": "s", "tier": "feedback", "sandbox": False,
+        "score": 1, "max_score": 1, "exercises": {"ex01": {
+            "title": "t", "score": 1, "max_score": 1, "status": "graded", "problems": [],
+            "checks": [{"id": "ex01_qa", "passed": True, "score": 1, "max_score": 1, "message": "正解です。",
+                        "test": {"passed": True, "error": None}, "evidence": []}]}}})
     doc = result(grade, {**RUNNER_ENV, "MODE": mode, "ASSIGNMENT_TYPE": ""})
     assert doc["assignment_type"] == mode
     jsonschema.validate(doc, runner_schema())
@@ -79,7 +84,7 @@ def test_every_mode_the_runner_sets_is_written_and_valid(mode):
 
 def test_scores_are_whole_points_and_the_schema_holds_for_any_grade(graded):
     data = json.loads((graded("ex01_drops_history")[2] / "grade.json").read_text())
-    doc = result(data, RUNNER_ENV)
+    doc = result(read_grade(data), RUNNER_ENV)
     jsonschema.validate(doc, SCHEMA)
     assert (doc["score"], doc["max-score"]) == (8, 10)  # partial credit kept as the sum of its checks
     assert {t["passed"] for t in doc["tests"]} == {True, False}

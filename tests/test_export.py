@@ -6,7 +6,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -14,27 +13,33 @@ import pytest
 
 from coursegrader.config import REPO_ROOT, load_course
 from coursegrader.export.github import annotations
+from coursegrader.grade_file import read_grade
 from autograder.dashboard.report import copy_with_csp, write_report
 from coursegrader.grading.report import CSP_META, csp_comes_first, with_csp
+from commands import coursegrader
 
 CLASS_SAMPLES = ["solution", "blank", "ex01_drops_history", "ex02_ge_constraint", "malformed_notebook", "kernel_dies"]
 
 
 def test_annotations_list_each_lost_point_once_per_exercise(graded):
     data = json.loads((graded("ex01_drops_history")[2] / "grade.json").read_text())
-    lines = annotations(data)
+    lines = annotations(read_grade(data))
     lost = [c for c in data["exercises"]["ex01"]["checks"] if c["score"] < c["max_score"]]
     assert lost and len(lines) == 1 + len(data["exercises"]["ex01"]["problems"])
     (warning,) = [line for line in lines if line.startswith("::warning")]
     assert warning.startswith("::warning file=ex01/ex01.ipynb,title=ex01%3A 8/10::")
     assert all(f"{c['id']} -{c['max_score'] - c['score']:g}: " in warning for c in lost)
-    assert annotations(json.loads((graded("solution")[2] / "grade.json").read_text())) == []
+    assert annotations(read_grade(graded("solution")[2] / "grade.json")) == []
 
 
 def test_annotations_escape_what_workflow_commands_reserve():
-    grade = {"exercises": {"ex01": {"score": 0, "max_score": 1, "problems": [
-        {"code": "x", "message_ja": "100%\n次", "message_en": "a, b: c", "fatal": True}],
-        "checks": [{"id": "ex01_qa", "score": 0, "max_score": 1, "message": "50%\r\nok"}]}}}
+    grade = read_grade({
+        "schema_version": 1, "grader_version": "0", "submission": "s", "tier": "official", "sandbox": True,
+        "score": 0, "max_score": 1, "exercises": {"ex01": {
+            "title": "t", "score": 0, "max_score": 1, "status": "error",
+            "problems": [{"code": "x", "message_ja": "100%\n次", "message_en": "a, b: c", "fatal": True}],
+            "checks": [{"id": "ex01_qa", "score": 0, "max_score": 1, "passed": False, "message": "50%\r\nok",
+                        "test": {"passed": False, "error": None}, "evidence": []}]}}})
     assert annotations(grade) == [
         "::error file=ex01/ex01.ipynb,title=ex01%3A x::100%25%0A次 / a, b: c",
         "::warning file=ex01/ex01.ipynb,title=ex01%3A 0/1::ex01_qa -1: 50%25%0D%0Aok"]
@@ -42,8 +47,7 @@ def test_annotations_escape_what_workflow_commands_reserve():
 
 def test_annotate_cli_prints_workflow_commands(graded):
     out = graded("ex01_drops_history")[2]
-    run = subprocess.run([sys.executable, "-m", "coursegrader", "annotate", str(out / "grade.json")],
-                         cwd=REPO_ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    run = coursegrader("annotate", str(out / "grade.json"), env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("::warning file=ex01/ex01.ipynb,title=ex01%3A 8/10::")
 

@@ -21,15 +21,18 @@ from coursegrader.config import load_course
 from coursegrader.execution.nbgrader_course import grader_cache_dir
 from coursegrader.execution.nbgrader_job import empty_gradebook
 
+from .load import StudentResult
+
 
 def _utc_naive(when: dt.datetime | None) -> dt.datetime | None:
     return when.astimezone(dt.timezone.utc).replace(tzinfo=None) if when else None
 
 
-def write_gradebook(results, db_path: Path, deadline: dt.datetime, exercises: list[str] | None = None) -> None:
+def write_gradebook(results: list[StudentResult], db_path: Path, deadline: dt.datetime,
+                    exercises: list[str] | None = None) -> None:
     """The results of these exercises (default: all of theirs) into the gradebook at db_path (new or not)."""
     course = load_course()
-    exercises = sorted(exercises if exercises is not None else {ex for r in results for ex in r.grade["exercises"]})
+    exercises = sorted(exercises if exercises is not None else {ex for r in results for ex in r.grade.exercises})
     new = not Path(db_path).exists()  # then nothing is looked up before it is added (a query each: a fifth of the time)
     if new:
         shutil.copy(empty_gradebook(grader_cache_dir()), db_path)
@@ -56,14 +59,14 @@ def write_gradebook(results, db_path: Path, deadline: dt.datetime, exercises: li
                                        (gb.update_or_create_student, gb.update_or_create_submission))
         for r in results:
             add_student(r.student_id)
-            for ex_id, data in r.grade["exercises"].items():
+            for ex_id, graded in r.grade.exercises.items():
                 if ex_id not in exercises:
                     continue
                 submission = add_submission(ex_id, r.student_id, timestamp=_utc_naive(r.committed_at))
                 grades = {g.name: g for notebook in submission.notebooks for g in notebook.grades}  # no query per grade
-                for check in data["checks"]:
-                    grades[check["id"]].auto_score = float(check["score"])
-                    grades[check["id"]].needs_manual_grade = False
+                for check in graded.checks:
+                    grades[check.id].auto_score = float(check.score)
+                    grades[check.id].needs_manual_grade = False
             gb.db.commit()
 
 
