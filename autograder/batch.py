@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from typing import Callable
 
 from coursegrader.config import REPO_ROOT, load_course
 from coursegrader.grading.untrusted import remove_unsafe
+from coursegrader.protocol import ChildResult, ExitCode
+from coursegrader.statuses import CollectStatus
 
 GRADE_FAILED_FILE = "grade_failed.json"
 GRADER_CRASHED = -1  # exit status recorded when grade_one itself raised
@@ -42,9 +45,10 @@ class Progress:
 def collected_status(submission: Path) -> str:
     """collect's status for this folder ("ok" when collect did not write one: a folder made by hand)."""
     try:
-        return json.loads((Path(submission) / "submission.json").read_text(encoding="utf-8")).get("status", "ok")
+        meta = json.loads((Path(submission) / "submission.json").read_text(encoding="utf-8"))
+        return meta.get("status", CollectStatus.OK)
     except (OSError, ValueError, AttributeError):
-        return "ok"
+        return CollectStatus.OK
 
 
 def grade_one(submission: Path, out: Path, exercises=None, profile: str | None = None,
@@ -52,11 +56,16 @@ def grade_one(submission: Path, out: Path, exercises=None, profile: str | None =
     """Grade one student's folder into out. A folder collect found nothing for (not_collected) is not
     graded: it gets its submission.json and no grade.json, so no zeros reach the gradebook."""
     shutil.rmtree(out, ignore_errors=True)
-    if collected_status(submission) != "ok":
+    if not Path(submission).is_dir():  # it vanished since it was listed: nothing to run `grade` on
+        _record_failure(out, ExitCode.USAGE, f"no such folder: {submission}")
+        return submission.name, ExitCode.USAGE
+    if collected_status(submission) != CollectStatus.OK:
         out.mkdir(parents=True)
         shutil.copy(submission / "submission.json", out / "submission.json")
         return submission.name, 0
-    cmd = [sys.executable, "-m", "autograder", "grade", str(submission), "--out", str(out)]
+    said_file = Path(tempfile.mkdtemp(prefix="grade-one-")) / "result.json"
+    cmd = [sys.executable, "-m", "autograder", "grade", str(submission), "--out", str(out),
+           "--result-file", str(said_file)]
     if not sandbox:
         cmd.append("--no-sandbox")
     for ex in exercises or []:
@@ -79,8 +88,10 @@ def grade_one(submission: Path, out: Path, exercises=None, profile: str | None =
     if (submission / "submission.json").exists():
         shutil.copy(submission / "submission.json", out / "submission.json")
     (out / "grader.log").write_text(stdout + stderr, encoding="utf-8")
+    said = ChildResult.read(said_file)
+    shutil.rmtree(said_file.parent, ignore_errors=True)
     if reason or proc.returncode != 0 or not (out / "grade.json").is_file():
-        _record_failure(out, proc.returncode, reason or _failure_reason(stderr))
+        _record_failure(out, proc.returncode, reason or (said.reason if said else _said_nothing(proc.returncode)))
     return submission.name, proc.returncode
 
 
@@ -99,17 +110,20 @@ def _record_failure(out: Path, exit_status: int, reason: str) -> None:
         encoding="utf-8")
 
 
-def _failure_reason(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    named = [line for line in lines if line.startswith("grader_error")]
-    return ((named or lines or ["no output"])[-1])[:500]
+def _said_nothing(exit_status: int) -> str:
+    return f"grader_error: the grading process ended with exit status {exit_status} and gave no reason (see grader.log)"
+
+
+def student_folders(root: Path) -> list[Path]:
+    """The student folders in root (collected submissions or graded ones), sorted: every folder but hidden ones
+    and `_`-prefixed ones (such as report's _report)."""
+    return sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 
 
 def students_in(submissions: Path, shard: tuple[int, int] = (0, 1)) -> list[Path]:
     """The collected students, sorted; shard (K, N) keeps every N-th from the K-th."""
     index, count = shard
-    students = sorted(p for p in Path(submissions).iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
-    return students[index::count]
+    return student_folders(submissions)[index::count]
 
 
 def grade_all(submissions: Path, out: Path, jobs: int = 2, exercises=None, profile: str | None = None,

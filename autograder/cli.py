@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 from coursegrader import cli as core_cli
-from coursegrader.cli import existing_folder, graded, grader_refuses, table
+from coursegrader.cli import existing_folder, grade_and_print, grader_refuses, table
 from coursegrader.config import CASSETTE_DIR, REPO_ROOT, Profile, load_course
 from coursegrader.errors import UsageError
+from coursegrader.statuses import ProfileName
 
 from .mutate.operators import OPERATORS
 
@@ -75,16 +76,16 @@ def resolve_profile(name: str | None) -> Profile:
     if name == "auto":
         import torch
 
-        name = "gpu" if torch.cuda.is_available() else course.default_profile
+        name = ProfileName.GPU if torch.cuda.is_available() else course.default_profile
     return course.profile(name)
 
 
 def cmd_grade(args) -> int:
     from .official import grade_official
 
-    return graded(lambda: grade_official(Path(args.submission), args.exercise, Path(args.out) if args.out else None,
+    return grade_and_print(lambda: grade_official(Path(args.submission), args.exercise, Path(args.out) if args.out else None,
                                          cell_timeout_s=args.cell_timeout, profile=resolve_profile(args.profile),
-                                         sandbox=not args.no_sandbox), args.out)
+                                         sandbox=not args.no_sandbox), args.out, args.result_file)
 
 
 def cmd_record(args) -> int:
@@ -115,6 +116,7 @@ def cmd_demo(args) -> int:
     import json
     from concurrent.futures import ThreadPoolExecutor
 
+    from coursegrader.grade_file import read_grade
     from coursegrader.grading.pipeline import gradable_exercises
 
     from .batch import GRADE_FAILED_FILE, grade_one
@@ -138,12 +140,12 @@ def cmd_demo(args) -> int:
         grade_one(path, out / "reports" / name, sample.exercises, cell_timeout_s=sample.cell_timeout_s)
         done.append(name)
         try:
-            grade = json.loads((out / "reports" / name / "grade.json").read_text(encoding="utf-8"))
+            grade = read_grade(out / "reports" / name / "grade.json")
         except OSError:  # grade_one recorded why in grade_failed.json
             failure = json.loads((out / "reports" / name / GRADE_FAILED_FILE).read_text(encoding="utf-8"))
             print(f"[{len(done)}/{len(names)}] grader failed for {name}: {failure['reason']}", flush=True)
             return name, None
-        print(f"[{len(done)}/{len(names)}] graded {name}: {grade['score']:g}/{grade['max_score']:g}"
+        print(f"[{len(done)}/{len(names)}] graded {name}: {grade.score:g}/{grade.max_score:g}"
               f" ({time.perf_counter() - start:.0f} s)", flush=True)
         return name, grade
 
@@ -154,12 +156,11 @@ def cmd_demo(args) -> int:
         if grades[name] is None:
             rows.append([name, *["?"] * len(ex_ids), "grader failed"])
             continue
-        exs = grades[name]["exercises"]
-        cells = [f"{exs[e]['score']:g}/{exs[e]['max_score']:g}" + ("!" if exs[e]["problems"] else "") if e in exs else "-"
+        grade, exs = grades[name], grades[name].exercises
+        cells = [f"{exs[e].score:g}/{exs[e].max_score:g}" + ("!" if exs[e].problems else "") if e in exs else "-"
                  for e in ex_ids]
-        bonus = (f" +{grades[name]['bonus_score']:g}/{grades[name]['bonus_max_score']:g} bonus"
-                 if grades[name].get("bonus_max_score") else "")
-        rows.append([name, *cells, f"{grades[name]['score']:g}/{grades[name]['max_score']:g}{bonus}"])
+        bonus = f" +{grade.bonus_score:g}/{grade.bonus_max_score:g} bonus" if grade.bonus_max_score else ""
+        rows.append([name, *cells, f"{grade.score:g}/{grade.max_score:g}{bonus}"])
     print("\n" + table(rows))
     print(f"\nreports: {out / 'reports'}/<sample>/grade.json, grade.md, <ex>/feedback.html"
           "  ('!' = the report names a problem; '-' = not part of that sample)")
@@ -202,16 +203,16 @@ def cmd_grade_all(args) -> int:
 
 
 def _print_progress(out: Path):
-    import json
+    from coursegrader.grade_file import read_grade
 
     def minutes(seconds: float) -> str:
         return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
 
     def show(p) -> None:
         try:
-            grade = json.loads((out / p.student / "grade.json").read_text(encoding="utf-8"))
-            result = f"{grade['score']:g}/{grade['max_score']:g}"
-        except (OSError, ValueError, KeyError):
+            grade = read_grade(out / p.student / "grade.json")
+            result = f"{grade.score:g}/{grade.max_score:g}"
+        except (OSError, ValueError):  # no grade.json, or none that reads
             result = f"grade_failed (exit {p.exit_status})"
         print(f"[{p.done}/{p.total}] {p.student}: {result}  elapsed {minutes(p.elapsed_s)}, "
               f"ETA {minutes(p.eta_s)}", flush=True)
@@ -243,13 +244,15 @@ def cmd_shards(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from coursegrader.statuses import StudentOutcome
+
     from .dashboard.report import write_report
 
     out = Path(args.out or Path(args.graded_dir) / "_report")
     summary = write_report(Path(args.graded_dir), out, Path(args.roster) if args.roster else None)
     print(f"{summary['students']} students, {summary['late']} late -> {out}/index.html, {out}/gradebook.csv")
     for sid, status in summary["accounted"].items():
-        if status != "graded":
+        if status != StudentOutcome.GRADED:
             print(f"{status}: {sid}")
     for name in summary["skipped"]:
         print(f"skipped (unreadable grade.json): {name}")
@@ -409,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="write grade.json, grade.md and feedback here")
     s.add_argument("--cell-timeout", type=int, help="seconds per cell (default: course.toml)")
     s.add_argument("--profile", choices=PROFILE_CHOICES, help="model profile for ex04-ex06 (default: cpu; auto: gpu if CUDA)")
+    s.add_argument("--result-file", help=argparse.SUPPRESS)  # grade-all's: why it failed (a protocol.ChildResult)
     s.add_argument("--no-sandbox", action="store_true",
                    help="debugging only: run student code without the sandbox (grade.json says \"sandbox\": false)")
     s.set_defaults(func=cmd_grade)
@@ -416,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("mirror", help="lay out the profile's cached Hub repositories as DEST/<repo id>/ for a "
                                       "Volume (after prefetch)")
     s.add_argument("dest", help="the folder to write (a Volume's path when run on Databricks)")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, default="gpu", help="whose Hub ids (default: gpu)")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, default=ProfileName.GPU, help="whose Hub ids (default: gpu)")
     s.set_defaults(func=cmd_mirror)
 
     s = sub.add_parser("endpoint", help="move the course to another Foundation Model endpoint (course.toml, source "
@@ -481,11 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("prefetch", help="download a profile's Hub model and dataset into HF_HOME before grading offline")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, default="gpu")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, default=ProfileName.GPU)
     s.set_defaults(func=cmd_prefetch)
 
     s = sub.add_parser("reference-adapter", help="train the profile's reference LoRA adapter (ex06's fallback) with the ex05 solution")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, default="gpu")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, default=ProfileName.GPU)
     s.add_argument("--force", action="store_true", help="rebuild even if it exists")
     s.set_defaults(func=cmd_reference_adapter)
 
@@ -503,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("calibrate", help="grade the solution and ex05 mistakes with a profile; write what its "
                                          "thresholds rest on to fixtures/calibration/<profile>.json")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, default="cpu")
+    s.add_argument("--profile", choices=PROFILE_CHOICES, default=ProfileName.CPU)
     s.add_argument("--out", help="write here instead")
     s.set_defaults(func=cmd_calibrate)
 

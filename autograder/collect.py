@@ -28,6 +28,7 @@ from pathlib import Path
 
 from coursegrader.errors import UsageError
 from coursegrader.grading.untrusted import remove_unsafe
+from coursegrader.statuses import CollectStatus
 
 REQUIRED_COLUMNS = ("student_id", "github_username", "repository")
 
@@ -44,8 +45,7 @@ DEFAULT_API_URL = "https://api.github.com"  # GitHub Actions sets GITHUB_API_URL
 @dataclass
 class Collected:
     student_id: str
-    # "ok", "no_commit_before_deadline", "clone_failed", "push_times_unavailable", "pushed_commit_missing"
-    status: str
+    status: CollectStatus
     commit: str | None = None
     committed_at: str | None = None  # when it counts as submitted: the push time, or the committer date locally
     time_source: str | None = None
@@ -132,10 +132,10 @@ def collect_one(row: dict, until: dt.datetime, dest: Path, api_url: str | None =
     clone = _git("clone", "--quiet", "--no-checkout", repository, str(target), extra=_auth_header(repository))
     if clone.returncode != 0:
         target.mkdir(parents=True, exist_ok=True)
-        result = Collected(sid, "clone_failed")
+        result = Collected(sid, CollectStatus.CLONE_FAILED)
     else:
         result = _submitted_commit(sid, repository, target, until, api_url)
-        if result.status == "ok":
+        if result.status == CollectStatus.OK:
             _git("checkout", "--quiet", result.commit, cwd=target)
         shutil.rmtree(target / ".git", ignore_errors=True)  # the grader needs the files, not the history
         target.mkdir(parents=True, exist_ok=True)
@@ -149,22 +149,22 @@ def _submitted_commit(sid: str, repository: str, clone: Path, until: dt.datetime
     if not _is_remote(repository):
         rev = _git("rev-list", "-1", f"--before={until.isoformat()}", "HEAD", cwd=clone).stdout.strip()
         if not rev:
-            return Collected(sid, "no_commit_before_deadline", time_source=COMMITTER_DATE)
+            return Collected(sid, CollectStatus.NO_COMMIT_BEFORE_DEADLINE, time_source=COMMITTER_DATE)
         when = _git("show", "-s", "--format=%cI", rev, cwd=clone).stdout.strip()
-        return Collected(sid, "ok", rev, when, COMMITTER_DATE)
+        return Collected(sid, CollectStatus.OK, rev, when, COMMITTER_DATE)
     branch = _git("symbolic-ref", "HEAD", cwd=clone).stdout.strip() or "refs/heads/main"
     try:
         pushes = push_events(_api_url(api_url), repository, branch)
     except (OSError, ValueError) as err:  # the API's failure, not the student's: collect again later
         print(f"{sid}: push times unavailable ({type(err).__name__}: {err})")
-        return Collected(sid, "push_times_unavailable", time_source=PUSH_EVENTS)
+        return Collected(sid, CollectStatus.PUSH_TIMES_UNAVAILABLE, time_source=PUSH_EVENTS)
     on_time = [(when, sha) for when, sha in pushes if when <= until]
     if not on_time:
-        return Collected(sid, "no_commit_before_deadline", time_source=PUSH_EVENTS)
+        return Collected(sid, CollectStatus.NO_COMMIT_BEFORE_DEADLINE, time_source=PUSH_EVENTS)
     when, sha = max(on_time)
     if _git("cat-file", "-e", f"{sha}^{{commit}}", cwd=clone).returncode != 0:  # force-pushed away since
-        return Collected(sid, "pushed_commit_missing", sha, when.isoformat(), PUSH_EVENTS)
-    return Collected(sid, "ok", sha, when.isoformat(), PUSH_EVENTS)
+        return Collected(sid, CollectStatus.PUSHED_COMMIT_MISSING, sha, when.isoformat(), PUSH_EVENTS)
+    return Collected(sid, CollectStatus.OK, sha, when.isoformat(), PUSH_EVENTS)
 
 
 def _is_remote(repository: str) -> bool:

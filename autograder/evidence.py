@@ -7,18 +7,20 @@ kernel reported; a check may use a claim only to compare it with trusted data.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-from coursegrader.config import Profile
+from coursegrader.config import Course, Profile
+from coursegrader.fmapi.log import LogEntry
 from coursegrader.fmapi.matchers import normalize_text
 from coursegrader.fmapi.server import CHAT_PATH, INVOCATIONS_PATH
 from coursegrader.grading.results import Verdict
 from coursegrader.notebook import CLAIM_MIMETYPE, graded_cells, is_solution, solution_cells
 from coursegrader.problems import wording
+
+from .shared_work import SharedLookups, WaitingProcesses
 
 
 
@@ -57,29 +59,32 @@ class Exchange:
 
 @dataclass
 class Evidence:
-    log: list[dict]
+    log: list[LogEntry]  # the fixture server's, as the grader kept it
     inputs: dict
     source_literals: dict[str, dict]  # grade_id -> {name: literal}
     claims: dict[str, dict] = field(default_factory=dict)  # grade_id -> {name: value}
-    chat_model: str = ""
+    course: Course | None = None  # the course graded for (its MLflow names, limits, timeouts)
     profile: Profile | None = None
     work_dir: Path | None = None  # where the student's notebook ran (its saved artifacts)
     errors: dict[str, list] = field(default_factory=dict)  # grade_id -> [(ename, evalue)]: for messages only
     adapter_dir: str | None = None  # ex06: the adapter the grader supplied to the kernel
     notebook: object = None  # the graded notebook as nbgrader wrote it (never a file the kernel wrote)
     sandboxed: bool = True  # run student code the checks start (ex06) in the sandbox
-    memo: dict = field(default_factory=dict, repr=False)  # checks' shared lookups (e.g. the MLflow runs)
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # memo's, for checks run apart
-    standby: dict = field(default_factory=dict, repr=False)  # processes started with the kernel (checks.stands_by)
+    shared: SharedLookups = field(default_factory=SharedLookups, repr=False)  # lookups the checks share
+    processes: WaitingProcesses = field(default_factory=WaitingProcesses, repr=False)  # started with the kernel
+
+    @property
+    def chat_model(self) -> str:
+        """The model every chat request must name (course.toml [course] chat_model)."""
+        return self.course.chat_model if self.course else ""
 
     @cached_property
     def exchanges(self) -> list[Exchange]:
         """The served chat requests, parsed from the log once."""
         out = []
         for e in self.log:
-            path = e.get("path", "")
-            if e.get("method") == "POST" and (path == CHAT_PATH or INVOCATIONS_PATH.match(path)) and e.get("request"):
-                out.append(Exchange(e["request"], e.get("response") or {}, e.get("status", 0), e.get("authorized", False)))
+            if e.is_post and (e.path == CHAT_PATH or INVOCATIONS_PATH.match(e.path)) and e.request:
+                out.append(Exchange(e.request, e.response or {}, e.status, bool(e.authorized)))
         return out
 
     def served(self, where: Callable[[Exchange], bool] = lambda x: True) -> list[Exchange]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import coursegrader
 from coursegrader.config import RELEASE_DIR
+import commands
 
 CORE = Path(coursegrader.__file__).resolve().parent
 
@@ -41,8 +42,7 @@ def test_every_public_module_imports_without_the_private_package(tmp_path):
 
 
 def test_the_student_cli_offers_only_what_it_can_run(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "coursegrader", "--help"], cwd=RELEASE_DIR / ".grader",
-                          capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    proc = commands.coursegrader("--help", cwd=RELEASE_DIR / ".grader", env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert proc.returncode == 0, proc.stderr
     offered = proc.stdout.split("{", 1)[1].split("}", 1)[0].split(",")
     assert offered == ["check", "serve-fixtures", "annotate", "classroom50"]

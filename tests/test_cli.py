@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from coursegrader.config import CASSETTE_DIR, REPO_ROOT
+from commands import autograder
 
 
 def test_serve_fixtures_cli_replays_and_logs(tmp_path):
@@ -29,8 +30,8 @@ def test_serve_fixtures_cli_replays_and_logs(tmp_path):
 @pytest.mark.slow
 def test_record_cli_reproduces_the_committed_cassette(tmp_path):
     """Re-recording ex01 against the scripted workspace gives the cassette we ship."""
-    run = subprocess.run([sys.executable, "-m", "autograder", "record", "--scripted", "--exercise", "ex01",
-                          "--dest", str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    run = autograder("record", "--scripted", "--exercise", "ex01",
+                          "--dest", str(tmp_path), timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     name = "ex01_chat_completion.json"
     fresh = json.loads((tmp_path / name).read_text())
@@ -39,17 +40,15 @@ def test_record_cli_reproduces_the_committed_cassette(tmp_path):
 
 
 def test_record_cli_needs_a_workspace(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "autograder", "record", "--exercise", "ex01", "--dest", str(tmp_path)],
-                         cwd=REPO_ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    run = autograder("record", "--exercise", "ex01", "--dest", str(tmp_path), env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert run.returncode == 2 and "DATABRICKS_HOST" in run.stderr
 
 
 @pytest.mark.slow
 def test_demo_cli_grades_samples_in_parallel(tmp_path):
     """The README's main job, on two small samples."""
-    run = subprocess.run([sys.executable, "-m", "autograder", "demo", "--sample", "ex01_drops_history",
-                          "--sample", "deleted_test_cell", "--jobs", "2", "--out", str(tmp_path)],
-                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    run = autograder("demo", "--sample", "ex01_drops_history",
+                          "--sample", "deleted_test_cell", "--jobs", "2", "--out", str(tmp_path), timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     table = run.stdout.split("sample ")[1]
     assert "ex01_drops_history  8/10" in table and "deleted_test_cell   10/10!" in table

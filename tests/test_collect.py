@@ -13,6 +13,7 @@ from coursegrader.config import REPO_ROOT, load_course
 from autograder.dashboard.report import write_report
 from autograder.batch import grade_all
 from autograder.samples import build_sample, load_catalog
+from commands import autograder
 
 DEADLINE = dt.datetime.fromisoformat(load_course().deadline)
 
@@ -96,14 +97,13 @@ def test_token_is_only_a_clone_header(monkeypatch, classroom):
 
 def test_collect_cli_rejects_a_bad_roster(tmp_path):
     (tmp_path / "roster.csv").write_text("name,repo\nx,y\n")
-    run = subprocess.run([sys.executable, "-m", "autograder", "collect", "--roster", str(tmp_path / "roster.csv"),
-                          "--dest", str(tmp_path / "d")], cwd=REPO_ROOT, capture_output=True, text=True)
+    run = autograder("collect", "--roster", str(tmp_path / "roster.csv"),
+                          "--dest", str(tmp_path / "d"))
     assert run.returncode == 2 and "student_id" in run.stderr
 
 
 def _cli(*args, env=None):
-    run = subprocess.run([sys.executable, "-m", "autograder", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                         env=env)
+    run = autograder(*args, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout
 
@@ -145,8 +145,7 @@ def test_sharded_grading_merges_into_one_nbgrader_gradebook(classroom, tmp_path)
 
 
 def test_grade_all_rejects_a_bad_shard(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "autograder", "grade-all", str(tmp_path), "--shard", "3/2"],
-                         cwd=REPO_ROOT, capture_output=True, text=True)
+    run = autograder("grade-all", str(tmp_path), "--shard", "3/2")
     assert run.returncode == 2 and "--shard 3/2" in run.stderr
 
 

@@ -15,6 +15,7 @@ from autograder.endpoint import EndpointError, relabel, switch_endpoint
 from coursegrader.config import CASSETTE_DIR, COURSE_TOML, REPO_ROOT, SOURCE_DIR, load_course
 from coursegrader.fmapi import matchers
 from coursegrader.fmapi.persister import load_cassette
+from commands import autograder
 
 NEW = "databricks-llama-4-maverick"
 API_EXERCISES = [e.id for e in load_course().exercises.values() if e.cassette]
@@ -57,8 +58,7 @@ def _checkout_copy(dest: Path) -> Path:
 
 
 def _autograder(copy: Path, *args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=copy, capture_output=True, text=True,
-                          timeout=timeout)
+    return autograder(*args, cwd=copy, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from autograder.checks.ex06 import hidden_criteria_cases
 from autograder.evidence import Evidence
 from coursegrader.notebook import literals_in
 from autograder.metrics.text import bleu, rouge
+from commands import autograder
 
 
 def test_rouge_scores_japanese_only_with_a_japanese_tokenizer():
@@ -141,8 +142,7 @@ def test_ta_can_open_a_graded_students_mlflow_store(graded, tmp_path):
 
 
 def test_mlflow_ui_says_when_there_is_no_store(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "autograder", "mlflow-ui", str(tmp_path)], cwd=REPO_ROOT,
-                         capture_output=True, text=True)
+    run = autograder("mlflow-ui", str(tmp_path))
     assert run.returncode == 1 and "no MLflow store" in run.stderr
 
 

@@ -52,7 +52,7 @@ def test_openai_client_from_the_sdk_replays_a_fixture(client, server):
     r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": " 機械学習とは？ "}])
     assert r.choices[0].message.content == "データから学ぶ技術です。"
     assert r.usage.total_tokens == 15
-    paths = [e["path"] for e in server.log.snapshot()]
+    paths = [e.path for e in server.log.snapshot()]
     assert "/.well-known/databricks-config" in paths and "/serving-endpoints/chat/completions" in paths
 
 
@@ -107,7 +107,7 @@ def test_sdk_query_uses_the_invocations_endpoint(server):
 
     r = WorkspaceClient().serving_endpoints.query(name=MODEL, messages=[ChatMessage(role=ChatMessageRole.USER, content="機械学習とは？")])
     assert r.choices[0].message.content == "データから学ぶ技術です。"
-    assert server.log.snapshot()[-1]["path"] == f"/serving-endpoints/{MODEL}/invocations"
+    assert server.log.snapshot()[-1].path == f"/serving-endpoints/{MODEL}/invocations"
 
 
 def test_wrong_token_is_401_and_unknown_path_is_404(server):
@@ -178,9 +178,9 @@ def test_the_judge_answers_questions_it_never_recorded_by_its_scripted_rule(tmp_
     assert set(gozaru) == set(recorded.responses[0]["body"])  # the recorded response's shape
     assert verdict(again) == json.loads(recorded.responses[0]["body"]["choices"][0]["message"]["content"])
     assert refused.status_code == 400  # only the judge the cassette stands for is scripted
-    posts = [e for e in log if e["method"] == "POST"]
-    assert [e["scripted"] for e in posts] == [True, True, True, False, False]
-    assert posts[0]["fixture_id"] == judge.scripted[0].id
+    posts = [e for e in log if e.method == "POST"]
+    assert [e.scripted for e in posts] == [True, True, True, False, False]
+    assert posts[0].fixture_id == judge.scripted[0].id
 
 
 def _raw_post(server, headers: dict, body: bytes = b"") -> tuple[int, dict]:
@@ -207,16 +207,16 @@ def _raw_post(server, headers: dict, body: bytes = b"") -> tuple[int, dict]:
 def test_a_body_without_a_valid_length_is_refused_unread_and_logged(server, headers, status):
     got, body = _raw_post(server, {"Content-Type": "application/json", **headers}, b'{"model": "x"}' * 10)
     assert got == status and body["error_code"] in ("LENGTH_REQUIRED", "REQUEST_TOO_LARGE")
-    assert server.log.snapshot()[-1]["status"] == status  # every request reaches the log, refused or not
+    assert server.log.snapshot()[-1].status == status  # every request reaches the log, refused or not
 
 
 def test_the_log_keeps_bodies_only_up_to_its_bound(server, monkeypatch):
-    from coursegrader.fmapi import server as module
+    from coursegrader.fmapi import log as module
 
     body = {"model": MODEL, "messages": [{"role": "user", "content": "機械学習とは？" + " " * 100}]}
     monkeypatch.setattr(module, "MAX_LOG_BYTES", len(json.dumps(body).encode()) * 5 // 2)  # room for two bodies
     for _ in range(4):
         requests.post(server.url + "/serving-endpoints/chat/completions", json=body,
                       headers={"Authorization": f"Bearer {server.token}"})
-    kept = [("request" in e, e.get("bodies_dropped", False)) for e in server.log.snapshot()[-4:]]
+    kept = [(e.request is not None, e.bodies_dropped) for e in server.log.snapshot()[-4:]]
     assert kept[:2] == [(True, False)] * 2 and kept[-1] == (False, True)

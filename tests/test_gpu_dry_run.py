@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from coursegrader.config import REPO_ROOT, load_course
+from commands import autograder
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +26,7 @@ EXERCISES = ("ex04", "ex05", "ex06")
 
 
 def _run(args, env, timeout=900):
-    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return autograder(*args, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,10 @@
 """grade.json, grade.md and feedback as the Classroom reporter and TAs read them."""
 import json
-import subprocess
-import sys
 
-from coursegrader.config import REPO_ROOT
 from coursegrader.grading.report import to_json
 
 from test_release import secret_lines
+from commands import autograder
 
 
 def test_grade_json_schema(graded):
@@ -49,7 +47,7 @@ def test_grading_is_deterministic(graded, tmp_path):
 
 
 def test_cli_exit_codes(tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "autograder", *a], cwd=REPO_ROOT, capture_output=True, text=True)
+    run = autograder
     typo = run("grade", str(tmp_path / "nobody"), "--exercise", "ex01", "--out", str(tmp_path / "out"))
     assert typo.returncode == 2 and "no such folder" in typo.stderr  # a mistyped path is not a 0
     (tmp_path / "empty").mkdir()
@@ -63,9 +61,7 @@ def test_cli_exit_codes(tmp_path):
 def test_an_exercise_that_is_a_file_gets_its_own_code_and_the_rest_is_graded(tmp_path):
     (tmp_path / "repo").mkdir()
     (tmp_path / "repo" / "ex01").write_text("a file where the folder should be")
-    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "repo"), "--exercise", "ex01",
-                          "--exercise", "ex02", "--out", str(tmp_path / "out")], cwd=REPO_ROOT, capture_output=True,
-                         text=True)
+    run = autograder("grade", tmp_path / "repo", "--exercise", "ex01", "--exercise", "ex02", "--out", tmp_path / "out")
     assert run.returncode == 0, run.stderr[-2000:]
     exercises = json.loads((tmp_path / "out" / "grade.json").read_text())["exercises"]
     assert [p["code"] for p in exercises["ex01"]["problems"]] == ["exercise_not_a_folder"]

@@ -169,5 +169,5 @@ def test_kernels_and_the_grader_run_torch_with_the_courses_thread_count(tmp_path
     proc = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
                           env=kernel_env({}, tmp_path), capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == str(threads), proc.stderr
-    limit_cpu_threads()
+    limit_cpu_threads(threads)
     assert torch.get_num_threads() == threads

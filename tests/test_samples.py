@@ -45,7 +45,7 @@ def test_forged_kernel_passes_nbgrader_but_scores_zero(graded):
     """The adversary fools every in-kernel test; the evidence from outside gives nothing."""
     _, grade, _ = graded("forged_kernel")
     checks = grade.runs[0].checks
-    assert all(c.test["passed"] for c in checks)
+    assert all(c.test.passed for c in checks)
     assert grade.score == 0
 
 

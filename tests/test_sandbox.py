@@ -19,11 +19,12 @@ import pytest
 from coursegrader.config import RELEASE_DIR, REPO_ROOT, SOURCE_DIR, SUBMISSIONS_DIR, load_course
 from autograder.official import grade_official
 from coursegrader.execution.environment import kernel_env
-from coursegrader.execution.nbgrader_course import GraderUnavailable, KernelPlace, NbgraderCourse
+from coursegrader.execution.nbgrader_course import GraderUnavailable, KernelWorkspace, NbgraderCourse
 from autograder.samples import build_sample, load_catalog
 from coursegrader.sandbox import probe
 from coursegrader.sandbox.launch import UID_BASE
 from test_release import leaks, secret_lines
+from commands import autograder
 
 ADVERSARIAL = load_catalog(SUBMISSIONS_DIR / "adversarial.toml")
 DAEMON_MARKER = "sandbox-daemon-marker"
@@ -269,8 +270,7 @@ def test_nothing_happens_later(adversarial, before):
 
 
 def _cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return autograder(*args, env=env, timeout=600)
 
 
 def test_official_tier_refuses_without_a_sandbox(tmp_path):
@@ -318,12 +318,12 @@ def test_kernel_runs_the_graders_interpreter_whatever_is_on_path(tmp_path):
 def test_a_kernel_that_cannot_start_stops_grading(tmp_path, kernel_argv):
     """A broken course kernel fails before any student code runs: the grader's failure, never a 0."""
     exercise = load_course().exercises["ex01"]
-    kernel = KernelPlace(tmp_path / "run", sandboxed=False, readable=[])
-    env = {**kernel_env({}, kernel.home), **kernel.install_kernelspec()}
+    kernel = KernelWorkspace(tmp_path / "run", sandboxed=False, readable=[])
+    env = {**kernel_env({}, kernel.home), **kernel.install_kernelspec(load_course().kernel)}
     spec_file = tmp_path / "run" / "jupyter" / "kernels" / load_course().kernel / "kernel.json"
     spec_file.write_text(json.dumps({**json.loads(spec_file.read_text()), "argv": kernel_argv}))
     course = NbgraderCourse(tmp_path / "course", exercise,
-                            nbformat.read(SOURCE_DIR / "ex01" / exercise.notebook, as_version=4), 30, kernel)
+                            nbformat.read(SOURCE_DIR / "ex01" / exercise.notebook, as_version=4), 30, kernel, load_course())
     submitted = nbformat.read(RELEASE_DIR / "ex01" / exercise.notebook, as_version=4)
     with pytest.raises(GraderUnavailable, match="did not start"):
         course.autograde(submitted, env, timeout_s=300, feedback=False)
@@ -347,10 +347,10 @@ def test_a_kernel_cannot_say_the_grades_are_written(tmp_path, sandboxed):
     """Only nbgrader's process holds the pipe that says its grades are written (the grader then verifies while
     the feedback renders): a cell writing "graded" to every pipe it holds changes nothing."""
     exercise = load_course().exercises["ex01"]
-    kernel = KernelPlace(tmp_path / "run", sandboxed=sandboxed, readable=[])
-    env = {**kernel_env({}, kernel.home), **kernel.install_kernelspec()}
+    kernel = KernelWorkspace(tmp_path / "run", sandboxed=sandboxed, readable=[])
+    env = {**kernel_env({}, kernel.home), **kernel.install_kernelspec(load_course().kernel)}
     course = NbgraderCourse(tmp_path / "course", exercise,
-                            nbformat.read(SOURCE_DIR / "ex01" / exercise.notebook, as_version=4), 30, kernel)
+                            nbformat.read(SOURCE_DIR / "ex01" / exercise.notebook, as_version=4), 30, kernel, load_course())
     submitted = nbformat.read(RELEASE_DIR / "ex01" / exercise.notebook, as_version=4)
     submitted.cells.insert(0, nbformat.v4.new_code_cell(FORGE_GRADED))
     result = course.autograde(submitted, env, timeout_s=300, feedback=True)

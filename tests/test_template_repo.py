@@ -1,7 +1,6 @@
 """The template repository (release/) and its feedback tier, run as GitHub Actions would."""
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from autograder.samples import build_sample, load_catalog
 from autograder.template_repo import GRADER_DIR
 
 from shapes import reshape_submission
+from commands import coursegrader
 
 EXERCISES = [e for e in load_course().exercises if (SOURCE_DIR / e).is_dir()]
 BUNDLE = RELEASE_DIR / GRADER_DIR
@@ -74,11 +74,9 @@ def run_workflow_commands(repo: Path, *check_args: str) -> tuple[dict, list[str]
     """feedback.yml's commands, with only PATH and HOME set: (grade.json, annotation lines, what was printed)."""
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(repo.parent / "home")}
     grader = repo / GRADER_DIR
-    check = subprocess.run([sys.executable, "-m", "coursegrader", "check", "..", "--out", "../feedback", *check_args],
-                           cwd=grader, env=env, capture_output=True, text=True, timeout=900)
+    check = coursegrader("check", "..", "--out", "../feedback", *check_args, cwd=grader, env=env, timeout=900)
     assert check.returncode == 0, check.stdout + check.stderr
-    annotate = subprocess.run([sys.executable, "-m", "coursegrader", "annotate", "../feedback/grade.json"],
-                              cwd=grader, env=env, capture_output=True, text=True)
+    annotate = coursegrader("annotate", "../feedback/grade.json", cwd=grader, env=env)
     assert annotate.returncode == 0, annotate.stderr
     grade = json.loads((repo / "feedback" / "grade.json").read_text())
     return grade, annotate.stdout.splitlines(), check.stdout + check.stderr + annotate.stdout

@@ -11,6 +11,7 @@ import yaml
 
 from autograder.cli import build_parser
 from coursegrader.config import RELEASE_DIR, REPO_ROOT, load_course
+from commands import autograder
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml")) + [
     RELEASE_DIR / ".github" / "workflows" / "feedback.yml"]
@@ -135,11 +136,9 @@ def test_grading_runs_on_a_configurable_runner_with_cpu_fallback():
 
 def test_prefetch_reaches_for_the_hub_and_fails_clearly_offline(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    run = subprocess.run([sys.executable, "-m", "autograder", "prefetch", "--profile", "gpu"], cwd=REPO_ROOT,
-                         env=env, capture_output=True, text=True)
+    run = autograder("prefetch", "--profile", "gpu", env=env)
     assert run.returncode == 1 and "prefetch failed for model google/gemma-3-270m-it" in run.stderr
-    run = subprocess.run([sys.executable, "-m", "autograder", "prefetch", "--profile", "auto"], cwd=REPO_ROOT,
-                         env=env, capture_output=True, text=True)
+    run = autograder("prefetch", "--profile", "auto", env=env)
     assert run.returncode == 0 and "nothing to fetch" in run.stdout  # no CUDA here: auto is the cpu profile
 
 

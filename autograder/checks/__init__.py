@@ -21,23 +21,24 @@ _WARM_UPS: dict[str, WarmUp] = {}
 _STANDBYS: dict[str, Standby] = {}
 
 
-_APART: set[tuple[str, str]] = set()
+_WAITING: set[tuple[str, str]] = set()
 
 
-def check(exercise_id: str, apart: bool = False):
-    """apart: the check spends its time waiting for a fresh process, so it runs in a thread beside the others
-    (whatever it shares with them through ev.memo goes through ev.lock)."""
+def check(exercise_id: str, waits: bool = False):
+    """Registers a check of the exercise. waits: the check spends its time waiting for a fresh process (the
+    executor then runs it beside the others)."""
     def register(fn: Check) -> Check:
         _REGISTRY[(exercise_id, fn.__name__)] = fn
-        if apart:
-            _APART.add((exercise_id, fn.__name__))
+        if waits:
+            _WAITING.add((exercise_id, fn.__name__))
         return fn
     return register
 
 
-def runs_apart(exercise_id: str, name: str) -> bool:
+def waits(exercise_id: str, name: str) -> bool:
+    """Whether the check mostly waits for a fresh process (see check)."""
     importlib.import_module(f"{__name__}.{exercise_id}")
-    return (exercise_id, name) in _APART
+    return (exercise_id, name) in _WAITING
 
 
 def warms_up(exercise_id: str):

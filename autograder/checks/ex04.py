@@ -25,10 +25,9 @@ def _user(text: str) -> list[dict]:
 
 def _qa_answer(ev: Evidence) -> str:
     """The grader's greedy answer to QA_QUESTION, generated once per grading (4.3, 4.4 and 4.5 compare with it)."""
-    if "qa_answer" not in ev.memo:
-        ev.memo["qa_answer"] = _lm(ev).answer(_user(ev.inputs["QA_QUESTION"]), ev.profile.max_new_tokens,
-                                              expect=ev.claimed("ex04_generate_report", "qa_answer", str))
-    return ev.memo["qa_answer"]
+    return ev.shared.once("qa_answer", lambda: _lm(ev).answer(
+        _user(ev.inputs["QA_QUESTION"]), ev.profile.max_new_tokens,
+        expect=ev.claimed("ex04_generate_report", "qa_answer", str)))
 
 
 @check(EX)

@@ -129,7 +129,7 @@ def training_ran(ev: Evidence) -> Verdict:
         return fail("loss_nan")
     if steps != ev.profile.max_steps:
         return fail("ex05_wrong_max_steps", expected=ev.profile.max_steps, recorded=steps)
-    if _adapter_copy(ev) and _never_trained(ev, ev.memo["adapter_copy"]):
+    if _adapter_copy(ev) and _never_trained(ev, _adapter_copy(ev)):
         return fail("ex05_adapter_untrained")
     return _loss_reduced(ev)
 
@@ -153,10 +153,10 @@ def _loss_reduced(ev: Evidence) -> Verdict:
 
 def _grader_split(ev: Evidence):
     """The grader's own conversion and split of the profile's dataset, made once."""
-    if "split" not in ev.memo:
+    def split():
         data = load_course_dataset(ev.profile.resolve(ev.profile.dataset))
-        ev.memo["split"] = course_split(data.map(reference_messages, remove_columns=data.column_names))
-    return ev.memo["split"]
+        return course_split(data.map(reference_messages, remove_columns=data.column_names))
+    return ev.shared.once("split", split)
 
 
 def _adapter_copy(ev: Evidence) -> Path | None:
@@ -166,9 +166,7 @@ def _adapter_copy(ev: Evidence) -> Path | None:
     path = _adapter_dir(ev)
     if not (path / "adapter_config.json").is_file():
         return None
-    if "adapter_copy" not in ev.memo:
-        ev.memo["adapter_copy"] = copy_adapter(path, Path(ev.work_dir).parent / "adapter-checked")
-    return ev.memo["adapter_copy"]
+    return ev.shared.once("adapter_copy", lambda: copy_adapter(path, Path(ev.work_dir).parent / "adapter-checked"))
 
 
 def _never_trained(ev: Evidence, adapter: Path) -> bool:
@@ -205,7 +203,7 @@ def load_adapter(ev: Evidence) -> tuple[ReferenceLM | None, Verdict | None]:
     if not _adapter_copy(ev):
         return None, fail("adapter_not_safetensors")
     try:
-        return ReferenceLM(_model_id(ev), str(ev.memo["adapter_copy"])), None
+        return ReferenceLM(_model_id(ev), str(_adapter_copy(ev))), None
     except Exception as err:  # noqa: BLE001 - a broken adapter is the student's, reported, never raised
         text = str(err)
         first = text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
@@ -219,13 +217,13 @@ def adapter_valid(ev: Evidence) -> Verdict:
     lm, problem = load_adapter(ev)
     if problem:
         return problem
-    saved = json.loads((ev.memo["adapter_copy"] / "adapter_config.json").read_text())
+    saved = json.loads((_adapter_copy(ev) / "adapter_config.json").read_text())
     weights = [p for n, p in lm.model.named_parameters() if "lora_" in n]
     if not all(bool(p.isfinite().all()) for p in weights):
         return fail("loss_nan")
     # The adapter holds every weight its own config asks for (whether that config is the assignment's is 5.3's
     # charge: lora_param_count). Counted in the saved file: peft fills weights missing there with fresh ones.
-    shapes = _saved_lora_shapes(ev.memo["adapter_copy"])
+    shapes = _saved_lora_shapes(_adapter_copy(ev))
     if not _fits_base_model(ev, {n: shape for n, shape in shapes.items() if "lora_A" in n}):
         return fail("adapter_mismatch", error="the saved LoRA weights name modules the base model does not have")
     lora = sum(math.prod(shape) for shape in shapes.values())

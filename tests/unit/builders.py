@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from functools import lru_cache
 from typing import Callable, Iterable
 
@@ -19,6 +20,7 @@ import nbformat
 
 from autograder.evidence import Evidence
 from coursegrader.config import CASSETTE_DIR, SOURCE_DIR, load_course
+from coursegrader.fmapi.log import LogEntry
 from coursegrader.fmapi.matchers import normalize_text
 from coursegrader.fmapi.persister import load_cassettes
 from coursegrader.fmapi.server import CHAT_PATH, error_body
@@ -68,25 +70,24 @@ def cassette(exercise_id: str):
 
 
 def log_entry(request: dict, response: dict, *, status: int = 200, authorized: bool = True,
-              path: str = CHAT_PATH, fixture_id: str | None = None, seq: int = 0) -> dict:
+              path: str = CHAT_PATH, fixture_id: str | None = None, seq: int = 0) -> LogEntry:
     """One POST as the fixture server logs it (server._Handler.do_POST)."""
-    return {"seq": seq, "time": 0.0, "method": "POST", "path": path, "authorized": authorized,
-            "endpoint": "chat/completions", "request": copy.deepcopy(request), "status": status,
-            "fixture_id": fixture_id, "response": copy.deepcopy(response)}
+    return LogEntry("POST", path, status, seq=seq, authorized=authorized, endpoint="chat/completions",
+                    request=copy.deepcopy(request), response=copy.deepcopy(response), fixture_id=fixture_id)
 
 
-def unauthorized_entry(path: str = CHAT_PATH, seq: int = 0) -> dict:
+def unauthorized_entry(path: str = CHAT_PATH, seq: int = 0) -> LogEntry:
     """A POST without the workspace token: the server logs it without parsing the body."""
-    return {"seq": seq, "time": 0.0, "method": "POST", "path": path, "authorized": False, "status": 401,
-            "fixture_id": None, "response": error_body(401, "UNAUTHENTICATED", "Invalid access token.")}
+    return LogEntry("POST", path, 401, seq=seq, authorized=False,
+                    response=error_body(401, "UNAUTHENTICATED", "Invalid access token."))
 
 
-def rejected(entry: dict, code: str = "NO_MATCHING_FIXTURE") -> dict:
+def rejected(entry: LogEntry, code: str = "NO_MATCHING_FIXTURE") -> LogEntry:
     """The same request answered with a 400 (as an unmatched or invalid request is)."""
-    return {**copy.deepcopy(entry), "status": 400, "fixture_id": None, "response": error_body(400, code, "rejected")}
+    return replace(copy.deepcopy(entry), status=400, fixture_id=None, response=error_body(400, code, "rejected"))
 
 
-def cassette_log(exercise_id: str) -> list[dict]:
+def cassette_log(exercise_id: str) -> list[LogEntry]:
     """What the solution's run logs: every recorded request, once per recorded response, in order."""
     log = []
     for interaction in cassette(exercise_id).interactions:
@@ -96,58 +97,58 @@ def cassette_log(exercise_id: str) -> list[dict]:
     return log
 
 
-def messages(entry: dict) -> list[dict]:
-    return entry["request"].get("messages") or []
+def messages(entry: LogEntry) -> list[dict]:
+    return entry.request.get("messages") or []
 
 
-def reply(entry: dict) -> dict:
+def reply(entry: LogEntry) -> dict:
     """The assistant message of a logged response."""
-    return entry["response"]["choices"][0]["message"]
+    return entry.response["choices"][0]["message"]
 
 
-def reply_json(entry: dict) -> dict:
+def reply_json(entry: LogEntry) -> dict:
     return json.loads(reply(entry)["content"])
 
 
-def roles(entry: dict) -> list[str]:
+def roles(entry: LogEntry) -> list[str]:
     return [m.get("role") for m in messages(entry)]
 
 
-def last_user(entry: dict) -> str:
+def last_user(entry: LogEntry) -> str:
     users = [m for m in messages(entry) if m.get("role") == "user"]
     return normalize_text(users[-1].get("content")) if users else ""
 
 
-def select(log: Iterable[dict], *, user: str | None = None, roles_are: list[str] | None = None,
-           where: Callable[[dict], bool] = lambda e: True) -> list[dict]:
+def select(log: Iterable[LogEntry], *, user: str | None = None, roles_are: list[str] | None = None,
+           where: Callable[[LogEntry], bool] = lambda e: True) -> list[LogEntry]:
     """Entries whose last user message is `user` (normalised), whose message roles are `roles_are`."""
-    return [e for e in log if "request" in e
+    return [e for e in log if e.request is not None
             and (user is None or last_user(e) == normalize_text(user))
             and (roles_are is None or roles(e) == roles_are)
             and where(e)]
 
 
-def one(log: Iterable[dict], **how) -> dict:
+def one(log: Iterable[LogEntry], **how) -> LogEntry:
     found = select(log, **how)
     assert len(found) == 1, f"expected one entry, found {len(found)}"
     return found[0]
 
 
-def without(log: list[dict], drop: Iterable[dict]) -> list[dict]:
+def without(log: list[LogEntry], drop: Iterable[LogEntry]) -> list[LogEntry]:
     ids = {id(e) for e in drop}
     return [e for e in log if id(e) not in ids]
 
 
-def schema_name(entry: dict) -> str | None:
-    return ((entry["request"].get("response_format") or {}).get("json_schema") or {}).get("name")
+def schema_name(entry: LogEntry) -> str | None:
+    return ((entry.request.get("response_format") or {}).get("json_schema") or {}).get("name")
 
 
 # -- Evidence ------------------------------------------------------------------------------------
 
-def evidence(exercise_id: str, log: list[dict] | None = None, claims: dict | None = None, **fields) -> Evidence:
-    """Evidence as autograder.official.evidence_of builds it, from synthetic parts."""
+def evidence(exercise_id: str, log: list[LogEntry] | None = None, claims: dict | None = None, **fields) -> Evidence:
+    """Evidence as autograder.executor.CheckExecutor.evidence builds it, from synthetic parts."""
     fields.setdefault("inputs", inputs(exercise_id))
     fields.setdefault("source_literals", source_literals(exercise_id))
-    fields.setdefault("chat_model", load_course().chat_model)
+    fields.setdefault("course", load_course())
     fields.setdefault("profile", cpu_profile())
     return Evidence(log=list(log or []), claims=copy.deepcopy(claims or {}), **fields)

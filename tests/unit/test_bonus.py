@@ -13,11 +13,12 @@ import nbformat
 import pytest
 
 from autograder.dashboard.report import StudentResult, write_csv
+from coursegrader.grade_file import GradeFile, read_grade
 from coursegrader.config import FIXTURES_DIR, REPO_ROOT, Exercise, GradedCell, load_course
 from coursegrader.export.classroom50 import result
 from coursegrader.export.github import annotations
 from coursegrader.grading.report import to_json, to_markdown
-from coursegrader.grading.results import CheckResult, ExerciseRun, SubmissionGrade
+from coursegrader.grading.results import CheckResult, ExerciseRun, SubmissionGrade, TestOutcome
 from coursegrader.grading.tier import FEEDBACK
 
 GRADE_SCHEMA = json.loads((REPO_ROOT / "docs" / "grade.schema.json").read_text(encoding="utf-8"))
@@ -34,16 +35,22 @@ BONUS = Exercise("ex02_spark", "発展: Spark によるバッチ推論", "",
 def run_of(exercise: Exercise, passed: set[str]) -> ExerciseRun:
     """A graded run whose cells in `passed` scored their points, the others 0."""
     nb = nbformat.v4.new_notebook()
-    run = ExerciseRun(exercise, Path("sub"), Path("work"), nb, nb, [], 60, load_course().profile("cpu"), FEEDBACK)
+    run = ExerciseRun(exercise, Path("sub"), Path("work"), nb, nb, [], 60, load_course(), load_course().profile("cpu"),
+                      FEEDBACK)
     run.checks = [CheckResult(c.grade_id, float(c.points if c.grade_id in passed else 0), float(c.points),
                               c.grade_id in passed, "正解です。" if c.grade_id in passed else "不正解です。",
-                              {"passed": c.grade_id in passed, "error": None}, [])
+                              TestOutcome(c.grade_id in passed), [])
                   for c in exercise.cells]
     return run
 
 
 def grade_of(*runs: ExerciseRun) -> SubmissionGrade:
     return SubmissionGrade(Path("s001"), list(runs), FEEDBACK, sandbox=False, profile="cpu")
+
+
+def file_of(grade: SubmissionGrade) -> GradeFile:
+    """The grade as the report's readers get it: its grade.json, read back."""
+    return read_grade(to_json(grade))
 
 
 @pytest.fixture
@@ -67,7 +74,7 @@ def test_without_a_bonus_exercise_the_bonus_is_zero():
     assert (grade.score, grade.max_score, grade.bonus_score, grade.bonus_max_score) == (3, 3, 0, 0)
     data = to_json(grade)
     assert (data["bonus_score"], data["bonus_max_score"]) == (0, 0) and data["exercises"]["ex01"]["bonus"] is False
-    assert to_markdown(data).startswith("# 採点結果 / Grade report: 3 / 3\n")
+    assert to_markdown(read_grade(data)).startswith("# 採点結果 / Grade report: 3 / 3\n")
 
 
 def test_grade_json_reports_the_bonus_and_validates(bonus_grade):
@@ -88,7 +95,7 @@ def test_a_report_written_before_bonus_exercises_still_validates(bonus_grade):
 
 
 def test_grade_md_shows_the_bonus_beside_the_core_total(bonus_grade):
-    md = to_markdown(to_json(bonus_grade))
+    md = to_markdown(file_of(bonus_grade))
     assert md.startswith("# 採点結果 / Grade report: 2 / 3 (+ ボーナス / bonus: 2 / 4)\n")
     assert "| ex02_spark 発展: Spark によるバッチ推論（ボーナス / bonus） | 2 / 4 |" in md
     assert "| ex01 Chat Completion API の基礎 | 2 / 3 |" in md
@@ -98,12 +105,12 @@ def test_grade_md_reads_a_report_without_bonus_fields(bonus_grade):
     data = to_json(bonus_grade)
     old = {k: v for k, v in data.items() if not k.startswith("bonus_")}
     old["exercises"] = {ex_id: {k: v for k, v in ex.items() if k != "bonus"} for ex_id, ex in data["exercises"].items()}
-    md = to_markdown(old)
+    md = to_markdown(read_grade(old))
     assert md.startswith("# 採点結果 / Grade report: 2 / 3\n") and "ボーナス" not in md
 
 
 def test_classroom50_counts_the_core_and_lists_the_bonus_tests(bonus_grade):
-    doc = result(to_json(bonus_grade), ENV)
+    doc = result(file_of(bonus_grade), ENV)
     jsonschema.validate(doc, RESULT_SCHEMA)
     assert (doc["score"], doc["max-score"]) == (2, 3)
     bonus = {t["test-name"]: (t["score"], t["max-score"]) for t in doc["tests"] if t["test-name"].endswith(" (bonus)")}
@@ -113,13 +120,13 @@ def test_classroom50_counts_the_core_and_lists_the_bonus_tests(bonus_grade):
 
 def test_classroom50_full_marks_on_the_bonus_alone_stay_within_max_score():
     """A blank core with the bonus done: score 0 of the core's max-score, whatever the bonus points."""
-    doc = result(to_json(grade_of(run_of(CORE, set()), run_of(BONUS, {"ex02_spark_udf", "ex02_spark_stream"}))), ENV)
+    doc = result(file_of(grade_of(run_of(CORE, set()), run_of(BONUS, {"ex02_spark_udf", "ex02_spark_stream"}))), ENV)
     jsonschema.validate(doc, RESULT_SCHEMA)
     assert (doc["score"], doc["max-score"]) == (0, 3) and sum(t["score"] for t in doc["tests"]) == 4
 
 
 def test_annotations_say_which_points_are_bonus_points(bonus_grade):
-    titles = [line.split("::")[1] for line in annotations(to_json(bonus_grade))]
+    titles = [line.split("::")[1] for line in annotations(file_of(bonus_grade))]
     assert titles == ["warning file=ex01/ex01.ipynb,title=ex01%3A 2/3",
                       "warning file=ex02_spark/ex02_spark.ipynb,title=ex02_spark%3A 2/4 (bonus)"]
 
@@ -129,7 +136,7 @@ def test_the_gradebook_csv_has_the_bonus_beside_the_total(bonus_grade, tmp_path)
     for key in ("bonus_score", "bonus_max_score"):
         del old[key]  # a grade.json written before bonus exercises
     deadline = dt.datetime.fromisoformat(load_course().deadline)
-    results = [StudentResult("s001", to_json(bonus_grade), None), StudentResult("s002", old, None)]
+    results = [StudentResult("s001", file_of(bonus_grade), None), StudentResult("s002", read_grade(old), None)]
     write_csv(results, tmp_path / "gradebook.csv", deadline)
     rows = list(csv.DictReader(open(tmp_path / "gradebook.csv", encoding="utf-8")))
     totals = [[float(r[k]) for k in ("raw_score", "score", "max_score", "bonus_score", "bonus_max_score")] for r in rows]
@@ -140,19 +147,19 @@ def test_the_gradebook_csv_has_the_bonus_beside_the_total(bonus_grade, tmp_path)
 def test_the_late_penalty_is_taken_from_the_core_total_only(bonus_grade):
     deadline = dt.datetime.fromisoformat(load_course().deadline)
     course = load_course()
-    late = StudentResult("s001", to_json(bonus_grade), deadline + dt.timedelta(hours=1))  # one day late
+    late = StudentResult("s001", file_of(bonus_grade), deadline + dt.timedelta(hours=1))  # one day late
     assert late.penalty(deadline) == round(2 * min(course.late_penalty_per_day, course.late_penalty_max), 2)
 
 
 def test_the_dashboard_pages_show_the_bonus_as_its_own_figure(bonus_grade, tmp_path):
-    from autograder.dashboard.report import _write_pages
+    from autograder.dashboard.render import write_pages
 
     course = load_course()
     deadline = dt.datetime.fromisoformat(course.deadline)
-    results = [StudentResult("s001", to_json(bonus_grade), None),
-               StudentResult("s002", to_json(grade_of(run_of(CORE, {"ex01_client", "ex01_qa"}))), None)]
+    results = [StudentResult("s001", file_of(bonus_grade), None),
+               StudentResult("s002", file_of(grade_of(run_of(CORE, {"ex01_client", "ex01_qa"}))), None)]
     (tmp_path / "students").mkdir()  # as write_report makes it
-    _write_pages(results, [], [], tmp_path / "graded", tmp_path, course, deadline)
+    write_pages(results, [], [], tmp_path / "graded", tmp_path, course, deadline)
     index = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "平均 / mean 2.50 / 3" in index and "ボーナス / bonus 平均 / mean 1.00 / 4" in index
     header = index.split('id="students"')[1].split("</thead>")[0]
@@ -162,11 +169,11 @@ def test_the_dashboard_pages_show_the_bonus_as_its_own_figure(bonus_grade, tmp_p
 
 
 def test_the_dashboard_without_a_bonus_has_no_bonus_column(tmp_path):
-    from autograder.dashboard.report import _write_pages
+    from autograder.dashboard.render import write_pages
 
     course = load_course()
-    results = [StudentResult("s001", to_json(grade_of(run_of(CORE, {"ex01_qa"}))), None)]
+    results = [StudentResult("s001", file_of(grade_of(run_of(CORE, {"ex01_qa"}))), None)]
     (tmp_path / "students").mkdir()  # as write_report makes it
-    _write_pages(results, [], [], tmp_path / "graded", tmp_path, course, dt.datetime.fromisoformat(course.deadline))
+    write_pages(results, [], [], tmp_path / "graded", tmp_path, course, dt.datetime.fromisoformat(course.deadline))
     assert "ボーナス" not in (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "ボーナス" not in (tmp_path / "students" / "s001.html").read_text(encoding="utf-8")

@@ -7,6 +7,8 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from coursegrader.execution.nbgrader_course import AutogradeResult, CellResult
 from coursegrader.grading.pipeline import _failed_test_message
+from coursegrader.fmapi.log import LogEntry
+from coursegrader.fmapi.server import CHAT_PATH
 
 
 def cell(grade_id, *, test=False, error=None, source="..."):
@@ -80,7 +82,7 @@ def test_after_the_first_hidden_test_only_grader_written_text_is_shown():
         cell("b", test=True, error=("AssertionError", "the answer must be 42")),
         cell("c_impl", error=("ValueError", "eJzLSM3JyQcABiwCFQ==")),
         cell("c", test=True, error=("NameError", "name 'y' is not defined")),
-    ], log=[{"status": 400, "response": error}])
+    ], log=[LogEntry("POST", CHAT_PATH, 400, response=error)])
     assert "before any hidden test" in _failed_test_message(run, run.autograded.cells["a"])
     shown_b = _failed_test_message(run, run.autograded.cells["b"])
     assert "Error code: 400 (NO_MATCHING_FIXTURE)" in shown_b and "eJz" not in shown_b

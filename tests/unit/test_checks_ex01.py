@@ -18,7 +18,7 @@ def solution_claims(log) -> dict:
     """usage_summary as the solution's summarize_usage computes it from its responses."""
     summary = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     for question in INPUTS["USAGE_QUESTIONS"]:
-        usage = b.one(log, user=question, roles_are=["user"])["response"]["usage"]
+        usage = b.one(log, user=question, roles_are=["user"]).response["usage"]
         summary["calls"] += 1
         for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
             summary[key] += usage[key]
@@ -43,7 +43,7 @@ def baseline(log):
 
 
 def temperature_trials(log, value):
-    return b.select(log, user=INPUTS["TEMPERATURE_PROMPT"], where=lambda e: e["request"].get("temperature") == value)
+    return b.select(log, user=INPUTS["TEMPERATURE_PROMPT"], where=lambda e: e.request.get("temperature") == value)
 
 
 def turn(log, n):
@@ -60,7 +60,7 @@ def test_uses_sdk_client_passes_on_the_solution_log(log):
 @pytest.mark.parametrize("case", ["no_token", "empty_log", "only_rejected"])
 def test_uses_sdk_client_fails(log, case):
     if case == "no_token":  # requests without the workspace token (e.g. raw HTTP): logged as 401s, unparsed
-        log = [b.unauthorized_entry(seq=e["seq"]) for e in log]
+        log = [b.unauthorized_entry(seq=e.seq) for e in log]
     elif case == "empty_log":
         log = []
     else:  # sent with the token, but none succeeded
@@ -91,15 +91,15 @@ def test_qa_request_fails(log, case, code):
     elif case == "rejected":
         log[log.index(entry)] = b.rejected(entry)
     elif case == "extra_system_message":
-        entry["request"]["messages"].insert(0, {"role": "system", "content": "簡潔に答えてください。"})
+        entry.request["messages"].insert(0, {"role": "system", "content": "簡潔に答えてください。"})
     elif case == "other_model":
-        entry["request"]["model"] = "databricks-meta-llama-3-1-8b-instruct"
+        entry.request["model"] = "databricks-meta-llama-3-1-8b-instruct"
     elif case == "max_tokens_dropped":  # the server's default is not the MAX_TOKENS the exercise dictates
-        del entry["request"]["max_tokens"]
+        del entry.request["max_tokens"]
     elif case == "other_max_tokens":
-        entry["request"]["max_tokens"] = INPUTS["MAX_TOKENS"] + 1
+        entry.request["max_tokens"] = INPUTS["MAX_TOKENS"] + 1
     else:
-        del entry["request"]["temperature"]
+        del entry.request["temperature"]
     verdict = run("qa_request", log)
     assert not verdict.passed and verdict.code == code
 
@@ -119,11 +119,11 @@ def test_system_prompt_request_passes_on_the_solution_log(log):
 def test_system_prompt_request_fails(log, case, code):
     entry = with_system(log)
     if case == "system_message_dropped":
-        del entry["request"]["messages"][0]
+        del entry.request["messages"][0]
     elif case == "other_system_prompt":
-        entry["request"]["messages"][0]["content"] = "あなたは親切なアシスタントです。"
+        entry.request["messages"][0]["content"] = "あなたは親切なアシスタントです。"
     elif case == "system_as_user":
-        entry["request"]["messages"][0]["role"] = "user"
+        entry.request["messages"][0]["role"] = "user"
     else:
         log = b.without(log, [baseline(log)])
     verdict = run("system_prompt_request", log)
@@ -133,7 +133,7 @@ def test_system_prompt_request_fails(log, case, code):
 def test_system_prompt_request_leaves_asks_settings_to_qa_request(log):
     """ask() is 1.2's function: a wrong max_tokens in it is charged to ex01_qa once, not again here."""
     for entry in (with_system(log), baseline(log)):
-        del entry["request"]["max_tokens"]
+        del entry.request["max_tokens"]
     assert run("system_prompt_request", log).passed
 
 
@@ -152,9 +152,9 @@ def test_temperature_requests_fails(log, case):
         log = b.without(log, high[-1:])
     elif case == "low_temperature_omitted":  # the server default is not the low temperature asked for
         for e in low:
-            del e["request"]["temperature"]
+            del e.request["temperature"]
     elif case == "one_high_trial_other_value":
-        high[0]["request"]["temperature"] = 1.0
+        high[0].request["temperature"] = 1.0
     else:
         log[log.index(low[0])] = b.rejected(low[0])
     verdict = run("temperature_requests", log)
@@ -176,12 +176,12 @@ def test_multi_turn_history_passes_on_the_solution_log(log):
 ])
 def test_multi_turn_history_fails(log, case, failing_turn):
     if case == "turn2_without_previous_reply":  # the classic bug: only user messages are kept
-        msgs = turn(log, 2)["request"]["messages"]
+        msgs = turn(log, 2).request["messages"]
         msgs[:] = [m for m in msgs if m["role"] != "assistant"]
     elif case == "turn3_reply_rewritten":  # the history must hold the replies as served
-        turn(log, 3)["request"]["messages"][4]["content"] = "2日目がおすすめです。"
+        turn(log, 3).request["messages"][4]["content"] = "2日目がおすすめです。"
     elif case == "turn1_without_system":
-        del turn(log, 1)["request"]["messages"][0]
+        del turn(log, 1).request["messages"][0]
     else:
         log = b.without(log, [turn(log, 3)])
     verdict = run("multi_turn_history", log)
@@ -190,7 +190,7 @@ def test_multi_turn_history_fails(log, case, failing_turn):
 
 
 def test_multi_turn_history_fails_without_the_dictated_settings(log):
-    turn(log, 2)["request"]["temperature"] = 0.7
+    turn(log, 2).request["temperature"] = 0.7
     verdict = run("multi_turn_history", log)
     assert not verdict.passed and verdict.code == "ex01_request_settings"
     assert verdict.fields == {"setting": "temperature", "expected": 0.0, "sent": 0.7}
@@ -223,13 +223,13 @@ def test_usage_total_fails(log, case, code):
         summary["calls"] = 1
     elif case == "qa_usage_included":  # summed over a request that is not one of USAGE_QUESTIONS
         for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-            summary[key] += qa(log)["response"]["usage"][key]
+            summary[key] += qa(log).response["usage"][key]
     elif case == "claim_missing":
         claims = {}
     elif case == "claim_in_another_cell":
         claims = {"ex01_usage": claims["ex01_usage_report"]}
     elif case == "max_tokens_dropped":
-        del b.one(log, user=INPUTS["USAGE_QUESTIONS"][0])["request"]["max_tokens"]
+        del b.one(log, user=INPUTS["USAGE_QUESTIONS"][0]).request["max_tokens"]
     else:
         log = b.without(log, [b.one(log, user=INPUTS["USAGE_QUESTIONS"][-1])])
     verdict = run("usage_total", log, claims)

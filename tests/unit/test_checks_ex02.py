@@ -23,7 +23,7 @@ def strict_requests(log, name):
 
 
 def schema(entry) -> dict:
-    return entry["request"]["response_format"]["json_schema"]["schema"]
+    return entry.request["response_format"]["json_schema"]["schema"]
 
 
 def batch(log):
@@ -91,7 +91,7 @@ def test_strict_schema_sent_passes_when_2_2_sends_it_under_another_name(log):
     """json_schema_format(ReviewAnalysis, "ReviewAnalysis") in 2.2: the fixture server has no recording for that name
     and refuses it, but the schema is 2.1's correct ReviewAnalysis. The wrong call is 2.2's (single_request) loss only."""
     entry = strict_requests(log, "review_analysis")[0]
-    entry["request"]["response_format"]["json_schema"]["name"] = "ReviewAnalysis"
+    entry.request["response_format"]["json_schema"]["name"] = "ReviewAnalysis"
     log[log.index(entry)] = b.rejected(entry)
     assert run("strict_schema_sent", log).passed
     assert run("single_request", log).code == "ex02_single_request_missing"
@@ -158,7 +158,7 @@ def edit_detailed(log, case):
 ])
 def test_strict_schema_sent_fails(log, case, code):
     entry = strict_requests(log, "review_analysis")[0]
-    js, s = entry["request"]["response_format"]["json_schema"], schema(entry)
+    js, s = entry.request["response_format"]["json_schema"], schema(entry)
     if case == "not_strict":
         js["strict"] = False
     elif case == "refused_by_the_service":
@@ -208,7 +208,7 @@ def test_strict_schema_sent_fails_on_the_detailed_model_under_another_name(log):
     """Found by the model (its title), whatever name 2.3 sent it under."""
     edit_detailed(log, "category_free_text")
     for entry in strict_requests(log, "detailed_review"):
-        entry["request"]["response_format"]["json_schema"]["name"] = "DetailedReview"
+        entry.request["response_format"]["json_schema"]["name"] = "DetailedReview"
         log[log.index(entry)] = b.rejected(entry)
     assert run("strict_schema_sent", log).code == "ex02_detailed_category"
 
@@ -243,16 +243,16 @@ def test_single_request_fails(log, case, code):
     if case == "not_sent":
         log.remove(entry)
     elif case == "no_system_prompt":
-        entry["request"]["messages"] = entry["request"]["messages"][1:]
+        entry.request["messages"] = entry.request["messages"][1:]
     elif case == "not_strict":
-        entry["request"]["response_format"]["json_schema"]["strict"] = False
+        entry.request["response_format"]["json_schema"]["strict"] = False
     elif case == "other_schema_name":  # json_schema_format(ReviewAnalysis, "ReviewAnalysis"): no recording, refused
-        entry["request"]["response_format"]["json_schema"]["name"] = "ReviewAnalysis"
+        entry.request["response_format"]["json_schema"]["name"] = "ReviewAnalysis"
         log[log.index(entry)] = b.rejected(entry)
     elif case == "sampled":
-        entry["request"]["temperature"] = 0.7
+        entry.request["temperature"] = 0.7
     else:
-        entry["request"]["model"] = "databricks-gpt-oss-20b"
+        entry.request["model"] = "databricks-gpt-oss-20b"
     verdict = run("single_request", log)
     assert not verdict.passed and verdict.code == code
 
@@ -277,7 +277,7 @@ def test_detailed_schema_sent_fails(log, case):
     if case == "not_sent":
         log, entries = b.without(log, entries), []
     for entry in entries:
-        js = entry["request"]["response_format"]["json_schema"]
+        js = entry.request["response_format"]["json_schema"]
         if case == "not_strict":
             js["strict"] = False
         elif case == "other_schema_name":  # no recording for it: refused
@@ -305,9 +305,9 @@ def test_batch_requests_fails(log, case):
     elif case == "one_review_rejected":
         log[log.index(entry)] = b.rejected(entry)
     elif case == "one_review_not_strict":
-        entry["request"]["response_format"]["json_schema"]["strict"] = False
+        entry.request["response_format"]["json_schema"]["strict"] = False
     else:
-        entry["request"]["response_format"] = copy.deepcopy(strict_requests(log, "review_analysis")[0]["request"]["response_format"])
+        entry.request["response_format"] = copy.deepcopy(strict_requests(log, "review_analysis")[0].request["response_format"])
     verdict = run("batch_requests", log)
     assert not verdict.passed and verdict.code == "ex02_batch_requests_missing"
 

@@ -72,7 +72,7 @@ def test_udf_requests_fails_when_the_request_was_refused(log):
 ], ids=["temperature", "model", "not_strict", "no_system_prompt"])
 def test_udf_requests_fails_on_a_request_sent_otherwise(log, change):
     sent = request_of(log, INPUTS["BATCH_REVIEWS"][1])
-    change(sent["request"])
+    change(sent.request)
     verdict = run("udf_requests", log, batch_claims(log))
     assert (verdict.code, verdict.fields["review_id"]) == ("ex02_spark_request_settings", "r02")
 

@@ -21,7 +21,7 @@ def run(name, log, claims=None, **fields):
 def opening(log, question, tool_choice="auto"):
     """The first request (system + user, with tools) for `question`, sent with this tool_choice."""
     return b.one(log, user=question, roles_are=["system", "user"],
-                 where=lambda e: e["request"].get("tool_choice") == tool_choice)
+                 where=lambda e: e.request.get("tool_choice") == tool_choice)
 
 
 def followup(log, question):
@@ -41,7 +41,7 @@ def solution_claims(log) -> dict:
 
 
 def tools_of(entry) -> dict:
-    return {t["function"]["name"]: t["function"] for t in entry["request"]["tools"]}
+    return {t["function"]["name"]: t["function"] for t in entry.request["tools"]}
 
 
 @pytest.fixture
@@ -77,16 +77,16 @@ def test_tool_definitions_passes_on_the_solution_log(log):
 def test_tool_definitions_fails(log, case, code):
     if case == "no_tools":
         for e in log:
-            e["request"].pop("tools", None)
-            e["request"].pop("tool_choice", None)
+            e.request.pop("tools", None)
+            e.request.pop("tool_choice", None)
     else:
-        first = next(e for e in log if e["request"].get("tools"))
+        first = next(e for e in log if e.request.get("tools"))
         tools = tools_of(first)
         weather, shipping = tools["get_current_weather"]["parameters"], tools["calculate_shipping_fee"]["parameters"]
         if case == "tool_renamed":
             tools["check_inventory"]["name"] = "get_inventory"
         elif case == "tool_missing":
-            first["request"]["tools"] = [t for t in first["request"]["tools"] if t["function"]["name"] != "calculate_shipping_fee"]
+            first.request["tools"] = [t for t in first.request["tools"] if t["function"]["name"] != "calculate_shipping_fee"]
         elif case == "unit_required":
             weather["required"] = ["location", "unit"]
         elif case == "parameters_not_object":
@@ -129,17 +129,17 @@ def test_tool_results_correct_passes_when_results_are_matched_by_position(log):
 ])
 def test_tool_results_correct_fails(log, case, code):
     if case == "fahrenheit_not_converted":
-        m = followup(log, "大阪の天気を華氏で教えてください。")["request"]["messages"][3]
+        m = followup(log, "大阪の天気を華氏で教えてください。").request["messages"][3]
         m["content"] = json.dumps({**json.loads(m["content"]), "temperature": 21}, ensure_ascii=False)
     elif case == "fee_without_ceil":
-        m = followup(log, INPUTS["MULTI_TOOL_QUESTIONS"][1])["request"]["messages"][3]
+        m = followup(log, INPUTS["MULTI_TOOL_QUESTIONS"][1]).request["messages"][3]
         result = json.loads(m["content"])
         m["content"] = json.dumps({**result, "fee": result["fee"] + 1}, ensure_ascii=False)
     elif case == "in_stock_wrong":
-        m = followup(log, INPUTS["MULTI_TOOL_QUESTIONS"][0])["request"]["messages"][3]
+        m = followup(log, INPUTS["MULTI_TOOL_QUESTIONS"][0]).request["messages"][3]
         m["content"] = json.dumps({**json.loads(m["content"]), "in_stock": True}, ensure_ascii=False)
     elif case == "content_not_json":
-        m = followup(log, INPUTS["WEATHER_QUESTION"])["request"]["messages"][3]
+        m = followup(log, INPUTS["WEATHER_QUESTION"]).request["messages"][3]
         m["content"] = str(json.loads(m["content"]))  # str(dict) instead of json.dumps
     else:
         log = [e for e in log if "tool" not in b.roles(e)]
@@ -168,13 +168,13 @@ def test_tool_call_flow_passes_on_the_solution_log(log):
 def test_tool_call_flow_fails(log, case, code):
     question = INPUTS["WEATHER_QUESTION"]
     first, second = opening(log, question), followup(log, question)
-    msgs = second["request"]["messages"]
+    msgs = second.request["messages"]
     if case == "no_opening":
         log = b.without(log, [first])
     elif case == "opening_without_tools":
-        del first["request"]["tools"], first["request"]["tool_choice"]
+        del first.request["tools"], first.request["tool_choice"]
     elif case == "opening_without_system":
-        del first["request"]["messages"][0]
+        del first.request["messages"][0]
     elif case == "no_followup":
         log = b.without(log, [second])
     elif case == "assistant_message_dropped":
@@ -213,13 +213,13 @@ def test_multi_tool_flow_fails(log, case, code):
     elif case == "one_question_not_asked":
         log = b.without(log, [opening(log, questions[2]), followup(log, questions[2])])
     elif case == "one_id_missing":
-        del followup(log, questions[0])["request"]["messages"][3]["tool_call_id"]
+        del followup(log, questions[0]).request["messages"][3]["tool_call_id"]
     elif case == "same_tool_twice":  # the shipping question answered with the inventory tool: one tool never used
         for call in (b.reply(opening(log, questions[1]))["tool_calls"][0],
-                     followup(log, questions[1])["request"]["messages"][2]["tool_calls"][0]):
+                     followup(log, questions[1]).request["messages"][2]["tool_calls"][0]):
             call["function"]["name"] = "check_inventory"
     else:  # the two-call response handled as tool_calls[0] only: one tool result sent back
-        two_calls = b.one(log, user=questions[3], roles_are=["system", "user", "assistant", "tool", "tool"])["request"]["messages"]
+        two_calls = b.one(log, user=questions[3], roles_are=["system", "user", "assistant", "tool", "tool"]).request["messages"]
         assert len(b.reply(opening(log, questions[3]))["tool_calls"]) == 2
         del two_calls[4]
     verdict = run("multi_tool_flow", log)
@@ -247,7 +247,7 @@ def test_tool_choice_modes_fails(log, case, code):
     if case == "none_not_sent":
         log = b.without(log, [opening(log, question, "none")])
     elif case == "forced_tool_as_string":
-        opening(log, question, TOOL_CHOICES["check_inventory"])["request"]["tool_choice"] = "check_inventory"
+        opening(log, question, TOOL_CHOICES["check_inventory"]).request["tool_choice"] = "check_inventory"
     elif case == "required_rejected":
         entry = opening(log, question, "required")
         log[log.index(entry)] = b.rejected(entry)

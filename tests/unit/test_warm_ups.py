@@ -22,32 +22,40 @@ def test_warm_ups_load_what_the_checks_then_find_loaded(profile):
     assert ex06.eval_set.cache_info().hits >= 1
 
 
-def test_a_failing_preparation_or_standby_never_stops_grading(capsys):
-    from types import SimpleNamespace
+def test_a_failing_warm_up_or_standby_never_stops_grading(capsys, monkeypatch):
+    import nbformat
 
-    from coursegrader.grading.pipeline import _Meanwhile
+    from autograder.executor import CheckExecutor
+    from coursegrader.config import SOURCE_DIR
+    from coursegrader.grading.tier import RunSetup
 
     calls = []
 
-    def prepare(run):
-        calls.append("prepare")
+    def warm_up(exercise_id, inputs, profile):
+        calls.append("warm_up")
         raise RuntimeError("no model here")
 
-    def standby(run, kernel_dir):
+    def standby(exercise_id, kernel_dir, profile, sandboxed):
         calls.append(("standby", kernel_dir))
         raise OSError("bwrap: cannot start")
 
-    run = SimpleNamespace(tier=SimpleNamespace(prepare=prepare, standby=standby), standby={})
-    with _Meanwhile(run) as meanwhile:
-        meanwhile.start("kernel-dir")
-    assert sorted(map(str, calls)) == sorted(map(str, ["prepare", ("standby", "kernel-dir")]))
-    assert run.standby == {}  # no standby: each check starts its own fresh process
+    monkeypatch.setattr(checks, "warm_up", warm_up)
+    monkeypatch.setattr(checks, "standby", standby)
+    course = load_course()
+    exercise = course.exercises["ex06"]
+    source = nbformat.read(SOURCE_DIR / "ex06" / exercise.notebook, as_version=4)
+    executor = CheckExecutor(RunSetup(exercise, source, course, course.profile("cpu"), False, None))
+    executor.start("kernel-dir")
+    executor.close()
+    assert sorted(map(str, calls)) == sorted(map(str, ["warm_up", ("standby", "kernel-dir")]))
+    assert executor.processes.take("load", None, None) is None  # no standby: each check starts its own process
     said = capsys.readouterr().err
-    assert "no model here" in said and "bwrap: cannot start" in said  # said, and the verifier does the work
+    assert "no model here" in said and "bwrap: cannot start" in said  # said, and the checks do the work
 
 
-def test_the_official_tier_warms_up_its_checks_and_the_feedback_tier_nothing():
-    from autograder.official import OFFICIAL, warm_up_checks
+def test_the_official_tier_verifies_with_its_checks_and_the_feedback_tier_not_at_all():
+    from autograder.executor import CheckExecutor
+    from autograder.official import OFFICIAL
     from coursegrader.grading.tier import FEEDBACK
 
-    assert OFFICIAL.prepare is warm_up_checks and FEEDBACK.prepare is None
+    assert OFFICIAL.verifier is CheckExecutor and FEEDBACK.verifier is None
