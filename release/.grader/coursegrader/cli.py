@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .config import CASSETTE_DIR
 from .errors import UsageError
+from .protocol import ChildResult, ExitCode
 
 
 def table(rows: list[list[str]]) -> str:
@@ -24,7 +25,7 @@ def existing_folder(value: str) -> str:
     return value
 
 
-def grader_refuses(sandboxed: bool = True) -> int | None:
+def grader_refuses(sandboxed: bool = True, result_file: str | None = None) -> int | None:
     """1, with the reason on stderr, where the grader cannot run notebooks here (no usable sandbox); None where it
     can. Commands that grade many submissions ask once, before grading any."""
     from .execution.nbgrader_course import GraderUnavailable, preflight
@@ -32,20 +33,34 @@ def grader_refuses(sandboxed: bool = True) -> int | None:
     try:
         preflight(sandboxed)
     except GraderUnavailable as err:
-        print(f"grader_error: nothing was graded. {err}", file=sys.stderr)
-        return 1
+        return _nothing_graded(err, result_file)
     return None
 
 
-def graded(grade_it, out) -> int:
-    """Grade and print; exit 1 with grader_error, writing no report, when the grader cannot run notebooks."""
+def _nothing_graded(err: Exception, result_file: str | None) -> int:
+    """The grader cannot run notebooks here: said on stderr, and in the caller's result file (protocol)."""
+    reason = f"grader_error: nothing was graded. {err}"
+    print(reason, file=sys.stderr)
+    if result_file:
+        ChildResult(ExitCode.GRADER_ERROR, reason).write(Path(result_file))
+    return ExitCode.GRADER_ERROR
+
+
+def grade_and_print(grade_it, out, result_file: str | None = None) -> int:
+    """Run grade_it() and print its grade; exit 1 with grader_error, writing no report, when the grader cannot run
+    notebooks."""
     from .execution.nbgrader_course import GraderUnavailable
 
     try:
         grade = grade_it()
     except GraderUnavailable as err:
-        print(f"grader_error: nothing was graded. {err}", file=sys.stderr)
-        return 1
+        return _nothing_graded(err, result_file)
+    print_grade(grade, out)
+    return ExitCode.OK
+
+
+def print_grade(grade, out) -> None:
+    """The grade as a table, each problem in both languages, and where the reports went."""
     rows = [["exercise", "score", "problems"]]
     rows += [[r.exercise.id, f"{r.score:g}/{r.exercise.max_score:g}", ",".join(p.code for p in r.problems) or "-"]
              for r in grade.runs]
@@ -56,14 +71,13 @@ def graded(grade_it, out) -> int:
             print(f"[{run.exercise.id}] {p.message_ja} / {p.message_en}")
     if out:
         print(f"reports written to {out}/grade.json, grade.md")
-    return 0
 
 
 def cmd_check(args) -> int:
     from .grading import grade_into
     from .grading.tier import FEEDBACK
 
-    return graded(lambda: grade_into(Path(args.out), Path(args.submission), args.exercise, tier=FEEDBACK), args.out)
+    return grade_and_print(lambda: grade_into(Path(args.out), Path(args.submission), args.exercise, tier=FEEDBACK), args.out)
 
 
 def cmd_serve(args) -> int:
@@ -90,16 +104,11 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def _grade_json(path: str) -> dict:
-    import json
-
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def cmd_annotate(args) -> int:
     from .export.github import annotations
+    from .grade_file import read_grade
 
-    for line in annotations(_grade_json(args.grade_json)):
+    for line in annotations(read_grade(args.grade_json)):
         print(line)
     return 0
 
@@ -108,8 +117,9 @@ def cmd_classroom50(args) -> int:
     import json
 
     from .export.classroom50 import result
+    from .grade_file import read_grade
 
-    text = json.dumps(result(_grade_json(args.grade_json), os.environ), ensure_ascii=False, indent=1) + "\n"
+    text = json.dumps(result(read_grade(args.grade_json), os.environ), ensure_ascii=False, indent=1) + "\n"
     Path(args.out).write_text(text, encoding="utf-8")
     return 0
 
@@ -149,10 +159,15 @@ def run(parser: argparse.ArgumentParser, argv=None) -> int:
     try:
         return args.func(args)
     except UsageError as err:  # bad arguments (e.g. an unknown exercise): argparse's message and exit 2
+        if getattr(args, "result_file", None):
+            ChildResult(ExitCode.USAGE, str(err)).write(Path(args.result_file))
         parser.error(str(err))
-    except Exception:  # the grader's own error, never the user's: its traceback, exit 1
+    except Exception as err:  # the grader's own error, never the user's: its traceback, exit 1
         logging.getLogger("coursegrader").exception("grader error (not a usage mistake)")
-        return 1
+        if getattr(args, "result_file", None):
+            ChildResult(ExitCode.GRADER_ERROR, f"grader_error: {type(err).__name__}: {err}").write(
+                Path(args.result_file))
+        return ExitCode.GRADER_ERROR
 
 
 def main(argv=None) -> int:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from .statuses import ProfileName
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 SOURCE_DIR = REPO_ROOT / "source"
@@ -83,7 +85,7 @@ class Exercise:
 
 @dataclass(frozen=True)
 class Profile:
-    name: str
+    name: ProfileName
     model_id: str
     dataset: str
     max_steps: int
@@ -213,7 +215,7 @@ class Course:
     workspace_id: str
     exercises: dict[str, Exercise] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
-    default_profile: str = "cpu"
+    default_profile: ProfileName = ProfileName.CPU
     profile_env: dict[str, str] = field(default_factory=dict)
     deadline: str = ""
     late_penalty_per_day: float = 0.0
@@ -227,7 +229,7 @@ class Course:
     hub_mirror: str = ""  # [hub_mirror] root: a folder of <repo id>/ copies, for workspaces without the Hub
 
     def profile(self, name: str | None = None) -> Profile:
-        return self.profiles[name or self.default_profile]
+        return self.profiles[ProfileName(name or self.default_profile)]
 
     def cell_limit_s(self, exercise_id: str) -> int:
         """How long one cell of this exercise may run: its own limit, else the course's."""
@@ -248,7 +250,7 @@ def _profile(name: str, profiles: dict) -> Profile:
             source = profiles[given.pop(key)]
             spec.update({f: source[f] for f in fields})
     spec.update(given)
-    return Profile(name=name, **{k: spec[k] for k in Profile.__dataclass_fields__ if k != "name"})
+    return Profile(name=ProfileName(name), **{k: spec[k] for k in Profile.__dataclass_fields__ if k != "name"})
 
 
 def _parse(data: dict) -> Course:
@@ -276,9 +278,9 @@ def _parse(data: dict) -> Course:
         redacted_host=data["fixture_server"]["redacted_host"],
         workspace_id=str(data["fixture_server"]["workspace_id"]),
         exercises=exercises,
-        profiles={name: _profile(name, data["profiles"]) for name, spec in data["profiles"].items()
+        profiles={ProfileName(name): _profile(name, data["profiles"]) for name, spec in data["profiles"].items()
                   if isinstance(spec, dict)},
-        default_profile=data["profiles"]["default"],
+        default_profile=ProfileName(data["profiles"]["default"]),
         profile_env=dict(data["profile_env"]),
         deadline=data["course"]["deadline"],
         late_penalty_per_day=float(data["course"]["late_penalty_per_day"]),

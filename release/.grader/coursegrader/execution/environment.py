@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..config import Profile, load_course
+from ..config import Course, Profile, load_course
 
 # Only these variables of the grader's environment reach a student kernel (no tokens:
 # the official workflow prefetches the gpu profile's model into HF_HOME, then grades offline).
@@ -23,17 +23,17 @@ def our_tools_first(path: str | None) -> str:
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def thread_env() -> dict[str, str]:
-    """course.toml's cpu_threads for every numeric library a kernel may load."""
-    return dict.fromkeys(THREAD_ENV, str(load_course().cpu_threads))
+def thread_env(threads: int | None = None) -> dict[str, str]:
+    """course.toml's cpu_threads (or `threads`) for every numeric library a kernel may load."""
+    return dict.fromkeys(THREAD_ENV, str(threads or load_course().cpu_threads))
 
 
-def limit_cpu_threads() -> None:
+def limit_cpu_threads(threads: int) -> None:
     """The grader's own model runs (reference generations, re-checked adapters) use the kernels' thread
-    count: the same numerics, and no oversubscription beside them."""
-    os.environ.update(thread_env())
+    count (course.toml's cpu_threads): the same numerics, and no oversubscription beside them."""
+    os.environ.update(thread_env(threads))
     if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(load_course().cpu_threads)
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
@@ -71,10 +71,10 @@ def hub_datasets_cache(profile: Profile, home: Path) -> dict[str, str]:
 
 
 def course_kernel_env(server_env: dict[str, str], home: Path, profile: Profile,
-                      adapter_dir: str | None = None) -> dict[str, str]:
+                      adapter_dir: str | None = None, course: Course | None = None) -> dict[str, str]:
     """The kernel environment for a course notebook: fixture server, model profile, MLflow store,
     and the adapter to evaluate, only for an exercise that evaluates one."""
-    course = load_course()
+    course = course or load_course()
     env = {**server_env, **profile.kernel_env(course.profile_env), **course.mlflow.kernel_env(),
            **hub_datasets_cache(profile, home)}
     if adapter_dir:

@@ -1,13 +1,11 @@
 """nbgrader autograde and feedback in a private, throwaway course directory."""
 from __future__ import annotations
 
-import json
 import os
 import select
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,8 +13,9 @@ from pathlib import Path
 
 import nbformat
 
-from ..config import REPO_ROOT, Exercise, load_course
+from ..config import REPO_ROOT, Course, Exercise
 from ..notebook import cell_errors, error_outputs, grade_id, is_test
+from ..protocol import ChildResult, ExitCode, JobGrades, NbgraderJob
 from ..sandbox import SandboxPolicy, SandboxUnavailable, probe, write_kernelspec
 from .environment import our_tools_first
 from .kernel_launch import LAUNCH_FILE, KernelLaunch
@@ -37,6 +36,7 @@ c.ResilientExecute.timeout = {cell_timeout}
 c.ResilientExecute.output_kb = {output_kb}
 c.ResilientExecute.startup_timeout = {startup_timeout}
 c.ResilientExecute.kernel_launch_file = {kernel_launch_file!r}
+c.ResilientExecute.result_file = {result_file!r}
 c.Autograde.autograde_preprocessors = [ResilientExecute, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 c.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, SanitizeHTML, CSSHTMLHeaderPreprocessor]
@@ -45,10 +45,6 @@ c.HTMLExporter.sanitize_html = True
 
 # Error names ResilientExecute writes into cells that did not run to the end
 KERNEL_DIED, NOT_RUN = "DeadKernelError", "CellNotRun"
-# nbgrader_job's protocol (that module imports nbgrader; the grader itself does not need to)
-JOB, GRADES_FILE, GRADER_SIDE_FAILURE, UNAVAILABLE_PREFIX = (
-    "coursegrader.execution.nbgrader_job", "grades.json", 4, "grader_unavailable: ")
-JOB_LOG, GRADES_WRITTEN = "job.log", b"graded"
 
 
 class AutogradeTimeout(Exception):
@@ -143,7 +139,7 @@ class AutogradeResult:
         return None
 
 
-class KernelPlace:
+class KernelWorkspace:
     """Where one exercise's kernel runs: its own work folder and HOME (the only places it may write),
     a runtime folder for its IPC sockets, and, when sandboxed, the sandbox around all of it."""
 
@@ -165,10 +161,10 @@ class KernelPlace:
         return SandboxPolicy(self.work_dir, writable=[self.home, self.runtime], readable=self.readable,
                              forward=self.forward)
 
-    def install_kernelspec(self) -> dict[str, str]:
+    def install_kernelspec(self, kernel_name: str) -> dict[str, str]:
         """The course kernel as a kernelspec of this run (it shadows the installed one); the env that finds it."""
         spec_file = self.policy().write(self.root / "policy.json") if self.sandboxed else None
-        write_kernelspec(self.root / "jupyter" / "kernels", load_course().kernel, spec_file)
+        write_kernelspec(self.root / "jupyter" / "kernels", kernel_name, spec_file)
         return {"JUPYTER_PATH": str(self.root / "jupyter"), "JUPYTER_RUNTIME_DIR": str(self.runtime)}
 
 
@@ -176,17 +172,18 @@ class NbgraderCourse:
     """One exercise's temporary nbgrader course: source, gradebook, submission (invisible to the kernel)."""
 
     def __init__(self, root: Path, exercise: Exercise, source_nb: nbformat.NotebookNode, cell_timeout_s: int,
-                 kernel: KernelPlace):
+                 kernel: KernelWorkspace, course: Course):
         self.root = Path(root)
-        self.exercise = exercise
+        self.exercise, self.course = exercise, course
         self.kernel = kernel
         (self.root / "source" / exercise.id).mkdir(parents=True)
         nbformat.write(source_nb, self.root / "source" / exercise.id / exercise.notebook)
         shutil.copy(REPO_ROOT / "nbgrader_config.py", self.root / "nbgrader_config.py")
         with open(self.root / "nbgrader_config.py", "a", encoding="utf-8") as fh:
-            fh.write(GRADING_CONFIG.format(cell_timeout=cell_timeout_s, startup_timeout=load_course().kernel_start_timeout_s,
-                                           output_kb=load_course().limits.cell_output_kb,
-                                           kernel_launch_file=str(self.root / LAUNCH_FILE)))
+            fh.write(GRADING_CONFIG.format(cell_timeout=cell_timeout_s, startup_timeout=course.kernel_start_timeout_s,
+                                           output_kb=course.limits.cell_output_kb,
+                                           kernel_launch_file=str(self.root / LAUNCH_FILE),
+                                           result_file=str(self.root / NbgraderJob.RESULT_FILE)))
 
     def autograde(self, submitted_nb: nbformat.NotebookNode, kernel_env: dict[str, str], timeout_s: float,
                   feedback: bool = True, started: Callable[[], None] | None = None,
@@ -200,23 +197,22 @@ class NbgraderCourse:
         dest = self.root / "submitted" / STUDENT / ex
         dest.mkdir(parents=True)
         nbformat.write(submitted_nb, dest / self.exercise.notebook)
-        KernelLaunch(load_course().kernel, str(self.kernel.work_dir), kernel_env, ipc_prefix=str(self.kernel.runtime / "k"),
+        KernelLaunch(self.course.kernel, str(self.kernel.work_dir), kernel_env, ipc_prefix=str(self.kernel.runtime / "k"),
                      connection_file=str(self.kernel.runtime / "kernel.json"), preload=tuple(preload)
                      ).write(self.root / LAUNCH_FILE)
         deadline = time.monotonic() + timeout_s
         graded_r, graded_w = os.pipe()
-        with open(self.root / JOB_LOG, "w", encoding="utf-8") as log:
+        job = NbgraderJob(str(self.root), ex, STUDENT, feedback, str(grader_cache_dir()), graded_w)
+        with open(self.root / job.LOG_FILE, "w", encoding="utf-8") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", JOB, str(self.root), ex, STUDENT, "feedback" if feedback else "no-feedback",
-                 str(grader_cache_dir()), str(graded_w)],
-                cwd=self.root, env=self._job_env(kernel_env), stdout=log, stderr=subprocess.STDOUT,
+                job.write(), cwd=self.root, env=self._job_env(kernel_env), stdout=log, stderr=subprocess.STDOUT,
                 process_group=0, pass_fds=(graded_w,),
             )  # in the grader's session: Linux shares the CPU between sessions, so the kernel keeps a core
         os.close(graded_w)
         html = self.root / "feedback" / STUDENT / ex / self.exercise.notebook.replace(".ipynb", ".html")
         rendering = FeedbackRendering(proc, html if feedback else None, deadline)
         try:
-            return self._results(rendering, graded_r, timeout_s, started)
+            return self._results(job, rendering, graded_r, timeout_s, started)
         except subprocess.TimeoutExpired:
             rendering.close()
             raise AutogradeTimeout(timeout_s) from None
@@ -226,21 +222,24 @@ class NbgraderCourse:
         finally:
             os.close(graded_r)
 
-    def _results(self, rendering: FeedbackRendering, graded_pipe: int, timeout_s: float,
+    def _results(self, job: NbgraderJob, rendering: FeedbackRendering, graded_pipe: int, timeout_s: float,
                  started: Callable[[], None] | None) -> AutogradeResult:
-        """nbgrader's results once its process says they are written; why not, where it ended without."""
+        """nbgrader's results once its process says they are written; why not (its ChildResult), where it ended
+        without."""
         if started:
             started()
-        if not _graded(graded_pipe, timeout_s):
+        if not _graded(graded_pipe, timeout_s, job.GRADED):
             rendering.proc.wait(timeout=max(0.0, rendering.deadline - time.monotonic()))
-            output = (self.root / JOB_LOG).read_text(encoding="utf-8", errors="replace")
-            if rendering.proc.returncode == GRADER_SIDE_FAILURE:  # nothing of the student's ran
-                raise GraderUnavailable(_unavailable_reason(output))
-            raise AutogradeFailed(_last_error_line(output))
+            said = ChildResult.read(job.path(job.RESULT_FILE))
+            if said is not None and said.exit == ExitCode.GRADER_UNAVAILABLE:  # nothing of the student's ran
+                raise GraderUnavailable(said.reason)
+            raise AutogradeFailed(said.reason if said is not None else
+                                  f"nbgrader's process ended with exit status {rendering.proc.returncode} "
+                                  f"and said nothing (see {job.LOG_FILE})")
         ex = self.exercise.id
         try:
             graded = nbformat.read(self.root / "autograded" / STUDENT / ex / self.exercise.notebook, as_version=4)
-            scores = json.loads((self.root / GRADES_FILE).read_text(encoding="utf-8"))
+            scores = JobGrades.read(job.path(job.GRADES_FILE)).scores
         except (OSError, ValueError) as err:
             raise AutogradeFailed(f"nbgrader's results could not be read: {type(err).__name__}: {err}") from err
         errors = cell_errors(graded)
@@ -264,12 +263,12 @@ def grader_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coursegrader"
 
 
-def _graded(pipe: int, timeout_s: float) -> bool:
+def _graded(pipe: int, timeout_s: float, word: bytes) -> bool:
     """Whether nbgrader's process said it wrote the grades before it ended or the time ran out."""
     readable, _, _ = select.select([pipe], [], [], timeout_s)
     if not readable:
-        raise subprocess.TimeoutExpired(JOB, timeout_s)
-    return os.read(pipe, len(GRADES_WRITTEN)) == GRADES_WRITTEN
+        raise subprocess.TimeoutExpired(NbgraderJob.MODULE, timeout_s)
+    return os.read(pipe, len(word)) == word
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -278,19 +277,6 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
-
-
-def _unavailable_reason(output: str) -> str:
-    reasons = [line[len(UNAVAILABLE_PREFIX):] for line in output.splitlines() if line.startswith(UNAVAILABLE_PREFIX)]
-    return reasons[-1] if reasons else _last_error_line(output)
-
-
-def _last_error_line(output: str) -> str:
-    lines = [l for l in output.splitlines() if l.strip()]
-    for line in reversed(lines):
-        if "Error" in line or "error" in line:
-            return line.strip()[:300]
-    return (lines[-1] if lines else "unknown error")[:300]
 
 
 class GraderUnavailable(RuntimeError):

@@ -1,17 +1,16 @@
 """One exercise's nbgrader work in one process: the course kernel's start (first, so that it boots while
 nbgrader loads), generate_assignment (or its cached gradebook), autograde, generate_feedback.
 
-Run as `python -m coursegrader.execution.nbgrader_job COURSE_ROOT EXERCISE STUDENT feedback|no-feedback
-CACHE_DIR GRADED_FD` with the course root as working directory. It writes the autograded cells' scores to
-GRADES_FILE (so the grader needs no nbgrader of its own) and then says GRADES_WRITTEN on GRADED_FD, a pipe only
-it holds (never the kernel): the grader verifies while the feedback renders. It exits with 0 on success,
-AUTOGRADE_FAILED, or GRADER_SIDE_FAILURE when nothing of the student's ran: nbgrader could not prepare the
-exercise or the course kernel did not start (the reason follows `grader_unavailable:` on stderr).
+Run as `python -m coursegrader.execution.nbgrader_job REQUEST` (a protocol.NbgraderJob the grader wrote) with the
+course root as working directory. It writes the autograded cells' scores (protocol.JobGrades, so the grader needs
+no nbgrader of its own) and then says GRADED on the request's pipe, which only it holds (never the kernel): the
+grader verifies while the feedback renders. As it ends it writes a protocol.ChildResult and exits with its code:
+OK, AUTOGRADE_FAILED, or GRADER_UNAVAILABLE when nothing of the student's ran (nbgrader could not prepare the
+exercise, or the course kernel did not start: ResilientExecute writes that result itself).
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -19,11 +18,13 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from ..protocol import ChildResult, ExitCode, JobGrades, NbgraderJob
 from .kernel_launch import LAUNCH_FILE, prestart, shutdown_unclaimed
 
 if __name__ == "__main__":
-    os.set_inheritable(int(sys.argv[6]), False)  # the kernel must not hold it (nor say the grades are written)
-    prestart(Path(sys.argv[1]) / LAUNCH_FILE)  # the kernel boots while nbgrader loads and prepares (seconds)
+    JOB = NbgraderJob.read(sys.argv[1])
+    os.set_inheritable(JOB.graded_fd, False)  # the kernel must not hold it (nor say the grades are written)
+    prestart(Path(JOB.root) / LAUNCH_FILE)  # the kernel boots while nbgrader loads and prepares (seconds)
 
 import nbgrader  # after the kernel's start (E402 on purpose)
 from nbgrader.api import Gradebook
@@ -33,47 +34,45 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from ..config import REPO_ROOT
 from ..sandbox.policy import runtime_paths
-from .nbgrader_course import GRADER_SIDE_FAILURE, GRADES_FILE, GRADES_WRITTEN, GRADING_CONFIG, UNAVAILABLE_PREFIX
-from .resilient_execute import ResilientExecute
-
-AUTOGRADE_FAILED = 3
+from .nbgrader_course import GRADING_CONFIG
 
 
-def main(root: str, exercise_id: str, student: str, feedback: str, cache_dir: str, graded_fd: str) -> int:
+def main(job: NbgraderJob) -> ChildResult:
+    root, exercise_id, student = Path(job.root), job.exercise_id, job.student
     try:
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(Path(root))).load_config()
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
         api = NbGraderAPI(CourseDirectory(config=config), config=config)
-        result = generate_assignment(api, Path(root), exercise_id, Path(cache_dir))
+        result = generate_assignment(api, root, exercise_id, Path(job.cache_dir))
     except Exception as err:  # noqa: BLE001 - before any student code: the grader's failure
         return _unavailable(f"nbgrader could not start for {exercise_id}: {type(err).__name__}: {err}")
     if not result.get("success"):
         return _unavailable(f"nbgrader could not prepare {exercise_id}: {_last_line(_error(result))}")
     result = api.autograde(exercise_id, student, force=True, create=True)
-    if ResilientExecute.start_failure:
-        return _unavailable(ResilientExecute.start_failure)
+    said = ChildResult.read(job.path(job.RESULT_FILE))  # ResilientExecute's, where the kernel did not start
+    if said is not None and said.exit == ExitCode.GRADER_UNAVAILABLE:
+        return said
     if not result.get("success"):
         print(f"autograde failed:\n{_error(result)}", file=sys.stderr)
-        return AUTOGRADE_FAILED
+        return ChildResult(ExitCode.AUTOGRADE_FAILED, _last_line(_error(result), naming="error"))
     try:
-        _write_grades(Path(root), exercise_id, student)
+        _grades(root, exercise_id, student).write(job.path(job.GRADES_FILE))
     except Exception as err:  # noqa: BLE001 - the gradebook is ours: never a 0 for the student
         return _unavailable(f"nbgrader's gradebook could not be read for {exercise_id}: {type(err).__name__}: {err}")
-    os.write(int(graded_fd), GRADES_WRITTEN)
-    os.close(int(graded_fd))
-    if feedback == "feedback":
+    os.write(job.graded_fd, job.GRADED)
+    os.close(job.graded_fd)
+    if job.feedback:
         result = api.generate_feedback(exercise_id, student, force=True)
         if not result.get("success"):  # the scores stand; only the HTML is missing
             print(f"generate_feedback failed:\n{_error(result)}", file=sys.stderr)
-    return 0
+    return ChildResult(ExitCode.OK)
 
 
-def _write_grades(root: Path, exercise_id: str, student: str) -> None:
-    """{grade_id: [auto_score, max_score]} of the autograded notebook."""
+def _grades(root: Path, exercise_id: str, student: str) -> JobGrades:
+    """The autograded notebook's scores, from nbgrader's gradebook."""
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         (notebook,) = gb.find_assignment(exercise_id).notebooks
         submitted = gb.find_submission_notebook(notebook.name, exercise_id, student)
-        grades = {g.name: [float(g.auto_score or 0), float(g.max_score or 0)] for g in submitted.grades}
-    (root / GRADES_FILE).write_text(json.dumps(grades), encoding="utf-8")
+        return JobGrades({g.name: (float(g.auto_score or 0), float(g.max_score or 0)) for g in submitted.grades})
 
 
 def generate_assignment(api: NbGraderAPI, root: Path, exercise_id: str, cache: Path) -> dict:
@@ -126,19 +125,23 @@ def _error(result: dict) -> str:
     return f"{result.get('log', '')}\n{result.get('error', '')}".strip()
 
 
-def _last_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "unknown error"
+def _last_line(text: str, naming: str = "") -> str:
+    """The last non-blank line of nbgrader's log that contains `naming` (any case; else the last line): the
+    reason a report shows."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    named = [line for line in lines if naming.lower() in line.lower()]
+    return (named or lines or ["unknown error"])[-1][:300]
 
 
-def _unavailable(reason: str) -> int:
-    print(UNAVAILABLE_PREFIX + reason[:500], file=sys.stderr)
-    return GRADER_SIDE_FAILURE
+def _unavailable(reason: str) -> ChildResult:
+    print(f"grader unavailable: {reason}", file=sys.stderr)  # for whoever reads job.log
+    return ChildResult(ExitCode.GRADER_UNAVAILABLE, reason)
 
 
 if __name__ == "__main__":
-    status = main(*sys.argv[1:7])
+    said = main(JOB)
+    said.write(JOB.path(JOB.RESULT_FILE))
     shutdown_unclaimed()  # a kernel nothing ran in: the exercise stopped before its execution
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(status)  # its results are written; the interpreter's own teardown took about a second
+    os._exit(said.exit)  # its results are written; the interpreter's own teardown took about a second

@@ -12,13 +12,13 @@ own, so a long print never costs evidence; an error is always kept, its text cut
 
 A kernel that does not start (or is not the grader's own interpreter) failed
 before any student code ran: that is the grader's failure, never the student's.
-It is recorded in `start_failure` and the exercise is not graded at all.
+It is written as the job's protocol.ChildResult (GRADER_UNAVAILABLE, in `result_file`) and the exercise is not
+graded at all.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import ClassVar
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
@@ -26,8 +26,9 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Integer, Unicode
 
-from .kernel_launch import KernelLaunch, started_kernel
 from ..notebook import CLAIM_MIMETYPE
+from ..protocol import ChildResult, ExitCode
+from .kernel_launch import KernelLaunch, started_kernel
 from .nbgrader_course import KERNEL_DIED, NOT_RUN
 
 SHOWN, CLAIMS = "shown", "claims"
@@ -60,7 +61,8 @@ class ResilientExecute(Execute):
     kernel_launch_file = Unicode(help="JSON: the course kernel's launch (kernel_launch.KernelLaunch)").tag(config=True)
     output_kb = Integer(64, help="bytes (KiB) of streams and displays kept per cell; as many again for claims").tag(
         config=True)
-    start_failure: ClassVar[str | None] = None  # why the course kernel did not start (read by nbgrader_job)
+    result_file = Unicode(help="where to write why the course kernel did not start (a protocol.ChildResult)").tag(
+        config=True)
     _kernel_dead = False
 
     def create_kernel_manager(self):
@@ -87,8 +89,10 @@ class ResilientExecute(Execute):
 
     def _did_not_start(self, why) -> RuntimeError:
         detail = f"{type(why).__name__}: {why}" if isinstance(why, BaseException) else why
-        type(self).start_failure = f"the grading kernel ({self.kernel_name}) did not start: {detail}"
-        return RuntimeError(type(self).start_failure)
+        reason = f"the grading kernel ({self.kernel_name}) did not start: {detail}"
+        if self.result_file:
+            ChildResult(ExitCode.GRADER_UNAVAILABLE, reason).write(Path(self.result_file))
+        return RuntimeError(reason)
 
     def preprocess(self, nb, resources=None, km=None):
         self._kernel_dead = False

@@ -12,7 +12,9 @@ points, but never counted in the total.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+
+from ..grade_file import ExerciseGrade, GradeFile
 
 SCHEMA = "classroom50/result/v1"
 
@@ -23,19 +25,25 @@ def whole(points: float) -> int:
     return int(points)
 
 
-def tests_of(grade: dict) -> list[dict]:
-    return [{"test-name": f"{ex_id} / {check['id']}" + (" (bonus)" if ex.get("bonus", False) else ""),
-             "passed": bool(check["passed"]), "score": whole(check["score"]), "max-score": whole(check["max_score"]),
-             "message": check["message"]}
-            for ex_id, ex in grade["exercises"].items() for check in ex["checks"]]
+def _tests(exercises: Iterable[ExerciseGrade]) -> list[dict]:
+    """One result.json test per graded cell of these exercises."""
+    return [{"test-name": f"{ex.id} / {check.id}" + (" (bonus)" if ex.bonus else ""),
+             "passed": bool(check.passed), "score": whole(check.score), "max-score": whole(check.max_score),
+             "message": check.message}
+            for ex in exercises for check in ex.checks]
 
 
-def core_tests(grade: dict) -> list[dict]:
+def tests_of(grade: GradeFile) -> list[dict]:
+    """Every graded cell's test, bonus exercises' included."""
+    return _tests(grade.exercises.values())
+
+
+def core_tests(grade: GradeFile) -> list[dict]:
     """The tests of the exercises that count in the total (not bonus), as tests_of writes them."""
-    return tests_of({"exercises": {ex_id: ex for ex_id, ex in grade["exercises"].items() if not ex.get("bonus", False)}})
+    return _tests(ex for ex in grade.exercises.values() if not ex.bonus)
 
 
-def result(grade: dict, env: Mapping[str, str], now: dt.datetime | None = None) -> dict:
+def result(grade: GradeFile, env: Mapping[str, str], now: dt.datetime | None = None) -> dict:
     tests, core = tests_of(grade), core_tests(grade)
     commit = env.get("COMMIT_URL", "")
     return {

@@ -6,6 +6,7 @@ A problem that only informs (problems.NOTICES) is a notice. A bonus exercise's a
 title: its points are bonus points, not lost from the core total."""
 from __future__ import annotations
 
+from ..grade_file import GradeFile
 from ..problems import NOTICES
 
 
@@ -21,16 +22,17 @@ def _command(kind: str, notebook: str, title: str, message: str) -> str:
     return f"::{kind} file={_property(notebook)},title={_property(title)}::{_data(message)}"
 
 
-def annotations(grade: dict) -> list[str]:
+def annotations(grade: GradeFile) -> list[str]:
+    """The workflow commands for a grade: per exercise, one per problem and one listing its lost points."""
     lines = []
-    for ex_id, ex in grade["exercises"].items():
-        notebook = f"{ex_id}/{ex_id}.ipynb"
-        for p in ex["problems"]:
-            level = "error" if p.get("fatal") else "notice" if p["code"] in NOTICES else "warning"
-            lines.append(_command(level, notebook, f"{ex_id}: {p['code']}", f"{p['message_ja']} / {p['message_en']}"))
-        lost = [(c["id"], c["max_score"] - c["score"], c["message"]) for c in ex["checks"] if c["score"] < c["max_score"]]
+    for ex in grade.exercises.values():
+        notebook = f"{ex.id}/{ex.id}.ipynb"
+        for p in ex.problems:
+            level = "error" if p.fatal else "notice" if p.code in NOTICES else "warning"
+            lines.append(_command(level, notebook, f"{ex.id}: {p.code}", f"{p.message_ja} / {p.message_en}"))
+        lost = [(c.id, c.max_score - c.score, c.message) for c in ex.checks if c.score < c.max_score]
         if lost:
-            title = f"{ex_id}: {ex['score']:g}/{ex['max_score']:g}" + (" (bonus)" if ex.get("bonus", False) else "")
+            title = f"{ex.id}: {ex.score:g}/{ex.max_score:g}" + (" (bonus)" if ex.bonus else "")
             lines.append(_command("warning", notebook, title,
                                   "\n".join(f"{cid} -{points:g}: {message}" for cid, points, message in lost)))
     return lines

@@ -19,48 +19,18 @@ import socketserver
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from ..config import CASSETTE_DIR, load_course
+from ..config import CASSETTE_DIR, Course, load_course
 from . import matchers
 from .cassette import Cassette, CassetteLibrary, Interaction
 from .conform import conform_answer
+from .log import MAX_BODY_BYTES, LogEntry, RequestLog
 from .persister import load_cassette, load_cassettes, save_cassette
 from .validation import RequestRejected, check_request
 
 CHAT_PATH = "/serving-endpoints/chat/completions"
 INVOCATIONS_PATH = re.compile(r"^/serving-endpoints/(?P<name>[^/]+)/invocations$")
 WELL_KNOWN_PATH = "/.well-known/databricks-config"
-MAX_BODY_BYTES = 2_000_000
 SHUTDOWN_POLL_S = 0.02  # how often serve_forever looks for shutdown (its default 0.5 s, twice, per exercise)
-
-
-MAX_LOG_BYTES = 32 * MAX_BODY_BYTES  # request bodies kept in one log; later entries keep all but the bodies
-
-
-class RequestLog:
-    """Every request the server saw, in order; optionally mirrored to JSONL. Its memory is bounded: once the
-    bodies kept reach MAX_LOG_BYTES, a later entry is logged without its request and response."""
-
-    def __init__(self, path: Path | None = None):
-        self.entries: list[dict] = []
-        self.path = Path(path) if path else None
-        self._lock = threading.Lock()
-        self.body_bytes = 0
-
-    def append(self, entry: dict, body_bytes: int = 0) -> None:
-        with self._lock:
-            if self.body_bytes + body_bytes > MAX_LOG_BYTES:
-                entry = {k: v for k, v in entry.items() if k not in ("request", "response")} | {"bodies_dropped": True}
-            else:
-                self.body_bytes += body_bytes
-            entry = {"seq": len(self.entries), **entry}
-            self.entries.append(entry)
-            if self.path:
-                with open(self.path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
-
-    def snapshot(self) -> list[dict]:
-        with self._lock:
-            return copy.deepcopy(self.entries)
 
 
 class Upstream:
@@ -104,8 +74,9 @@ class FixtureServer:
         log_path: Path | None = None,
         upstream: Upstream | None = None,
         record_to: Path | None = None,
+        course: Course | None = None,
     ):
-        self.course = load_course()
+        self.course = course or load_course()
         self.token = token or "dapi-fixture-" + secrets.token_hex(8)
         self.log = RequestLog(log_path)
         self.upstream = upstream
@@ -291,13 +262,13 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = 200, app.well_known()
         else:
             status, body = 404, error_body(404, "NOT_FOUND", f"No API found for GET {self.path}")
-        app.log.append({"time": time.time(), "method": "GET", "path": self.path, "status": status})
+        app.log.append(LogEntry("GET", self.path, status, time=time.time()))
         self._send(status, body)
 
     def do_POST(self) -> None:
         app = self.server_app
         path = self.path.split("?")[0]
-        entry = {"time": time.time(), "method": "POST", "path": path, "authorized": self._authorized()}
+        entry = LogEntry("POST", path, time=time.time(), authorized=self._authorized())
         length = _content_length(self.headers)
         raw = self.rfile.read(length) if length and length <= MAX_BODY_BYTES else b""
         match = INVOCATIONS_PATH.match(path)
@@ -310,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
                 (413, error_body(413, "REQUEST_TOO_LARGE", f"Request body over {MAX_BODY_BYTES} bytes ({length})."))
         elif endpoint is None:
             status, body = 404, error_body(404, "ENDPOINT_NOT_FOUND", f"No serving endpoint at {path}")
-        elif not entry["authorized"]:
+        elif not entry.authorized:
             status, body = 401, error_body(401, "UNAUTHENTICATED", "Invalid access token.")
         else:
             try:
@@ -321,12 +292,12 @@ class _Handler(BaseHTTPRequestHandler):
                 request = None
                 status, body = 400, error_body(400, "MALFORMED_REQUEST", f"Request body is not valid JSON: {err}")
             else:
-                entry["endpoint"], entry["request"] = endpoint, request
+                entry.endpoint, entry.request = endpoint, request
                 try:
                     status, body, fixture_id = app.handle_chat(path, endpoint, request)
                 except Exception as err:  # noqa: BLE001 - a bad request must never kill the server
                     status, body = 500, error_body(500, "INTERNAL_ERROR", f"fixture server error: {err}")
-        entry.update(status=status, fixture_id=fixture_id, response=body,
-                     scripted=fixture_id in {s.id for s in app.library.scripted})
+        entry.status, entry.fixture_id, entry.response = status, fixture_id, body
+        entry.scripted = fixture_id in {s.id for s in app.library.scripted}
         app.log.append(entry, body_bytes=len(raw))
         self._send(status, body)

@@ -5,7 +5,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..config import Exercise, Profile, load_course
+from ..config import Exercise, Profile
 from ..notebook import inputs_of
 from ..problems import Problem, problem
 from .results import ExerciseRun
@@ -43,7 +43,7 @@ class AdapterHandoff:
     def keep_from(self, run: ExerciseRun) -> None:
         """Copy out the adapter `run` saved if another exercise evaluates it and its adapter cell scored
         (official tier: test and evidence; feedback tier: the test)."""
-        for consumer in load_course().exercises.values():
+        for consumer in run.course.exercises.values():
             source = consumer.adapter_from
             if source and source.exercise == run.exercise.id:
                 self.kept[run.exercise.id] = self._copy(run, source)

@@ -9,31 +9,30 @@ Problem; a stopped exercise scores 0 and the next exercise is still graded.
   skip_unstarted      code exactly as released (nothing written yet): 0 points without running it
   autograde           nbgrader autograde (hidden tests restored) with the fixture server; the
                       kernel runs in the sandbox (official tier), importing the release notebook's
-                      modules while nbgrader prepares; the tier's standby processes start beside it
+                      modules while nbgrader prepares; the tier's verifier starts its own work beside it
   distrust_outputs    remove links and special files the kernel left in its work folder
   note_execution      report timeouts, kernel deaths and sandbox limits seen in the outputs
   note_scripted       say which API answers came from a scripted rule rather than a recording
   verify_evidence     the tier's outside-the-kernel checks (official tier only)
   award_points        a cell's points count only if its test and its evidence pass
 
-The tier (tier.py) says where nbgrader's source notebooks come from and who verifies evidence.
+The tier (tier.py) says where nbgrader's source notebooks come from and who verifies evidence: its
+verifier, made for each run, owns whatever it runs beside the kernel (warm-ups, processes, threads).
 """
 from __future__ import annotations
 
 import copy
-import os
-import threading
 import traceback
 from pathlib import Path
 from typing import Callable
 
 import nbformat
 
-from ..config import CASSETTE_DIR, RELEASE_DIR, Exercise, Profile, load_course
+from ..config import CASSETTE_DIR, RELEASE_DIR, Course, Exercise, Profile, load_course
 from ..errors import UsageError
 from ..execution.environment import course_kernel_env, limit_cpu_threads
 from ..execution.nbgrader_course import (KERNEL_DIED, NOT_RUN, AutogradeFailed, AutogradeTimeout, GraderUnavailable,
-                                         KernelPlace, NbgraderCourse, preflight)
+                                         KernelWorkspace, NbgraderCourse, preflight)
 from ..fmapi import FixtureServer
 from ..fmapi.persister import load_cassettes
 from ..mlflow_store import StoreUnusable, distrust_store, tracking_db
@@ -41,7 +40,7 @@ from ..notebook import error_outputs, grade_id, imported_modules
 from ..problems import Problem, is_listed, limit_problems, problem
 from ..sandbox.policy import profile_paths
 from .handoff import AdapterHandoff
-from .results import CheckResult, ExerciseRun, SubmissionGrade, Verdict
+from .results import CheckResult, EvidenceOutcome, ExerciseRun, SubmissionGrade, TestOutcome, Verdict
 from .align import cell_text, normalized
 from .submission import align_with_release, find_notebook, load_notebook
 from .tier import FEEDBACK, Tier
@@ -91,18 +90,18 @@ def _code_cells(nb) -> list[str]:
 
 
 def autograde(run: ExerciseRun) -> None:
-    course = load_course()
+    course = run.course
     readable = profile_paths(run.profile) + ([Path(run.adapter_dir)] if run.adapter_dir else [])
-    kernel = KernelPlace(run.work_dir / "run", run.sandboxed, readable)
-    course_dir = NbgraderCourse(run.work_dir / "course", run.exercise, run.source_nb, run.cell_timeout_s, kernel)
-    meanwhile = _Meanwhile(run)
-    with FixtureServer(cassettes=run.cassettes) as server, meanwhile:
+    kernel = KernelWorkspace(run.work_dir / "run", run.sandboxed, readable)
+    course_dir = NbgraderCourse(run.work_dir / "course", run.exercise, run.source_nb, run.cell_timeout_s, kernel,
+                                course)
+    with FixtureServer(cassettes=run.cassettes, course=course) as server:
         kernel.connect(server)
-        env = {**course_kernel_env(server.env(), kernel.home, run.profile, run.adapter_dir),
-               **kernel.install_kernelspec()}
+        env = {**course_kernel_env(server.env(), kernel.home, run.profile, run.adapter_dir, course),
+               **kernel.install_kernelspec(course.kernel)}
         try:
             run.autograded = course_dir.autograde(run.student_nb, env, course.exercise_timeout_s, run.render_feedback,
-                                                  started=lambda: meanwhile.start(kernel.work_dir),
+                                                  started=lambda: run.verifier and run.verifier.start(kernel.work_dir),
                                                   preload=_preloaded(run.release_nb))
         except AutogradeTimeout:
             run.problems.append(problem("grading_timeout", seconds=course.exercise_timeout_s))
@@ -116,46 +115,6 @@ def _preloaded(release_nb) -> list[str]:
     """What the kernel imports before the notebook runs: the release notebook's modules, but the course's own
     (the preflight cell imports coursegrader.preflight only outside grading)."""
     return [m for m in imported_modules(release_nb) if m.split(".")[0] != __package__.split(".")[0]]
-
-
-class _Meanwhile:
-    """What the tier does while nbgrader runs the kernel (the grader itself only waits), started once nbgrader's
-    process is (so none of it delays that): its standby processes, from this thread, which outlives the checks
-    (a sandbox dies with the thread that started it), and its preparation in a thread, joined at the end."""
-
-    def __init__(self, run: ExerciseRun):
-        self.run, self.thread = run, None
-
-    def start(self, kernel_dir: Path) -> None:
-        if self.run.tier.standby:
-            try:
-                self.run.standby = self.run.tier.standby(self.run, kernel_dir)
-            except Exception:  # noqa: BLE001 - only a head start: each check then starts its own process
-                traceback.print_exc()
-        if self.run.tier.prepare:
-            self.thread = threading.Thread(target=_quietly, args=(self.run.tier.prepare, self.run),
-                                           name="tier-prepare", daemon=True)
-            self.thread.start()
-
-    def __enter__(self) -> "_Meanwhile":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.thread:
-            self.thread.join()
-
-
-def _quietly(work, run: ExerciseRun) -> None:
-    """In its own thread at nice 19: nbgrader's process, in the grader's session, loads meanwhile and must not
-    wait for it (the kernel, in a session of its own, keeps its core anyway)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only, on Linux
-    except OSError:
-        pass
-    try:
-        work(run)
-    except Exception:  # noqa: BLE001 - only a head start: the verifier does the work itself if this failed
-        traceback.print_exc()
 
 
 def distrust_outputs(run: ExerciseRun) -> None:
@@ -191,16 +150,16 @@ def note_execution(run: ExerciseRun) -> None:
 
 
 def note_scripted(run: ExerciseRun) -> None:
-    served = [e for e in run.log if e.get("scripted")]
+    served = [e for e in run.log if e.scripted]
     if served:
-        ids = sorted({e["fixture_id"] for e in served})
+        ids = sorted({e.fixture_id for e in served})
         run.problems.append(problem("fixture_scripted", count=len(served), ids=", ".join(ids)))
 
 
 def verify_evidence(run: ExerciseRun) -> None:
-    if not run.tier.verifies_evidence:
+    if run.verifier is None:
         return
-    run.verdicts = run.tier.verify(run)
+    run.verdicts = run.verifier.verify(run.log, run.autograded)
     listed = {v.code: v.fields for v in run.verdicts.values() if not v.passed and v.code and is_listed(v.code)}
     for code, fields in listed.items():
         run.problems.append(problem(code, **fields))
@@ -208,7 +167,7 @@ def verify_evidence(run: ExerciseRun) -> None:
 
 def award_points(run: ExerciseRun) -> None:
     run.checks = [_cell_result(run, cell) for cell in run.exercise.cells]
-    unconfirmed = [c.id for c in run.checks if c.test["passed"] and not c.passed]
+    unconfirmed = [c.id for c in run.checks if c.test.passed and not c.passed]
     if unconfirmed:
         run.problems.append(problem("tests_unconfirmed", cells=", ".join(unconfirmed)))
 
@@ -257,7 +216,7 @@ def _api_error(run: ExerciseRun, text: str) -> str | None:
     """"Error code: 400 (NO_MATCHING_FIXTURE)" when the text is how the OpenAI client words an answer of the
     fixture server's (whose message may quote the request: it is not repeated)."""
     for entry in run.log:
-        response, status = entry.get("response"), entry.get("status", 200)
+        response, status = entry.response, entry.status
         if not isinstance(response, dict) or status < 400:
             continue
         error = response.get("error")
@@ -311,40 +270,41 @@ def _earlier_cause(run: ExerciseRun, grade_id: str) -> str:
             f"ありません。先に {where} を直してください。）")
 
 
-def _evidence_of(run: ExerciseRun, cell) -> tuple[list[dict], bool]:
+def _evidence_of(run: ExerciseRun, cell) -> tuple[list[EvidenceOutcome], bool]:
     """The cell's evidence verdicts as reported, and whether every required one was given."""
     required = cell.evidence if run.tier.verifies_evidence else ()
     given: list[tuple[str, Verdict]] = [(n, run.verdicts[n]) for n in required if n in run.verdicts]
-    return [{"id": n, "passed": v.passed, "message": v.message} for n, v in given], len(given) == len(required)
+    return [EvidenceOutcome(n, v.passed, v.message) for n, v in given], len(given) == len(required)
 
 
 def _cell_result(run: ExerciseRun, cell) -> CheckResult:
     result = run.autograded.cells.get(cell.grade_id) if run.autograded else None
     evidence, complete = _evidence_of(run, cell)
-    test = {"passed": bool(result and result.passed),
-            "error": f"{result.errors[0][0]}: {result.errors[0][1]}" if result and result.errors else None}
-    failed_evidence = [e for e in evidence if not e["passed"]]
+    test = TestOutcome(bool(result and result.passed),
+                       f"{result.errors[0][0]}: {result.errors[0][1]}" if result and result.errors else None)
+    failed_evidence = [e for e in evidence if not e.passed]
     if result is None:
         message = "このセルは採点されませんでした。"
     elif not result.passed:
         message = _failed_test_message(run, result)
     elif failed_evidence:
-        message = failed_evidence[0]["message"]
+        message = failed_evidence[0].message
     else:
-        notes = [e["message"] for e in evidence if e["message"] != "OK"]  # e.g. the measured gozaru rate
+        notes = [e.message for e in evidence if e.message != "OK"]  # e.g. the measured gozaru rate
         message = run.tier.passed_message + "".join(f"（{n}）" for n in notes)
-    passed = test["passed"] and not failed_evidence and complete
-    return CheckResult(cell.grade_id, cell.points if passed else 0.0, cell.points, passed, message, test, evidence)
+    passed = test.passed and not failed_evidence and complete
+    return CheckResult(cell.grade_id, cell.points if passed else 0.0, cell.points, passed, message, test,
+                       tuple(evidence))
 
 
 def _unscored(cell, problems: list[Problem]) -> CheckResult:
     reason = next(p.message_ja for p in problems if p.fatal)
-    return CheckResult(cell.grade_id, 0.0, cell.points, False, reason, {"passed": False, "error": None}, [])
+    return CheckResult(cell.grade_id, 0.0, cell.points, False, reason, TestOutcome(False), ())
 
 
 # -- one exercise, one submission ---------------------------------------------
 
-def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes, *, tier: Tier,
+def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cassettes, *, course: Course, tier: Tier,
                    profile: Profile, sandbox: bool, cell_timeout_s: int | None = None,
                    adapter: tuple[str | None, Problem | None] = (None, None), render_feedback: bool = True) -> ExerciseRun:
     """adapter: (the folder this exercise evaluates, the problem saying where it came from)."""
@@ -356,7 +316,8 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
         source_nb=nbformat.read(tier.source_notebook(exercise), as_version=4),
         release_nb=nbformat.read(RELEASE_DIR / exercise.id / exercise.notebook, as_version=4),
         cassettes=cassettes,
-        cell_timeout_s=cell_timeout_s or load_course().cell_limit_s(exercise.id),
+        cell_timeout_s=cell_timeout_s or course.cell_limit_s(exercise.id),
+        course=course,
         profile=profile,
         tier=tier,
         sandboxed=sandbox,
@@ -365,6 +326,7 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
     )
     if adapter_note:
         run.problems.append(adapter_note)
+    run.verifier = tier.verifier(run.setup()) if tier.verifier else None
     try:
         for step in STEPS:
             if run.stopped:
@@ -377,15 +339,16 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
                 run.problems.append(problem("grader_error", detail=f"{step.__name__}: {type(err).__name__}: {err}"))
                 traceback.print_exc()
     finally:
-        for process in run.standby.values():
-            process.close()
+        if run.verifier:
+            run.verifier.close()
     if run.stopped:
         run.checks = [_unscored(cell, run.problems) for cell in exercise.cells]
     return run
 
 
-def gradable_exercises(requested=None, tier: Tier = FEEDBACK) -> list[Exercise]:
-    course = load_course()
+def gradable_exercises(requested=None, tier: Tier = FEEDBACK, course: Course | None = None) -> list[Exercise]:
+    """The requested exercises (default: every one the tier has source notebooks for); UsageError for unknown ids."""
+    course = course or load_course()
     ids = requested or [e for e in course.exercises if (tier.source_dir / e).is_dir()]
     unknown = [e for e in ids if e not in course.exercises]
     if unknown:
@@ -396,8 +359,10 @@ def gradable_exercises(requested=None, tier: Tier = FEEDBACK) -> list[Exercise]:
 def grade_submission(submission_dir: Path, exercises=None, *, tier: Tier = FEEDBACK, profile: Profile | None = None,
                      cell_timeout_s: int | None = None, sandbox: bool | None = None,
                      on_graded: Callable[[ExerciseRun], None] | None = None,
-                     render_feedback: bool = True) -> SubmissionGrade:
+                     render_feedback: bool = True, course: Course | None = None) -> SubmissionGrade:
     """Grade every requested exercise of one student's repository; never raises for bad input.
+
+    course: the course to grade for, passed down to every step (default: course.toml, read once here).
 
     sandbox: None means the tier's default. The sandboxed grader refuses to start when the sandbox
     is unavailable, and any grader when the kernel cannot start (GraderUnavailable): it never grades
@@ -405,16 +370,17 @@ def grade_submission(submission_dir: Path, exercises=None, *, tier: Tier = FEEDB
     (the caller keeps what it wants of it: feedback HTML, the MLflow store, the request log);
     render_feedback=False skips the feedback HTML nobody will read.
     """
-    limit_cpu_threads()
+    course = course or load_course()
+    limit_cpu_threads(course.cpu_threads)
     sandbox = tier.sandboxed if sandbox is None else sandbox
-    profile = profile or load_course().profile()
+    profile = profile or course.profile()
     preflight(sandbox)
     cassettes = load_cassettes(CASSETTE_DIR)  # loaded once, before any student code runs
     runs = []
     with AdapterHandoff(profile) as handoff:
-        for exercise in gradable_exercises(exercises, tier):
+        for exercise in gradable_exercises(exercises, tier, course):
             with temporary_folder(prefix=f"grade-{exercise.id}-") as work:  # removed whatever the kernel left
-                run = grade_exercise(exercise, submission_dir, work, copy.deepcopy(cassettes), tier=tier,
+                run = grade_exercise(exercise, submission_dir, work, copy.deepcopy(cassettes), course=course, tier=tier,
                                      profile=profile, sandbox=sandbox, cell_timeout_s=cell_timeout_s,
                                      adapter=handoff.adapter_for(exercise), render_feedback=render_feedback)
                 try:

@@ -9,7 +9,10 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import load_course
+from ..fmapi.log import write_request_log
 from ..mlflow_store import STORE_DIR, keep_store
+from ..statuses import ExerciseStatus, TierName
+from ..grade_file import GradeFile, points_text, read_grade
 from .results import ExerciseRun, SubmissionGrade
 
 SCHEMA_VERSION = 1
@@ -66,46 +69,43 @@ def to_json(grade: SubmissionGrade) -> dict:
     }
 
 
-STATUS_TEXT = {"graded": "採点済み", "not_started": "未着手 (not started)", "error": "採点不可 (error)"}
+STATUS_TEXT = {ExerciseStatus.GRADED: "採点済み", ExerciseStatus.NOT_STARTED: "未着手 (not started)",
+               ExerciseStatus.ERROR: "採点不可 (error)"}
 BONUS_LABEL = "ボーナス / bonus"
 
 
-def _fmt(x: float) -> str:
-    return f"{x:g}"
-
-
-def total_text(data: dict) -> str:
-    """`score / max_score`, and the bonus points beside them when a bonus exercise was graded
-    (grade.json written before bonus exercises has no bonus fields)."""
-    text = f"{_fmt(data['score'])} / {_fmt(data['max_score'])}"
-    if data.get("bonus_max_score", 0) > 0:
-        text += f" (+ {BONUS_LABEL}: {_fmt(data.get('bonus_score', 0))} / {_fmt(data['bonus_max_score'])})"
+def total_text(grade: GradeFile) -> str:
+    """`score / max_score`, and the bonus points beside them when a bonus exercise was graded."""
+    text = f"{points_text(grade.score)} / {points_text(grade.max_score)}"
+    if grade.bonus_max_score > 0:
+        text += f" (+ {BONUS_LABEL}: {points_text(grade.bonus_score)} / {points_text(grade.bonus_max_score)})"
     return text
 
 
-def to_markdown(data: dict) -> str:
-    lines = [f"# 採点結果 / Grade report: {total_text(data)}", ""]
-    if data.get("tier") == "official" and data.get("sandbox") is False:
+def to_markdown(grade: GradeFile) -> str:
+    """grade.md: the totals, a warning for an unofficial grade, and each exercise's checks and problems."""
+    lines = [f"# 採点結果 / Grade report: {total_text(grade)}", ""]
+    if grade.tier == TierName.OFFICIAL and not grade.sandbox:
         lines += ["> ⚠️ サンドボックスなしで採点しました（デバッグ用。正式な成績には使えません）。  ",
                   "> Graded without the sandbox (debugging only; not an official grade).", ""]
-    if data.get("tier") == "feedback":
+    if grade.tier == TierName.FEEDBACK:
         lines += ["> ℹ️ これは公開テストだけによる途中経過です。成績は締め切り後の正式な採点（非公開テストと記録の検証）で決まります。  ",
                   "> Preview from the visible tests only; the official grade (hidden tests, evidence checks) comes after the deadline.", ""]
     lines += ["| 演習 | 得点 | 状態 |", "|---|---:|---|"]
-    for ex_id, ex in data["exercises"].items():
-        status = STATUS_TEXT.get(ex["status"], ex["status"])
-        mark = f"（{BONUS_LABEL}）" if ex.get("bonus", False) else ""
-        lines.append(f"| {ex_id} {ex['title']}{mark} | {_fmt(ex['score'])} / {_fmt(ex['max_score'])} | {status} |")
-    for ex_id, ex in data["exercises"].items():
-        lines += ["", f"## {ex_id} {ex['title']}", ""]
-        for p in ex["problems"]:
-            lines.append(f"> ⚠️ {_text(p['message_ja'])}  \n> {_text(p['message_en'])}")
+    for ex in grade.exercises.values():
+        mark = f"（{BONUS_LABEL}）" if ex.bonus else ""
+        status = STATUS_TEXT[ex.status]
+        lines.append(f"| {ex.id} {ex.title}{mark} | {points_text(ex.score)} / {points_text(ex.max_score)} | {status} |")
+    for ex in grade.exercises.values():
+        lines += ["", f"## {ex.id} {ex.title}", ""]
+        for p in ex.problems:
+            lines.append(f"> ⚠️ {_text(p.message_ja)}  \n> {_text(p.message_en)}")
             lines.append("")
         lines += ["| チェック | 得点 | 結果 | メッセージ |", "|---|---:|:---:|---|"]
-        for c in ex["checks"]:
-            mark = "✅" if c["passed"] else "❌"
-            message = _text(c["message"]).replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| `{c['id']}` | {_fmt(c['score'])} / {_fmt(c['max_score'])} | {mark} | {message} |")
+        for c in ex.checks:
+            mark = "✅" if c.passed else "❌"
+            message = _text(c.message).replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{c.id}` | {points_text(c.score)} / {points_text(c.max_score)} | {mark} | {message} |")
     return "\n".join(lines) + "\n"
 
 
@@ -118,7 +118,7 @@ def write_reports(grade: SubmissionGrade, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = to_json(grade)
     (out_dir / "grade.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "grade.md").write_text(to_markdown(data), encoding="utf-8")
+    (out_dir / "grade.md").write_text(to_markdown(read_grade(data)), encoding="utf-8")
     return data
 
 
@@ -142,17 +142,3 @@ OVERSIZED_PAGE = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>feedb
                   "フィードバックのページが {mb} MB あり、上限（{limit} MB）を超えたため保存しませんでした。採点結果は grade.md にあります。"
                   "</p><p>The feedback page was {mb} MB, over the {limit} MB limit, and was not kept; the grade is in "
                   "grade.md.</p></body></html>")
-
-
-def write_request_log(log: list[dict], path: Path, limit: int) -> None:
-    """The request log as JSONL, at most `limit` bytes: past it, one line says how many entries were left out."""
-    written = 0
-    with open(path, "w", encoding="utf-8") as fh:
-        for index, entry in enumerate(log):
-            line = json.dumps(entry, ensure_ascii=False) + "\n"
-            if written + len(line.encode("utf-8")) > limit:
-                fh.write(json.dumps({"truncated": True, "limit_bytes": limit, "entries_left_out": len(log) - index})
-                         + "\n")
-                return
-            fh.write(line)
-            written += len(line.encode("utf-8"))

@@ -10,36 +10,22 @@ from typing import TYPE_CHECKING
 
 import nbformat
 
-from ..config import Exercise, Profile
+from ..config import Course, Exercise, Profile
+from ..fmapi.log import LogEntry
+from ..grade_file import CellGrade, EvidenceOutcome, TestOutcome  # noqa: F401 - re-exported
 from ..problems import Problem
+from ..statuses import ExerciseStatus
+
+from .tier import RunSetup, Tier, Verifier
+from .verdict import Verdict
 
 if TYPE_CHECKING:
     from ..execution.nbgrader_course import AutogradeResult
-    from .tier import Tier
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """An evidence check's answer. A failure names its problems.py code and the fields of its text;
-    a code that is also an exercise-level problem is listed in the report's problems too."""
-    passed: bool
-    message: str  # Japanese, shown to the student on the cell
-    code: str | None = None
-    fields: dict = field(default_factory=dict)
-
-
-@dataclass
-class CheckResult:
-    id: str
-    score: float
-    max_score: float
-    passed: bool
-    message: str
-    test: dict
-    evidence: list[dict]
-
-    def to_json(self) -> dict:
-        return self.__dict__.copy()
+# One graded cell: its points, and why (its tests in the kernel, then its evidence checks outside it). The grader
+# produces the same record grade.json's reader gives back.
+CheckResult = CellGrade
 
 
 @dataclass
@@ -52,8 +38,9 @@ class ExerciseRun:
     release_nb: nbformat.NotebookNode
     cassettes: list
     cell_timeout_s: int
+    course: Course  # the course graded for (passed in from the command line, never read again below it)
     profile: Profile
-    tier: "Tier"
+    tier: Tier
     sandboxed: bool = True  # student code runs in the sandbox (False only with --no-sandbox or the feedback tier)
     adapter_dir: str | None = None  # the LoRA adapter this exercise evaluates (exercise.adapter_from)
     render_feedback: bool = True  # nbgrader's feedback HTML, where someone reads it
@@ -61,22 +48,26 @@ class ExerciseRun:
     student_nb: nbformat.NotebookNode | None = None  # as read, then as aligned with the release (align_cells)
     problems: list[Problem] = field(default_factory=list)
     autograded: "AutogradeResult | None" = None
-    log: list[dict] = field(default_factory=list)
+    log: list[LogEntry] = field(default_factory=list)  # the fixture server's request log
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     checks: list[CheckResult] = field(default_factory=list)
-    standby: dict = field(default_factory=dict)  # the tier's standby processes, closed when the run ends
+    verifier: Verifier | None = None  # the tier's, for this run (None: the tests alone decide); closed when it ends
+
+    def setup(self) -> RunSetup:
+        """What the tier's verifier knows of this run before the kernel runs."""
+        return RunSetup(self.exercise, self.source_nb, self.course, self.profile, self.sandboxed, self.adapter_dir)
 
     @property
     def stopped(self) -> bool:
         return any(p.fatal for p in self.problems)
 
     @property
-    def status(self) -> str:
+    def status(self) -> ExerciseStatus:
         """grade.json's exercise status: not_started (code as released, not run), error (another fatal problem
         stopped it) or graded."""
         if any(p.code == "exercise_not_started" for p in self.problems):
-            return "not_started"
-        return "error" if self.stopped else "graded"
+            return ExerciseStatus.NOT_STARTED
+        return ExerciseStatus.ERROR if self.stopped else ExerciseStatus.GRADED
 
     @property
     def score(self) -> float:
@@ -90,9 +81,9 @@ class ExerciseRun:
 class SubmissionGrade:
     submission: Path
     runs: list[ExerciseRun]
-    tier: "Tier"
+    tier: Tier
     sandbox: bool = True
-    profile: str = ""  # the model profile ex04-ex06 ran with
+    profile: str = ""  # the model profile ex04-ex06 ran with (a ProfileName; "" where none ran)
 
     @property
     def core_runs(self) -> list[ExerciseRun]:
