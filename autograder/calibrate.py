@@ -88,7 +88,8 @@ def _adapter_rate(run, profile: Profile) -> float | None:
 
     name = inputs_of(run.source_nb, run.exercise.id).get("ADAPTER_DIR")
     with tempfile.TemporaryDirectory() as tmp:
-        copied = copy_adapter(run.autograded.work_dir / str(name), Path(tmp) / "adapter") if run.autograded else None
+        copied = copy_adapter(run.autograded.work_dir / str(name), Path(tmp) / "adapter",
+                              run.course.limits) if run.autograded else None
         if not copied:
             return None
         tuned, _ = heldout_rates(ReferenceLM(profile.resolve(profile.model_id), str(copied)),

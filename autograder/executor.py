@@ -39,7 +39,7 @@ class CheckExecutor:
         """As nbgrader starts the kernel: the standby processes, then the warm-up in a thread of its own."""
         ex = self.setup.exercise.id
         try:
-            self.processes = WaitingProcesses(checks.standby(ex, kernel_dir, self.setup.profile, self.setup.sandboxed))
+            self.processes = WaitingProcesses(checks.standby(ex, kernel_dir, self.setup))
         except Exception:  # noqa: BLE001 - only a head start: each check then starts its own process
             traceback.print_exc()
         self._warm_up = threading.Thread(target=_at_lowest_priority, name="check-warm-up", daemon=True,

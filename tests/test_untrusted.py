@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from coursegrader.config import REPO_ROOT
+from coursegrader.config import REPO_ROOT, load_course
 from coursegrader.grading.untrusted import copy_adapter, copy_regular_tree, read_regular, remove_unsafe, unsafe_entries
 from coursegrader.mlflow_store import keep_store
 
@@ -57,25 +57,25 @@ def test_copies_leave_links_out(hostile, tmp_path):
 
 
 def test_an_adapter_is_its_config_and_safetensors_only(tmp_path):
-    copied = copy_adapter(REFERENCE_ADAPTER, tmp_path / "ok")
+    copied = copy_adapter(REFERENCE_ADAPTER, tmp_path / "ok", load_course().limits)
     assert sorted(p.name for p in copied.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     pickled = tmp_path / "pickled"  # weights saved as a pickle (.bin): never loaded by the grader
     pickled.mkdir()
     (pickled / "adapter_config.json").write_bytes((REFERENCE_ADAPTER / "adapter_config.json").read_bytes())
     (pickled / "adapter_model.bin").write_bytes(b"\x80\x04not really")
-    assert copy_adapter(pickled, tmp_path / "from-pickled") is None
+    assert copy_adapter(pickled, tmp_path / "from-pickled", load_course().limits) is None
     linked = tmp_path / "linked"  # weights that are a link to someone else's adapter
     linked.mkdir()
     (linked / "adapter_config.json").write_bytes((REFERENCE_ADAPTER / "adapter_config.json").read_bytes())
     (linked / "adapter_model.safetensors").symlink_to(REFERENCE_ADAPTER / "adapter_model.safetensors")
-    assert copy_adapter(linked, tmp_path / "from-linked") is None
+    assert copy_adapter(linked, tmp_path / "from-linked", load_course().limits) is None
 
 
 def test_a_linked_mlflow_store_is_not_kept(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (work / "mlflow.db").symlink_to(REPO_ROOT / "source" / "ex06" / "ex06.ipynb")
-    assert keep_store(work, tmp_path / "kept") is None and not (tmp_path / "kept").exists()
+    assert keep_store(work, tmp_path / "kept", load_course()) is None and not (tmp_path / "kept").exists()
 
 
 def _deep(root, depth: int, name: str = "d"):
@@ -140,12 +140,12 @@ def test_a_hostile_mlflow_store_is_not_kept_nor_run(tmp_path, case):
         _store(db, f"CREATE TABLE fired (n INTEGER); CREATE TRIGGER t AFTER UPDATE ON runs BEGIN "
                    f"INSERT INTO fired {loop}; END;")
     start = time.monotonic()
-    kept = keep_store(work, tmp_path / "kept")
+    kept = keep_store(work, tmp_path / "kept", load_course())
     assert time.monotonic() - start < 5
     if case == "not_sqlite":
         assert kept is None and not (tmp_path / "kept").exists()
         with pytest.raises(StoreUnusable):
-            distrust_store(db)
+            distrust_store(db, load_course().limits.store_budget_s)
         return
     with sqlite3.connect(kept) as conn:
         assert conn.execute("SELECT count(*) FROM fired").fetchone() == (0,)
@@ -161,6 +161,6 @@ def test_a_store_over_the_limit_is_not_kept(tmp_path):
     _store(work / "mlflow.db")
     with open(work / "mlruns" / "big.bin", "wb") as fh:  # sparse: its size counts, no byte is written
         fh.truncate(load_course().limits.kept_store_bytes)
-    assert keep_store(work, tmp_path / "kept") is None
+    assert keep_store(work, tmp_path / "kept", load_course()) is None
     (work / "mlruns" / "big.bin").unlink()
-    assert keep_store(work, tmp_path / "kept") == tmp_path / "kept" / "mlflow.db"
+    assert keep_store(work, tmp_path / "kept", load_course()) == tmp_path / "kept" / "mlflow.db"

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Callable
 
 from coursegrader.config import Profile
+from coursegrader.grading.tier import RunSetup
 
 from ..evidence import Evidence, Verdict
 
 Check = Callable[[Evidence], Verdict]
 WarmUp = Callable[[dict, Profile], None]  # (the instructor's inputs cell, the profile)
-Standby = Callable[[Path, Profile, bool], dict]  # (the kernel's work folder, the profile, sandboxed) -> processes
+Standby = Callable[[Path, RunSetup], dict]  # (the kernel's work folder, the run) -> processes by name
 _REGISTRY: dict[tuple[str, str], Check] = {}
 _WARM_UPS: dict[str, WarmUp] = {}
 _STANDBYS: dict[str, Standby] = {}
@@ -68,6 +69,6 @@ def warm_up(exercise_id: str, inputs: dict, profile: Profile) -> None:
         _WARM_UPS[exercise_id](inputs, profile)
 
 
-def standby(exercise_id: str, kernel_dir: Path, profile: Profile, sandboxed: bool) -> dict:
+def standby(exercise_id: str, kernel_dir: Path, setup: RunSetup) -> dict:
     importlib.import_module(f"{__name__}.{exercise_id}")
-    return _STANDBYS[exercise_id](kernel_dir, profile, sandboxed) if exercise_id in _STANDBYS else {}
+    return _STANDBYS[exercise_id](kernel_dir, setup) if exercise_id in _STANDBYS else {}

@@ -166,7 +166,8 @@ def _adapter_copy(ev: Evidence) -> Path | None:
     path = _adapter_dir(ev)
     if not (path / "adapter_config.json").is_file():
         return None
-    return ev.shared.once("adapter_copy", lambda: copy_adapter(path, Path(ev.work_dir).parent / "adapter-checked"))
+    return ev.shared.once("adapter_copy", lambda: copy_adapter(path, Path(ev.work_dir).parent / "adapter-checked",
+                                                               ev.course.limits))
 
 
 def _never_trained(ev: Evidence, adapter: Path) -> bool:
@@ -198,7 +199,7 @@ def load_adapter(ev: Evidence) -> tuple[ReferenceLM | None, Verdict | None]:
     a copy of adapter_config.json and adapter_model.safetensors only (it never unpickles a .bin)."""
     if not (_adapter_dir(ev) / "adapter_config.json").is_file():
         return None, fail("adapter_missing")
-    if over := adapter_over_limits(_adapter_dir(ev)):
+    if over := adapter_over_limits(_adapter_dir(ev), ev.course.limits):
         return None, fail("adapter_over_limit", detail=over)
     if not _adapter_copy(ev):
         return None, fail("adapter_not_safetensors")

@@ -18,6 +18,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from coursegrader.config import Profile, load_course
+from coursegrader.grading.tier import RunSetup
 from coursegrader.course_dataset import course_split, load_course_dataset
 from coursegrader.execution.forked import report_line
 from coursegrader.execution.fresh_python import StandbyPython
@@ -377,9 +378,10 @@ STANDBY_IMPORTS = {"load": ("mlflow", "mlflow.pyfunc", "mlflow.pyfunc.scoring_se
 
 
 @stands_by(EX)
-def standby_processes(kernel_dir: Path, profile: Profile, sandboxed: bool) -> dict[str, StandbyPython]:
-    return {name: StandbyPython(imports, files=kernel_dir, env=store_env(kernel_dir), sandboxed=sandboxed,
-                                readable=profile_paths(profile), exchange=name == "load")
+def standby_processes(kernel_dir: Path, setup: RunSetup) -> dict[str, StandbyPython]:
+    return {name: StandbyPython(imports, files=kernel_dir, env=store_env(kernel_dir, setup.course.mlflow),
+                                sandboxed=setup.sandboxed, readable=profile_paths(setup.profile),
+                                exchange=name == "load")
             for name, imports in STANDBY_IMPORTS.items()}
 
 
@@ -433,7 +435,8 @@ def _run_champion_job(ev: Evidence, uri: str) -> ChampionJob:
     questions = _served_questions(ev)
     source = _ask_served_source(ev) or ""
     timeout = ev.course.mlflow.load_timeout_s
-    with runner_process(ev, "load", files=ev.work_dir, env=store_env(ev.work_dir), exchange=True) as process:
+    env = store_env(ev.work_dir, ev.course.mlflow)
+    with runner_process(ev, "load", files=ev.work_dir, env=env, exchange=True) as process:
         path = process.exchange / SERVED_SOCKET
         args = [uri, str(path), json.dumps(questions, ensure_ascii=False), str(timeout)] if questions else [uri]
         stop, out, deadline = threading.Event(), {}, time.monotonic() + timeout
@@ -496,7 +499,8 @@ def promotion_follows_criteria(ev: Evidence) -> Verdict:
     failing = {metric: 0.0 for metric in CRITERIA_KEYS}
     passing = {metric: criteria[key] + 1.0 for metric, key in CRITERIA_KEYS.items()}
     try:
-        with runner_process(ev, "promotion", files=ev.work_dir, env=store_env(ev.work_dir)) as process:
+        env = store_env(ev.work_dir, ev.course.mlflow)
+        with runner_process(ev, "promotion", files=ev.work_dir, env=env) as process:
             proc = process.run(runner_program("promotion"), name, json.dumps(criteria), json.dumps([failing, passing]),
                                PROMOTION_RULE.read_text(encoding="utf-8"), json.dumps(CRITERIA_KEYS), stdin=source,
                                timeout=ev.course.mlflow.load_timeout_s)

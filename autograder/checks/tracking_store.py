@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from coursegrader.config import MlflowSettings
 from coursegrader.mlflow_store import tracking_db
 
 from ..evidence import Evidence
@@ -73,16 +74,16 @@ def store_client(ev: Evidence):
     """An MlflowClient on the student's store, for tracking and registry; StoreMissing where there is none."""
     from mlflow import MlflowClient
 
-    db = tracking_db(ev.work_dir)
+    db = tracking_db(ev.work_dir, ev.course.mlflow)
     if not db.is_file():
         raise StoreMissing(db.name)
     uri = f"sqlite:///{db}"
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def store_env(work_dir: Path) -> dict[str, str]:
+def store_env(work_dir: Path, mlflow: MlflowSettings) -> dict[str, str]:
     """A fresh process's view of the student's MLflow store (its copy sits at the same path)."""
-    db = f"sqlite:///{tracking_db(work_dir)}"
+    db = f"sqlite:///{tracking_db(work_dir, mlflow)}"
     return {"MLFLOW_TRACKING_URI": db, "MLFLOW_REGISTRY_URI": db, "HF_HUB_OFFLINE": "1"}
 
 

@@ -123,10 +123,10 @@ def distrust_outputs(run: ExerciseRun) -> None:
     removed = remove_unsafe(run.autograded.work_dir)
     if removed:
         run.problems.append(problem("work_link", entries=_entries(removed)))
-    db = tracking_db(run.autograded.work_dir)
+    db = tracking_db(run.autograded.work_dir, run.course.mlflow)
     if db.is_file():
         try:
-            distrust_store(db)
+            distrust_store(db, run.course.limits.store_budget_s)
         except StoreUnusable as err:
             remove_tree(db)
             run.problems.append(problem("mlflow_store_unusable", store=db.name, detail=str(err)[:200]))

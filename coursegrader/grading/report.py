@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 from .. import __version__
-from ..config import load_course
 from ..fmapi.log import write_request_log
 from ..mlflow_store import STORE_DIR, keep_store
 from ..statuses import ExerciseStatus, TierName
@@ -126,7 +125,7 @@ def write_exercise_artifacts(run: ExerciseRun, out_dir: Path) -> None:
     """Feedback HTML, the MLflow store (ex06) and the request log, copied out before the work dir goes."""
     ex_dir = Path(out_dir) / run.exercise.id
     ex_dir.mkdir(parents=True, exist_ok=True)
-    limits = load_course().limits
+    limits = run.course.limits
     feedback_html = run.autograded.feedback_html if run.autograded else None  # waits for nbgrader's rendering
     if feedback_html:
         size = feedback_html.stat().st_size
@@ -134,7 +133,7 @@ def write_exercise_artifacts(run: ExerciseRun, out_dir: Path) -> None:
             OVERSIZED_PAGE.format(mb=size >> 20, limit=limits.feedback_html_mb)
         (ex_dir / "feedback.html").write_text(with_csp(page), encoding="utf-8")
     if run.autograded:
-        keep_store(run.autograded.work_dir, ex_dir / STORE_DIR)  # for `python -m autograder mlflow-ui`
+        keep_store(run.autograded.work_dir, ex_dir / STORE_DIR, run.course)  # for `python -m autograder mlflow-ui`
     write_request_log(run.log, ex_dir / "requests.jsonl", limits.requests_log_bytes)
 
 

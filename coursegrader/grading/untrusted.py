@@ -21,6 +21,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..config import Limits
+
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 PATH_LIMIT = 2048  # bytes: a longer path is unsafe; with a 255-byte name below it, any path stays under PATH_MAX
 TOO_LONG = "path too long"
@@ -146,12 +148,9 @@ def copy_regular_tree(source: Path, dest: Path) -> None:
 ADAPTER_CONFIG_MAX_BYTES = 64 << 10
 
 
-def adapter_over_limits(source: Path) -> str | None:
+def adapter_over_limits(source: Path, limits: Limits) -> str | None:
     """Why a saved LoRA adapter is too large to load (course.toml [limits]), read before anything loads it: its
     config's r and target_modules, and the size of its weights; None when it is within them or is not there."""
-    from ..config import load_course
-
-    limits = load_course().limits
     try:
         config = json.loads(read_regular(Path(source) / ADAPTER_FILES[0], ADAPTER_CONFIG_MAX_BYTES))
         size = os.lstat(Path(source) / ADAPTER_FILES[1]).st_size
@@ -167,10 +166,10 @@ def adapter_over_limits(source: Path) -> str | None:
     return None
 
 
-def copy_adapter(source: Path, dest: Path) -> Path | None:
+def copy_adapter(source: Path, dest: Path, limits: Limits) -> Path | None:
     """A LoRA adapter's config and safetensors weights, copied as plain files; None if either is missing or unsafe,
     or the adapter is over the course's limits."""
-    if adapter_over_limits(source):
+    if adapter_over_limits(source, limits):
         return None
     dest.mkdir(parents=True, exist_ok=True)
     for name in ADAPTER_FILES:

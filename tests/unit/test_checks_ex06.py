@@ -181,9 +181,9 @@ def blank_db(tmp_path_factory) -> bytes:
     folder = tmp_path_factory.mktemp("blank-mlflow")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)  # the Default experiment's ./mlruns is resolved here, not in the repository
-        uri = f"sqlite:///{tracking_db(folder)}"
+        uri = f"sqlite:///{tracking_db(folder, MLFLOW)}"
         MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()
-    return tracking_db(folder).read_bytes()
+    return tracking_db(folder, MLFLOW).read_bytes()
 
 
 @pytest.fixture
@@ -205,8 +205,8 @@ class Store:
         """The store's client; the store exists from the first use on (the mlflow.set_experiment of ex06_profile)."""
         from mlflow import MlflowClient
 
-        tracking_db(self.work).write_bytes(self.blank_db)
-        uri = f"sqlite:///{tracking_db(self.work)}"
+        tracking_db(self.work, MLFLOW).write_bytes(self.blank_db)
+        uri = f"sqlite:///{tracking_db(self.work, MLFLOW)}"
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     def experiment(self, name: str = MLFLOW.experiment, artifact_location: str | None = None) -> str:

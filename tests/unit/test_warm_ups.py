@@ -35,7 +35,7 @@ def test_a_failing_warm_up_or_standby_never_stops_grading(capsys, monkeypatch):
         calls.append("warm_up")
         raise RuntimeError("no model here")
 
-    def standby(exercise_id, kernel_dir, profile, sandboxed):
+    def standby(exercise_id, kernel_dir, setup):
         calls.append(("standby", kernel_dir))
         raise OSError("bwrap: cannot start")
 

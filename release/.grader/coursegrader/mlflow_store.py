@@ -10,24 +10,26 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .config import load_course
+from .config import Course, MlflowSettings
 
 STORE_DIR = "mlflow"  # under <out>/<exercise>/
 
 
-def tracking_db(work_dir: Path) -> Path:
-    return Path(work_dir) / load_course().mlflow.tracking_uri.removeprefix("sqlite:///")
+def tracking_db(work_dir: Path, mlflow: MlflowSettings) -> Path:
+    """The student's tracking database in a work folder (course.toml [mlflow] tracking_uri, relative to it)."""
+    return Path(work_dir) / mlflow.tracking_uri.removeprefix("sqlite:///")
 
 
 class StoreUnusable(Exception):
     """The student's store cannot be opened safely: not SQLite, damaged, or too slow to clean."""
 
 
-def distrust_store(db: Path) -> None:
+def distrust_store(db: Path, budget_s: float) -> None:
     """Make the student's SQLite store safe to open in the grader, in place, once the kernel is done: a plain
     SQLite file whose triggers are dropped (a trigger runs inside whatever process writes the table, e.g. the
-    grader rewriting paths, with no limit). Raises StoreUnusable; all of it within store_budget_s."""
-    with _connect(db) as conn:
+    grader rewriting paths, with no limit). Raises StoreUnusable; all of it within budget_s (course.toml
+    [limits] store_budget_s)."""
+    with _connect(db, budget_s) as conn:
         try:
             if conn.execute("PRAGMA quick_check(1)").fetchone() != ("ok",):
                 raise StoreUnusable("damaged (PRAGMA quick_check)")
@@ -42,12 +44,11 @@ def distrust_store(db: Path) -> None:
 class _connect:
     """sqlite3.connect with a deadline (store_budget_s), no extension, and the schema's functions untrusted."""
 
-    def __init__(self, db: Path):
-        self.db = Path(db)
+    def __init__(self, db: Path, budget_s: float):
+        self.db, self.budget_s = Path(db), budget_s
 
     def __enter__(self) -> sqlite3.Connection:
-        budget = load_course().limits.store_budget_s
-        deadline = time.monotonic() + budget
+        deadline = time.monotonic() + self.budget_s
         try:
             self.conn = sqlite3.connect(self.db, timeout=0)
             self.conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
@@ -60,25 +61,24 @@ class _connect:
         self.conn.close()
 
 
-def store_bytes(work_dir: Path) -> int:
+def store_bytes(work_dir: Path, mlflow: MlflowSettings) -> int:
     """What keep_store would copy: the database and mlruns/, in bytes (links and special files left out)."""
     from .grading.untrusted import regular_files
 
-    db = tracking_db(work_dir)
+    db = tracking_db(work_dir, mlflow)
     return sum(size for _, size in regular_files(db.parent / "mlruns")) + (db.stat().st_size if db.is_file() else 0)
 
 
-def keep_store(work_dir: Path, dest: Path) -> Path | None:
+def keep_store(work_dir: Path, dest: Path, course: Course) -> Path | None:
     """Copy the store (database and mlruns/) from a grading work dir into dest; None if there is none, it is not
     a usable SQLite store, or it is larger than kept_store_mb (nothing is kept then)."""
     from .grading.untrusted import copy_regular_tree, read_regular
 
-    db = tracking_db(work_dir)
-    limit = load_course().limits.kept_store_bytes
+    db, budget_s = tracking_db(work_dir, course.mlflow), course.limits.store_budget_s
     try:
-        if store_bytes(work_dir) > limit:
+        if store_bytes(work_dir, course.mlflow) > course.limits.kept_store_bytes:
             return None
-        data = read_regular(db, limit)  # untrusted: never through a link
+        data = read_regular(db, course.limits.kept_store_bytes)  # untrusted: never through a link
     except (OSError, ValueError):
         return None
     shutil.rmtree(dest, ignore_errors=True)
@@ -87,16 +87,16 @@ def keep_store(work_dir: Path, dest: Path) -> Path | None:
     if (db.parent / "mlruns").is_dir() and not (db.parent / "mlruns").is_symlink():
         copy_regular_tree(db.parent / "mlruns", dest / "mlruns")
     try:
-        distrust_store(dest / db.name)
-        _rewrite_paths(dest / db.name, str(db.parent.resolve()), str(dest.resolve()))
+        distrust_store(dest / db.name, budget_s)
+        _rewrite_paths(dest / db.name, str(db.parent.resolve()), str(dest.resolve()), budget_s)
     except StoreUnusable:
         shutil.rmtree(dest, ignore_errors=True)
         return None
     return dest / db.name
 
 
-def _rewrite_paths(db: Path, old: str, new: str) -> None:
-    with _connect(db) as conn:
+def _rewrite_paths(db: Path, old: str, new: str, budget_s: float) -> None:
+    with _connect(db, budget_s) as conn:
         try:
             tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
             for table in tables:

@@ -55,5 +55,6 @@ class AdapterHandoff:
         name = inputs_of(run.source_nb, run.exercise.id).get(source.input)
         if not name:
             return None
-        copied = copy_adapter(run.autograded.work_dir / str(name), self.folder / f"{run.exercise.id}-adapter")
+        copied = copy_adapter(run.autograded.work_dir / str(name), self.folder / f"{run.exercise.id}-adapter",
+                              run.course.limits)
         return str(copied) if copied else None
