@@ -62,8 +62,8 @@ class Evidence:
     log: list[LogEntry]  # the fixture server's, as the grader kept it
     inputs: dict
     source_literals: dict[str, dict]  # grade_id -> {name: literal}
+    course: Course  # the course graded for (its chat model, MLflow names, limits, timeouts)
     claims: dict[str, dict] = field(default_factory=dict)  # grade_id -> {name: value}
-    course: Course | None = None  # the course graded for (its MLflow names, limits, timeouts)
     profile: Profile | None = None
     work_dir: Path | None = None  # where the student's notebook ran (its saved artifacts)
     errors: dict[str, list] = field(default_factory=dict)  # grade_id -> [(ename, evalue)]: for messages only
@@ -76,7 +76,7 @@ class Evidence:
     @property
     def chat_model(self) -> str:
         """The model every chat request must name (course.toml [course] chat_model)."""
-        return self.course.chat_model if self.course else ""
+        return self.course.chat_model
 
     @cached_property
     def exchanges(self) -> list[Exchange]:

@@ -1,7 +1,7 @@
 """Units of the outside-the-kernel machinery: claims, literals, restoring protected cells."""
 import nbformat
 
-from coursegrader.config import RELEASE_DIR
+from coursegrader.config import RELEASE_DIR, load_course
 from autograder.evidence import CLAIM_MIMETYPE, Evidence, claim_matches, claims_in
 from coursegrader.notebook import literals_in
 from coursegrader.grading.submission import align_with_release
@@ -16,7 +16,7 @@ def test_claims_are_read_per_cell_and_compared_with_trusted_values():
     cell = nbformat.v4.new_code_cell("report(...)", metadata={"nbgrader": {"grade_id": "c1"}})
     cell.outputs = [nbformat.v4.new_output("display_data", data={CLAIM_MIMETYPE: {"name": "total", "value": {"n": 3}}})]
     nb = nbformat.v4.new_notebook(cells=[cell])
-    ev = Evidence(log=[], inputs={}, source_literals={}, claims=claims_in(nb))
+    ev = Evidence(log=[], inputs={}, source_literals={}, course=load_course(), claims=claims_in(nb))
     assert claim_matches(ev, "c1", "total", {"n": 3}).passed
     assert not claim_matches(ev, "c1", "total", {"n": 4}).passed
     assert not claim_matches(ev, "other_cell", "total", {"n": 3}).passed, "a claim counts only from its own cell"

@@ -59,7 +59,7 @@ def _criteria_evidence(tmp_path, function_source: str) -> Evidence:
     nbformat.write(nb, tmp_path / "ex06.ipynb")  # a file the kernel could have written: the check must not read it
     (tmp_path / "ex06.ipynb").write_text("{}")
     inputs = literals_in(next(c.source for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "ex06_inputs"))
-    return Evidence(log=[], inputs=inputs, source_literals={}, work_dir=tmp_path, notebook=nb,
+    return Evidence(log=[], inputs=inputs, source_literals={}, course=load_course(), work_dir=tmp_path, notebook=nb,
                     profile=load_course().profile())
 
 
@@ -167,7 +167,8 @@ def test_a_store_pointing_outside_its_folder_is_refused(tmp_path, outside):
     experiment = client.create_experiment(load_course().mlflow.experiment, artifact_location=location)
     for name in ("base", "finetuned"):
         client.set_terminated(client.create_run(experiment, run_name=name).info.run_id)
-    ev = Evidence(log=[], inputs={"EVAL_SAMPLES": 8}, source_literals={}, work_dir=work, profile=load_course().profile())
+    ev = Evidence(log=[], inputs={"EVAL_SAMPLES": 8}, source_literals={}, course=load_course(), work_dir=work,
+                  profile=load_course().profile())
     verdict = get_check("ex06", "runs_logged")(ev)
     assert not verdict.passed
     assert (verdict.code == "work_link") is outside, verdict

@@ -143,7 +143,7 @@ def test_a_failed_check_carries_its_code_fields_and_japanese_message():
 def test_claim_matches_fails_with_codes():
     from autograder.evidence import Evidence, claim_matches
 
-    ev = Evidence(log=[], inputs={}, source_literals={}, claims={"c1": {"total": 3}})
+    ev = Evidence(log=[], inputs={}, source_literals={}, course=load_course(), claims={"c1": {"total": 3}})
     assert claim_matches(ev, "c1", "total", 3).passed
     missing = claim_matches(ev, "c2", "total", 3)
     assert (missing.code, missing.fields) == ("claim_missing", {"name": "total", "grade_id": "c2"})

@@ -54,7 +54,7 @@ def test_mistakes_explain_the_cause(graded):
     check = next(c for c in grade.runs[0].checks if c.id == "ex01_multi_turn")
     # after the hidden tests began, an API error is shown by its code (its message quotes the request)
     assert "ex01_multi_turn_impl" in check.message and "Error code: 400 (NO_MATCHING_FIXTURE)" in check.message
-    assert "会話履歴" in check.evidence[0]["message"]  # the grader's own explanation, from the request log
+    assert "会話履歴" in check.evidence[0].message  # the grader's own explanation, from the request log
     _, grade, _ = graded("ex05_bad_target_modules")  # a crash cascade names the cell to fix first
     check = next(c for c in grade.runs[0].checks if c.id == "ex05_train")
     assert "NameError" in check.message and "原因は前のセル ex05_lora_impl" in check.message

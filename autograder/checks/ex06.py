@@ -26,6 +26,7 @@ from coursegrader.fmapi.matchers import ANSWER_TAG
 from coursegrader.metrics.gozaru import gozaru_rate, is_gozaru
 from coursegrader.notebook import function_with_dependencies
 from coursegrader.sandbox.policy import profile_paths
+from coursegrader.statuses import ProfileName
 
 from ..evidence import Evidence, Verdict, fail, ok
 from ..metrics.text import bleu, rouge
@@ -264,7 +265,7 @@ def metrics_recomputed(ev: Evidence) -> Verdict:
             theirs = computed.get(metric) if isinstance(computed, dict) else None
             if not _close(theirs, value, relative=True):
                 return fail("ex06_metric_mismatch", run=name, metric=metric, computed=theirs, value=value)
-    if ev.profile.name == "gpu":
+    if ev.profile.name == ProfileName.GPU:
         return ok("BLEU・ROUGE・ござる率を再計算して一致")
     return ok("BLEU・ROUGE・ござる率を再計算して一致。BERTScore はコードの動作確認のみ: オフライン採点の英語エンコーダによる値で、品質の指標ではありません"
               " / BERTScore here checks the code path only, not quality")
