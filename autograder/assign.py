@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 
-from coursegrader.config import REPO_ROOT, SOURCE_DIR, Exercise, load_course
+from coursegrader.config import REPO_ROOT, SOURCE_DIR, Course, Exercise
 from coursegrader.execution.environment import our_tools_first
 from coursegrader.notebook import graded_cells, is_test
 
@@ -77,7 +77,7 @@ def generate_assignment(exercise_id: str, course_root: Path, release_dir: Path, 
         raise ReleaseError(f"nbgrader generate_assignment {exercise_id} failed:\n{proc.stdout}\n{proc.stderr}")
 
 
-def release(exercise_ids=None, release_dir: Path | None = None) -> list[Path]:
+def release(course: Course, exercise_ids=None, release_dir: Path | None = None) -> list[Path]:
     """Regenerate release/<ex>/ for each exercise whose source exists, then the template repository around them."""
     from coursegrader.execution.nbgrader_course import grader_cache_dir
     from coursegrader.execution.nbgrader_job import empty_gradebook
@@ -86,7 +86,6 @@ def release(exercise_ids=None, release_dir: Path | None = None) -> list[Path]:
 
     from .plan import check_plan_fits, sync_plan_labels
 
-    course = load_course()
     ids = exercise_ids or [e for e in course.exercises if (SOURCE_DIR / e).is_dir()]
     release_dir = Path(release_dir or REPO_ROOT / "release")
     check_plan_fits(course, {e: nbformat.read(SOURCE_DIR / e / course.exercises[e].notebook, as_version=4)
@@ -103,4 +102,4 @@ def release(exercise_ids=None, release_dir: Path | None = None) -> list[Path]:
                                                         shutil.copy(empty, Path(tmp) / f"{ex_id}.db")), ids))
     written = [release_dir / ex_id / course.exercises[ex_id].notebook for ex_id in ids]
     all_ids = [e for e in course.exercises if (release_dir / e / course.exercises[e].notebook).is_file()]
-    return written + write_template_repository(release_dir, all_ids)
+    return written + write_template_repository(release_dir, all_ids, course)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from coursegrader.config import REPO_ROOT, load_course
+from coursegrader.config import REPO_ROOT, Course
 from coursegrader.grading.untrusted import remove_unsafe
 from coursegrader.protocol import ChildResult, ExitCode
 from coursegrader.statuses import CollectStatus
@@ -51,7 +51,7 @@ def collected_status(submission: Path) -> str:
         return CollectStatus.OK
 
 
-def grade_one(submission: Path, out: Path, exercises=None, profile: str | None = None,
+def grade_one(submission: Path, out: Path, course: Course, exercises=None, profile: str | None = None,
               cell_timeout_s: int | None = None, sandbox: bool = True) -> tuple[str, int]:
     """Grade one student's folder into out. A folder collect found nothing for (not_collected) is not
     graded: it gets its submission.json and no grade.json, so no zeros reach the gradebook."""
@@ -74,7 +74,7 @@ def grade_one(submission: Path, out: Path, exercises=None, profile: str | None =
         cmd += ["--profile", profile]
     if cell_timeout_s:
         cmd += ["--cell-timeout", str(cell_timeout_s)]
-    limit = student_timeout_s(exercises)
+    limit = student_timeout_s(course, exercises)
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # its own process group: on timeout, all of it goes
     try:
@@ -95,9 +95,8 @@ def grade_one(submission: Path, out: Path, exercises=None, profile: str | None =
     return submission.name, proc.returncode
 
 
-def student_timeout_s(exercises=None) -> int:
+def student_timeout_s(course: Course, exercises=None) -> int:
     """How long one student's `grade` may take: each exercise's own limit, and the grader's start on top."""
-    course = load_course()
     return (len(exercises or course.exercises) * course.exercise_timeout_s) + course.kernel_start_timeout_s
 
 
@@ -126,20 +125,21 @@ def students_in(submissions: Path, shard: tuple[int, int] = (0, 1)) -> list[Path
     return student_folders(submissions)[index::count]
 
 
-def grade_all(submissions: Path, out: Path, jobs: int = 2, exercises=None, profile: str | None = None,
+def grade_all(submissions: Path, out: Path, course: Course, jobs: int = 2, exercises=None, profile: str | None = None,
               shard: tuple[int, int] = (0, 1), sandbox: bool = True,
               on_graded: Callable[[Progress], None] | None = None) -> dict[str, int]:
     """Every collected student of the shard (see grade_students)."""
-    return grade_students(students_in(submissions, shard), out, jobs, exercises, profile, sandbox, on_graded)
+    return grade_students(students_in(submissions, shard), out, course, jobs, exercises, profile, sandbox, on_graded)
 
 
-def grade_students(students: list[Path], out: Path, jobs: int = 2, exercises=None, profile: str | None = None,
-                   sandbox: bool = True, on_graded: Callable[[Progress], None] | None = None) -> dict[str, int]:
+def grade_students(students: list[Path], out: Path, course: Course, jobs: int = 2, exercises=None,
+                   profile: str | None = None, sandbox: bool = True,
+                   on_graded: Callable[[Progress], None] | None = None) -> dict[str, int]:
     """Each student's folder into out/<name>, `jobs` at a time; a failure is that student's and the
     rest go on. on_graded(progress) is called as each student finishes."""
     start, codes = time.perf_counter(), {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(grade_one, s, Path(out) / s.name, exercises, profile, sandbox=sandbox): s
+        futures = {pool.submit(grade_one, s, Path(out) / s.name, course, exercises, profile, sandbox=sandbox): s
                    for s in students}
         for future in as_completed(futures):
             name = futures[future].name

@@ -8,10 +8,12 @@ import os
 import tempfile
 import threading
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from coursegrader.config import Profile, load_course
+from coursegrader.config import Course, Profile
 from coursegrader.fmapi import FixtureServer
+from coursegrader.grade_file import GradeFile, read_grade
 from coursegrader.grading.pipeline import gradable_exercises
 from coursegrader.sandbox.launch import UID_BASE
 
@@ -21,12 +23,12 @@ from .plain_run import run_source_notebook
 from .samples import build_sample, load_catalog
 
 
-def plain_execution_s(exercise_id: str, profile: Profile | None = None) -> float:
+def plain_execution_s(exercise_id: str, course: Course, profile: Profile | None = None) -> float:
     """Run the solution notebook once with nbclient against the fixture server (no grading)."""
-    exercise = load_course().exercises[exercise_id]
-    with FixtureServer() as server, tempfile.TemporaryDirectory() as tmp:
+    exercise = course.exercises[exercise_id]
+    with FixtureServer(course=course) as server, tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        run_source_notebook(exercise, Path(tmp), server, profile)
+        run_source_notebook(exercise, Path(tmp), server, course, profile)
         return time.perf_counter() - start
 
 
@@ -63,18 +65,31 @@ class SandboxUsage:
             self.peak_tasks = max(self.peak_tasks, tasks)
 
 
-def report_seconds(graded_dirs: list[Path], out: Path, students: int = 300) -> float:
+def _grade_json(grade: GradeFile) -> dict:
+    """grade.json's content for a GradeFile, as grading/report.py writes it."""
+    data = asdict(grade)
+    for exercise in data["exercises"].values():
+        del exercise["id"]  # the key it is filed under
+    if data["profile"] is None:  # a file written before profiles
+        del data["profile"]
+    return data
+
+
+def _merged_grade(grades: list[GradeFile]) -> GradeFile:
+    """One submission's grades of different exercises as one grade.json would hold them."""
+    return replace(grades[0], score=sum(g.score for g in grades), max_score=sum(g.max_score for g in grades),
+                   bonus_score=sum(g.bonus_score for g in grades),
+                   bonus_max_score=sum(g.bonus_max_score for g in grades),
+                   exercises={ex_id: ex for g in grades for ex_id, ex in g.exercises.items()})
+
+
+def report_seconds(graded_dirs: list[Path], out: Path, course: Course, students: int = 300) -> float:
     """Time `report` over `students` copies of one submission graded exercise by exercise."""
     import shutil
 
     from .dashboard.report import write_report
 
-    merged = {"schema_version": 1, "score": 0.0, "max_score": 0.0, "exercises": {}}
-    for d in graded_dirs:
-        grade = json.loads((d / "grade.json").read_text(encoding="utf-8"))
-        merged["exercises"].update(grade["exercises"])
-        merged["score"] += grade["score"]
-        merged["max_score"] += grade["max_score"]
+    merged = _grade_json(_merged_grade([read_grade(d / "grade.json") for d in graded_dirs]))
     class_dir = out / "class"
     shutil.rmtree(class_dir, ignore_errors=True)
     for i in range(students):
@@ -83,25 +98,24 @@ def report_seconds(graded_dirs: list[Path], out: Path, students: int = 300) -> f
             shutil.copytree(d, student, dirs_exist_ok=True)
         (student / "grade.json").write_text(json.dumps(merged, ensure_ascii=False), encoding="utf-8")
     start = time.perf_counter()
-    write_report(class_dir, out / "class_report")
+    write_report(class_dir, out / "class_report", None, course)
     return time.perf_counter() - start
 
 
-def _timed_grade(submission: Path, exercise_id: str, out: Path, sandbox: bool,
-                 profile: Profile | None) -> tuple[float, dict]:
+def _timed_grade(submission: Path, exercise_id: str, out: Path, sandbox: bool, profile: Profile | None,
+                 course: Course) -> tuple[float, GradeFile]:
     """One `grade` process, as grade-all runs it (nothing cached from an earlier grading)."""
     start = time.perf_counter()
-    grade_one(submission, out, [exercise_id], profile=profile.name if profile else None, sandbox=sandbox)
-    return time.perf_counter() - start, json.loads((out / "grade.json").read_text(encoding="utf-8"))
+    grade_one(submission, out, course, [exercise_id], profile=profile.name if profile else None, sandbox=sandbox)
+    return time.perf_counter() - start, read_grade(out / "grade.json")
 
 
-def run_bench(exercise_ids=None, out: Path = Path("out/bench"), repeat: int = 2,
-              profile: Profile | None = None) -> list[dict]:
+def run_bench(exercise_ids, out: Path, course: Course, repeat: int = 2, profile: Profile | None = None) -> list[dict]:
     """Each grading in its own process, sandboxed and not, and a plain run, in turn, `repeat` times (a machine
     whose speed drifts over minutes slows all three alike); the best of each. With a profile, by default only
     the exercises that run its model."""
-    submission = build_sample(load_catalog()["solution"], out / "solution")
-    exercises = gradable_exercises(exercise_ids, OFFICIAL)
+    submission = build_sample(load_catalog(course)["solution"], out / "solution", course)
+    exercises = gradable_exercises(course, exercise_ids, OFFICIAL)
     if profile and not exercise_ids:
         exercises = [e for e in exercises if e.local_model]
     rows = []
@@ -109,17 +123,19 @@ def run_bench(exercise_ids=None, out: Path = Path("out/bench"), repeat: int = 2,
         sandboxed, unsandboxed, plain = [], [], []
         with SandboxUsage() as usage:  # sees sandboxed processes only
             for _ in range(repeat):
-                sandboxed.append(_timed_grade(submission, exercise.id, out / "graded" / exercise.id, True, profile))
-                unsandboxed.append(_timed_grade(submission, exercise.id, out / "unsandboxed" / exercise.id, False, profile))
-                plain.append(plain_execution_s(exercise.id, profile))
+                sandboxed.append(_timed_grade(submission, exercise.id, out / "graded" / exercise.id, True, profile,
+                                              course))
+                unsandboxed.append(_timed_grade(submission, exercise.id, out / "unsandboxed" / exercise.id, False,
+                                                profile, course))
+                plain.append(plain_execution_s(exercise.id, course, profile))
         graded_s, grade = min(sandboxed, key=lambda r: r[0])
         unsandboxed_s, plain_s = min(s for s, _ in unsandboxed), min(plain)
         rows.append({"exercise": exercise.id, "grade_s": graded_s, "unsandboxed_s": unsandboxed_s,
                      "sandbox_ratio": graded_s / unsandboxed_s, "plain_s": plain_s, "ratio": graded_s / plain_s,
-                     "score": grade["score"], "max_score": grade["max_score"],
+                     "score": grade.score, "max_score": grade.max_score,
                      "peak_data_mb": usage.peak_data_mb, "peak_tasks": usage.peak_tasks})
-    limits = load_course().sandbox
-    print(f"profile: {(profile or load_course().profile()).name}")
+    limits = course.sandbox
+    print(f"profile: {(profile or course.profile()).name}")
     print(f"{'exercise':<9}{'grade (s)':>10}{'no sandbox':>11}{'sandbox x':>10}{'plain (s)':>10}{'grade x':>8}"
           f"{'data MB':>9}{'tasks':>7}  score")
     for r in rows:
@@ -128,5 +144,5 @@ def run_bench(exercise_ids=None, out: Path = Path("out/bench"), repeat: int = 2,
               f"  {r['score']:g}/{r['max_score']:g}")
     print(f"sandbox limits (course.toml): {limits['memory_mb']} MB data per process, {limits['processes']} tasks")
     graded = [out / "graded" / r["exercise"] for r in rows]
-    print(f"report for 300 graded students: {report_seconds(graded, out):.1f} s")
+    print(f"report for 300 graded students: {report_seconds(graded, out, course):.1f} s")
     return rows

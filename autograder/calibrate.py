@@ -19,10 +19,11 @@ import threading
 import time
 from pathlib import Path
 
-from coursegrader.config import BUDGET_FIELDS, FIXTURES_DIR, Profile
+from coursegrader.config import BUDGET_FIELDS, FIXTURES_DIR, Course, Profile
 from coursegrader.grading import grade_submission
 from coursegrader.grading.untrusted import copy_adapter
 from coursegrader.notebook import find_cell, inputs_of
+from coursegrader.precision import machine_precision
 
 from .bench import SandboxUsage
 from .official import OFFICIAL
@@ -92,14 +93,15 @@ def _adapter_rate(run, profile: Profile) -> float | None:
                               run.course.limits) if run.autograded else None
         if not copied:
             return None
-        tuned, _ = heldout_rates(ReferenceLM(profile.resolve(profile.model_id), str(copied)),
+        precision = machine_precision(run.course.bf16_min_capability)
+        tuned, _ = heldout_rates(ReferenceLM(profile.resolve(profile.model_id), str(copied), precision=precision),
                                  profile.resolve(profile.model_id), profile.max_new_tokens)
         return tuned
 
 
-def measure(sample_name: str, exercises, profile: Profile, work: Path) -> dict:
-    sample = load_catalog()[sample_name]
-    submission = build_sample(sample, work / "submissions" / sample_name)
+def measure(sample_name: str, exercises, profile: Profile, course: Course, work: Path) -> dict:
+    sample = load_catalog(course)[sample_name]
+    submission = build_sample(sample, work / "submissions" / sample_name, course)
     figures, started = {}, [time.perf_counter()]
 
     def on_graded(run) -> None:
@@ -115,17 +117,18 @@ def measure(sample_name: str, exercises, profile: Profile, work: Path) -> dict:
 
     with SandboxUsage() as usage, GpuMemory() as gpu:
         grade_submission(submission, list(exercises), tier=OFFICIAL, profile=profile, sandbox=True,
-                         cell_timeout_s=sample.cell_timeout_s, on_graded=on_graded, render_feedback=False)
+                         cell_timeout_s=sample.cell_timeout_s, on_graded=on_graded, render_feedback=False,
+                         course=course)
     return {"exercises": figures, "peak_sandbox_data_mb": usage.peak_data_mb, "peak_gpu_mb": gpu.peak_mb}
 
 
-def calibrate(profile: Profile, out: Path | None = None) -> dict:
+def calibrate(profile: Profile, course: Course, out: Path | None = None) -> dict:
     from .checks.ex05 import base_heldout_rate
 
     with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
-        runs = {"solution": measure("solution", SOLUTION_EXERCISES, profile, Path(tmp))}
+        runs = {"solution": measure("solution", SOLUTION_EXERCISES, profile, course, Path(tmp))}
         for name in CALIBRATION_MISTAKES:
-            runs[name] = measure(name, ["ex05"], profile, Path(tmp))
+            runs[name] = measure(name, ["ex05"], profile, course, Path(tmp))
     import torch
 
     result = {
@@ -135,7 +138,8 @@ def calibrate(profile: Profile, out: Path | None = None) -> dict:
                     "python": platform.python_version(), "torch": torch.__version__,
                     "torch_threads": torch.get_num_threads()},
         "settings": {k: getattr(profile, k) for k in BUDGET_FIELDS},
-        "base_gozaru_rate": base_heldout_rate(profile.resolve(profile.model_id), profile.max_new_tokens),
+        "base_gozaru_rate": base_heldout_rate(profile.resolve(profile.model_id), profile.max_new_tokens,
+                                              machine_precision(course.bf16_min_capability)),
         "runs": runs,
     }
     path = Path(out or calibration_path(profile.name))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from coursegrader import cli as core_cli
 from coursegrader.cli import existing_folder, grade_and_print, grader_refuses, table
-from coursegrader.config import CASSETTE_DIR, REPO_ROOT, Profile, load_course
+from coursegrader.config import CASSETTE_DIR, REPO_ROOT, Course, Profile, load_course
 from coursegrader.errors import UsageError
 from coursegrader.statuses import ProfileName
 
@@ -20,11 +20,11 @@ from .mutate.operators import OPERATORS
 def cmd_release(args) -> int:
     from .assign import release
 
-    written = release(args.exercise)
+    written = release(args.course, args.exercise)
     if args.classroom50:
         from .template_repo import write_classroom50_bundle
 
-        written += write_classroom50_bundle(REPO_ROOT / "release", Path(args.classroom50))
+        written += write_classroom50_bundle(REPO_ROOT / "release", Path(args.classroom50), args.course)
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -34,7 +34,7 @@ def cmd_mirror(args) -> int:
     from .hub_mirror import MirrorError, mirror
 
     try:
-        done = mirror(resolve_profile(args.profile), Path(args.dest))
+        done = mirror(resolve_profile(args.profile, args.course), Path(args.dest))
     except (MirrorError, OSError) as err:
         print(f"mirror: {err}", file=sys.stderr)
         return 1
@@ -53,7 +53,7 @@ def cmd_endpoint(args) -> int:
 
     record = args.record or args.scripted
     try:
-        switch = switch_endpoint(args.name, relabel_cassettes=not record)
+        switch = switch_endpoint(args.name, args.course, relabel_cassettes=not record)
     except EndpointError as err:
         print(f"endpoint: {err}; nothing was changed", file=sys.stderr)
         return 2
@@ -70,9 +70,8 @@ def cmd_endpoint(args) -> int:
     return 0
 
 
-def resolve_profile(name: str | None) -> Profile:
+def resolve_profile(name: str | None, course: Course) -> Profile:
     """A profile by name, resolved once; `auto`: the gpu profile where CUDA is there, else the course default."""
-    course = load_course()
     if name == "auto":
         import torch
 
@@ -83,9 +82,12 @@ def resolve_profile(name: str | None) -> Profile:
 def cmd_grade(args) -> int:
     from .official import grade_official
 
-    return grade_and_print(lambda: grade_official(Path(args.submission), args.exercise, Path(args.out) if args.out else None,
-                                         cell_timeout_s=args.cell_timeout, profile=resolve_profile(args.profile),
-                                         sandbox=not args.no_sandbox), args.out, args.result_file)
+    out = Path(args.out) if args.out else None
+    return grade_and_print(lambda: grade_official(Path(args.submission), args.exercise, out,
+                                                  cell_timeout_s=args.cell_timeout,
+                                                  profile=resolve_profile(args.profile, args.course),
+                                                  sandbox=not args.no_sandbox, course=args.course),
+                           args.out, args.result_file)
 
 
 def cmd_record(args) -> int:
@@ -104,8 +106,8 @@ def cmd_record(args) -> int:
         print("set DATABRICKS_HOST and DATABRICKS_TOKEN (a real workspace), or pass --scripted", file=sys.stderr)
         return 2
     try:
-        for exercise in [e for e in gradable_exercises(args.exercise, OFFICIAL) if e.cassette]:
-            print(f"recorded {record_exercise(exercise.id, Upstream(host, token), Path(args.dest))}")
+        for exercise in [e for e in gradable_exercises(args.course, args.exercise, OFFICIAL) if e.cassette]:
+            print(f"recorded {record_exercise(exercise.id, Upstream(host, token), args.course, Path(args.dest))}")
     finally:
         if scripted:
             scripted.shutdown()
@@ -123,12 +125,12 @@ def cmd_demo(args) -> int:
     from .official import OFFICIAL
     from .samples import build_sample, load_catalog
 
-    if (refused := grader_refuses()) is not None:
+    if (refused := grader_refuses(args.course)) is not None:
         return refused
     out = Path(args.out)
-    catalog = load_catalog()
+    catalog = load_catalog(args.course)
     names = args.sample or [name for name, sample in catalog.items() if args.all or sample.handful]
-    ex_ids = [e.id for e in gradable_exercises(None, OFFICIAL)]
+    ex_ids = [e.id for e in gradable_exercises(args.course, None, OFFICIAL)]
 
     done, start = [], time.perf_counter()
     print(f"grading {len(names)} samples, {args.jobs} at a time"
@@ -136,8 +138,8 @@ def cmd_demo(args) -> int:
 
     def run(name):
         sample = catalog[name]
-        path = build_sample(sample, out / "submissions" / name)
-        grade_one(path, out / "reports" / name, sample.exercises, cell_timeout_s=sample.cell_timeout_s)
+        path = build_sample(sample, out / "submissions" / name, args.course)
+        grade_one(path, out / "reports" / name, args.course, sample.exercises, cell_timeout_s=sample.cell_timeout_s)
         done.append(name)
         try:
             grade = read_grade(out / "reports" / name / "grade.json")
@@ -176,7 +178,7 @@ def cmd_collect(args) -> int:
         raise UsageError("--org and --prefix go together")
     names = RepositoryNames(args.org, args.prefix, os.environ.get("GITHUB_SERVER_URL") or "https://github.com") \
         if args.org else None
-    deadline = dt.datetime.fromisoformat(args.deadline or load_course().deadline)
+    deadline = dt.datetime.fromisoformat(args.deadline or args.course.deadline)
     roster = Path(args.roster) if args.roster else None
     for c in collect(roster, deadline, Path(args.dest), args.grace_days, args.api_url, names):
         print(f"{c.student_id}: {c.status} {c.commit or ''} {c.committed_at or ''} [{c.time_source}]".rstrip())
@@ -191,10 +193,10 @@ def cmd_grade_all(args) -> int:
     index, count = (int(x) for x in args.shard.split("/"))
     if not 0 <= index < count:
         raise UsageError(f"--shard {args.shard}: expected K/N with 0 <= K < N")
-    if (refused := grader_refuses(not args.no_sandbox)) is not None:
+    if (refused := grader_refuses(args.course, not args.no_sandbox)) is not None:
         return refused
-    codes = grade_all(Path(args.submissions), Path(args.out), args.jobs, args.exercise,
-                      resolve_profile(args.profile).name if args.profile else None, shard=(index, count),
+    codes = grade_all(Path(args.submissions), Path(args.out), args.course, args.jobs, args.exercise,
+                      resolve_profile(args.profile, args.course).name if args.profile else None, shard=(index, count),
                       sandbox=not args.no_sandbox, on_graded=_print_progress(Path(args.out)))
     failed = [s for s, code in codes.items() if code != 0]
     print(f"graded {len(codes) - len(failed)} of {len(codes)} submissions into {args.out}"
@@ -249,7 +251,7 @@ def cmd_report(args) -> int:
     from .dashboard.report import write_report
 
     out = Path(args.out or Path(args.graded_dir) / "_report")
-    summary = write_report(Path(args.graded_dir), out, Path(args.roster) if args.roster else None)
+    summary = write_report(Path(args.graded_dir), out, Path(args.roster) if args.roster else None, args.course)
     print(f"{summary['students']} students, {summary['late']} late -> {out}/index.html, {out}/gradebook.csv")
     for sid, status in summary["accounted"].items():
         if status != StudentOutcome.GRADED:
@@ -278,7 +280,7 @@ def cmd_prefetch(args) -> int:
     from coursegrader.course_dataset import load_course_dataset
     from coursegrader.execution.environment import datasets_cache_folder
 
-    profile = resolve_profile(args.profile)
+    profile = resolve_profile(args.profile, args.course)
 
     def model(repo_id: str) -> Path:  # the repository's cache folder: blobs, snapshots/<revision>, refs
         return Path(snapshot_download(repo_id, repo_type="model")).parents[1]
@@ -306,12 +308,12 @@ def cmd_reference_adapter(args) -> int:
     """Train the profile's reference adapter with the ex05 solution (the gpu profiles: on the runner)."""
     from .reference_adapter import build_reference_adapter
 
-    profile = resolve_profile(args.profile)
+    profile = resolve_profile(args.profile, args.course)
     existing = profile.reference_adapter_path()
     if existing and not args.force:
         print(f"reference adapter for profile {profile.name}: {existing} (exists; --force rebuilds)")
         return 0
-    print(f"reference adapter for profile {profile.name}: {build_reference_adapter(profile)}")
+    print(f"reference adapter for profile {profile.name}: {build_reference_adapter(profile, args.course)}")
     return 0
 
 
@@ -334,21 +336,21 @@ def cmd_mlflow_ui(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
-    if (refused := grader_refuses()) is not None:
+    if (refused := grader_refuses(args.course)) is not None:
         return refused
 
-    run_bench(args.exercise, Path(args.out), repeat=args.repeat,
-              profile=resolve_profile(args.profile) if args.profile else None)
+    run_bench(args.exercise, Path(args.out), args.course, repeat=args.repeat,
+              profile=resolve_profile(args.profile, args.course) if args.profile else None)
     return 0
 
 
 def cmd_calibrate(args) -> int:
     from .calibrate import calibrate, calibration_path, print_calibration
 
-    profile = resolve_profile(args.profile)
-    if (refused := grader_refuses()) is not None:
+    profile = resolve_profile(args.profile, args.course)
+    if (refused := grader_refuses(args.course)) is not None:
         return refused
-    print_calibration(calibrate(profile, Path(args.out) if args.out else None))
+    print_calibration(calibrate(profile, args.course, Path(args.out) if args.out else None))
     print(f"-> {args.out or calibration_path(profile.name)}")
     return 0
 
@@ -363,15 +365,15 @@ def cmd_mutate(args) -> int:
     from .official import OFFICIAL
 
     mutants = []
-    for exercise in gradable_exercises(args.exercise, OFFICIAL):
-        found = [m for m in exercise_mutants(exercise.id, args.operator)
+    for exercise in gradable_exercises(args.course, args.exercise, OFFICIAL):
+        found = [m for m in exercise_mutants(exercise, args.operator)
                  if (not args.cell or m.cell in args.cell) and (not args.id or m.id in args.id)]
         mutants += sample_of(found, args.sample) if args.sample else found
     if args.list:
         for mutant in mutants:
             print(f"{mutant.id}  line {mutant.line}: {mutant.description}")
         return 0
-    if (refused := grader_refuses()) is not None:
+    if (refused := grader_refuses(args.course)) is not None:
         return refused
     out, start = Path(args.out), time.perf_counter()
     print(f"grading {len(mutants)} mutants, {args.jobs} at a time", flush=True)
@@ -384,7 +386,7 @@ def cmd_mutate(args) -> int:
         print(f"[{len(done)}/{len(mutants)}] {outcome.mutant.id}: {verdict}"
               f" ({time.perf_counter() - start:.0f} s)", flush=True)
 
-    outcomes = grade_mutants(mutants, args.jobs, out / "work", show)
+    outcomes = grade_mutants(mutants, args.jobs, out / "work", args.course, show)
     out.mkdir(parents=True, exist_ok=True)
     (out / "mutation.json").write_text(json.dumps(report(outcomes), ensure_ascii=False, indent=1), encoding="utf-8")
     reached = print_summary(outcomes, args.min_score)
@@ -392,10 +394,9 @@ def cmd_mutate(args) -> int:
     return 0 if reached else 1
 
 
-PROFILE_CHOICES = sorted(load_course().profiles) + ["auto"]
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(course: Course) -> argparse.ArgumentParser:
+    """The instructor's parser; `--profile` offers the course's profiles."""
+    profiles = sorted(course.profiles) + ["auto"]
     p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     core_cli.add_commands(sub)
@@ -411,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exercise", action="append", help="exNN; repeat for several (default: all)")
     s.add_argument("--out", help="write grade.json, grade.md and feedback here")
     s.add_argument("--cell-timeout", type=int, help="seconds per cell (default: course.toml)")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, help="model profile for ex04-ex06 (default: cpu; auto: gpu if CUDA)")
+    s.add_argument("--profile", choices=profiles, help="model profile for ex04-ex06 (default: cpu; auto: gpu if CUDA)")
     s.add_argument("--result-file", help=argparse.SUPPRESS)  # grade-all's: why it failed (a protocol.ChildResult)
     s.add_argument("--no-sandbox", action="store_true",
                    help="debugging only: run student code without the sandbox (grade.json says \"sandbox\": false)")
@@ -420,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("mirror", help="lay out the profile's cached Hub repositories as DEST/<repo id>/ for a "
                                       "Volume (after prefetch)")
     s.add_argument("dest", help="the folder to write (a Volume's path when run on Databricks)")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, default=ProfileName.GPU, help="whose Hub ids (default: gpu)")
+    s.add_argument("--profile", choices=profiles, default=ProfileName.GPU, help="whose Hub ids (default: gpu)")
     s.set_defaults(func=cmd_mirror)
 
     s = sub.add_parser("endpoint", help="move the course to another Foundation Model endpoint (course.toml, source "
@@ -460,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="graded")
     s.add_argument("--jobs", type=int, default=2)
     s.add_argument("--exercise", action="append")
-    s.add_argument("--profile", choices=PROFILE_CHOICES)
+    s.add_argument("--profile", choices=profiles)
     s.add_argument("--shard", default="0/1", help="K/N: grade only every N-th student from the K-th (a job matrix)")
     s.add_argument("--no-sandbox", action="store_true", help="debugging only: see `grade --no-sandbox`")
     s.set_defaults(func=cmd_grade_all)
@@ -485,11 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("prefetch", help="download a profile's Hub model and dataset into HF_HOME before grading offline")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, default=ProfileName.GPU)
+    s.add_argument("--profile", choices=profiles, default=ProfileName.GPU)
     s.set_defaults(func=cmd_prefetch)
 
     s = sub.add_parser("reference-adapter", help="train the profile's reference LoRA adapter (ex06's fallback) with the ex05 solution")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, default=ProfileName.GPU)
+    s.add_argument("--profile", choices=profiles, default=ProfileName.GPU)
     s.add_argument("--force", action="store_true", help="rebuild even if it exists")
     s.set_defaults(func=cmd_reference_adapter)
 
@@ -502,12 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exercise", action="append")
     s.add_argument("--repeat", type=int, default=2, help="gradings per exercise and mode; the fastest counts")
     s.add_argument("--out", default="out/bench")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, help="time this profile's model (default: ex04-ex06 only)")
+    s.add_argument("--profile", choices=profiles, help="time this profile's model (default: ex04-ex06 only)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("calibrate", help="grade the solution and ex05 mistakes with a profile; write what its "
                                          "thresholds rest on to fixtures/calibration/<profile>.json")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, default=ProfileName.CPU)
+    s.add_argument("--profile", choices=profiles, default=ProfileName.CPU)
     s.add_argument("--out", help="write here instead")
     s.set_defaults(func=cmd_calibrate)
 
@@ -526,4 +527,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    return core_cli.run(build_parser(), argv)
+    course = load_course()  # the one read of course.toml: every command gets it as args.course
+    return core_cli.run(build_parser(course), course, argv)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from coursegrader.config import CASSETTE_DIR, COURSE_TOML, SOURCE_DIR, load_course
+from coursegrader.config import CASSETTE_DIR, COURSE_TOML, SOURCE_DIR, Course, load_course
 from coursegrader.fmapi.cassette import Cassette
 from coursegrader.fmapi.persister import load_cassette, save_cassette
 
@@ -71,10 +71,10 @@ def _literal_count(nb, name: str) -> int:
     return sum(c.source.count(f'"{name}"') for c in nb.cells if c.cell_type == "code")
 
 
-def plan_notebooks(old: str, new: str, source_dir: Path = SOURCE_DIR) -> dict[Path, object]:
+def plan_notebooks(old: str, new: str, course: Course, source_dir: Path = SOURCE_DIR) -> dict[Path, object]:
     """The source notebooks to change, already changed in memory; refuses unless each API exercise holds the
     old name exactly once (as its CHAT_MODEL constant) and none holds the new one."""
-    course, changed = load_course(), {}
+    changed = {}
     for exercise in course.exercises.values():
         path = Path(source_dir) / exercise.id / exercise.notebook
         nb = nbformat.read(path, as_version=4)
@@ -91,13 +91,13 @@ def plan_notebooks(old: str, new: str, source_dir: Path = SOURCE_DIR) -> dict[Pa
     return changed
 
 
-def switch_endpoint(new: str, *, relabel_cassettes: bool = True, course_toml: Path = COURSE_TOML,
+def switch_endpoint(new: str, course: Course, *, relabel_cassettes: bool = True, course_toml: Path = COURSE_TOML,
                     source_dir: Path = SOURCE_DIR, cassette_dir: Path = CASSETTE_DIR) -> EndpointSwitch:
     """Write the new name into course.toml, the source notebooks and (unless they are to be re-recorded) the
-    cassettes. Everything is checked before anything is written."""
+    cassettes. Everything is checked before anything is written. `course` is the course as it was read before
+    the switch (it still names the old endpoint)."""
     if not ENDPOINT_NAME.fullmatch(new):
         raise EndpointError(f"{new!r} is not a serving endpoint name (letters, digits, - and _, at most 63)")
-    course = load_course()
     old = course.chat_model
     if new == old:
         raise EndpointError(f"the course already uses {old}")
@@ -105,7 +105,7 @@ def switch_endpoint(new: str, *, relabel_cassettes: bool = True, course_toml: Pa
     line = f'chat_model = "{old}"'
     if toml_text.count(line) != 1:
         raise EndpointError(f"{course_toml}: expected one line `{line}`")
-    notebooks = plan_notebooks(old, new, source_dir)
+    notebooks = plan_notebooks(old, new, course, source_dir)
     cassettes = {}
     if relabel_cassettes:
         for exercise in course.exercises.values():
@@ -118,5 +118,5 @@ def switch_endpoint(new: str, *, relabel_cassettes: bool = True, course_toml: Pa
         nbformat.write(nb, path)
     for path, (cassette, _) in cassettes.items():
         save_cassette(cassette, path)
-    load_course.cache_clear()
+    load_course.cache_clear()  # course.toml read again in this process gives the new name
     return EndpointSwitch(old, new, tuple(notebooks), tuple(cassettes), sum(n for _, n in cassettes.values()))

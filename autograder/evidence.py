@@ -18,6 +18,7 @@ from coursegrader.fmapi.matchers import normalize_text
 from coursegrader.fmapi.server import CHAT_PATH, INVOCATIONS_PATH
 from coursegrader.grading.results import Verdict
 from coursegrader.notebook import CLAIM_MIMETYPE, graded_cells, is_solution, solution_cells
+from coursegrader.precision import Precision, machine_precision
 from coursegrader.problems import wording
 
 from .shared_work import SharedLookups, WaitingProcesses
@@ -77,6 +78,12 @@ class Evidence:
     def chat_model(self) -> str:
         """The model every chat request must name (course.toml [course] chat_model)."""
         return self.course.chat_model
+
+    @property
+    def precision(self) -> Precision:
+        """The precision the student's kernel ran its model in here, by the notebooks' rule: the grader's own model
+        runs use it too."""
+        return machine_precision(self.course.bf16_min_capability)
 
     @cached_property
     def exchanges(self) -> list[Exchange]:

@@ -20,6 +20,7 @@ from coursegrader.fmapi.log import LogEntry
 from coursegrader.grading.tier import RunSetup
 from coursegrader.grading.verdict import Verdict
 from coursegrader.notebook import code_literals, inputs_cell_id, inputs_of
+from coursegrader.precision import machine_precision
 
 from . import checks
 from .evidence import Evidence, claims_in, fail
@@ -44,7 +45,8 @@ class CheckExecutor:
             traceback.print_exc()
         self._warm_up = threading.Thread(target=_at_lowest_priority, name="check-warm-up", daemon=True,
                                          args=(checks.warm_up, ex, inputs_of(self.setup.source_nb, ex),
-                                               self.setup.profile))
+                                               self.setup.profile,
+                                               machine_precision(self.setup.course.bf16_min_capability)))
         self._warm_up.start()
 
     def verify(self, log: list[LogEntry], autograded: AutogradeResult) -> dict[str, Verdict]:

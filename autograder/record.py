@@ -9,7 +9,7 @@ import importlib.util
 import tempfile
 from pathlib import Path
 
-from coursegrader.config import CASSETTE_DIR, load_course
+from coursegrader.config import CASSETTE_DIR, Course
 from coursegrader.fmapi import FixtureServer
 from coursegrader.fmapi.persister import load_cassette, save_cassette
 from coursegrader.fmapi.server import Upstream
@@ -17,14 +17,16 @@ from coursegrader.fmapi.server import Upstream
 from .plain_run import run_source_notebook
 
 
-def record_exercise(exercise_id: str, upstream: Upstream, dest_dir: Path = CASSETTE_DIR) -> Path:
-    exercise = load_course().exercises[exercise_id]
+def record_exercise(exercise_id: str, upstream: Upstream, course: Course, dest_dir: Path = CASSETTE_DIR) -> Path:
+    """Run the exercise's source notebook through the recording server into a new cassette in dest_dir."""
+    exercise = course.exercises[exercise_id]
     dest = Path(dest_dir) / exercise.cassette
     before = load_cassette(dest) if dest.exists() else None
     if dest.exists():
         dest.unlink()  # a recording starts from scratch
-    with FixtureServer(upstream=upstream, record_to=dest) as server, tempfile.TemporaryDirectory() as tmp:
-        run_source_notebook(exercise, Path(tmp), server)
+    with (FixtureServer(upstream=upstream, record_to=dest, course=course) as server,
+          tempfile.TemporaryDirectory() as tmp):
+        run_source_notebook(exercise, Path(tmp), server, course)
     if before is not None and before.scripted:
         _keep_scripted(before, dest)
     return dest

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from coursegrader.config import REPO_ROOT, Profile, load_course
+from coursegrader.config import REPO_ROOT, Course, Profile
 from coursegrader.fmapi import FixtureServer
 from coursegrader.notebook import inputs_of
 
@@ -21,13 +21,13 @@ from .plain_run import run_source_notebook
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
-def build_reference_adapter(profile: Profile, dest: Path | None = None) -> Path:
-    course = load_course()
+def build_reference_adapter(profile: Profile, course: Course, dest: Path | None = None) -> Path:
+    """Train the profile's reference adapter with the producing exercise's solution (ex05) into dest."""
     dest = Path(dest or REPO_ROOT / profile.reference_adapter)
     source = next(e.adapter_from for e in course.exercises.values() if e.adapter_from)  # ex05's ADAPTER_DIR
     producer = course.exercises[source.exercise]
-    with tempfile.TemporaryDirectory() as tmp, FixtureServer() as server:
-        nb = run_source_notebook(producer, Path(tmp), server, profile)
+    with tempfile.TemporaryDirectory() as tmp, FixtureServer(course=course) as server:
+        nb = run_source_notebook(producer, Path(tmp), server, course, profile)
         adapter = Path(tmp) / str(inputs_of(nb, producer.id)[source.input])
         staging = dest.with_name(dest.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 from functools import lru_cache
 
+from coursegrader.precision import Precision
+
 # transformers builds a model under process-wide switches (weight initialization skipped, weights tied after
 # loading): two threads building at once can leave one model with an untied, randomly initialized lm_head, which
 # then generates other text. The grader builds models in threads (its warm-up beside the checks; the test suite's
@@ -21,23 +23,14 @@ def use_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def dtype():
-    """The notebooks' rule (coursegrader.precision), so the grader generates exactly as the student's kernel did."""
-    from coursegrader.precision import machine_precision
-
-    return machine_precision().torch_dtype()
-
-
-def confirm_margin() -> float:
+def confirm_margin(precision: Precision) -> float:
     """A teacher-forced pass confirms a token only when it leads the runner-up by more than this (logits): far
-    above what one forward pass and a cached, token-by-token one differ by in dtype()'s precision."""
-    import torch
-
-    return {torch.float32: 1e-3, torch.bfloat16: 0.5}[dtype()]
+    above what one forward pass and a cached, token-by-token one differ by in that precision."""
+    return {Precision.FP32: 1e-3, Precision.BF16: 0.5}[precision]
 
 
 @lru_cache(maxsize=4)
-def load(model_id: str, adapter: str | None = None):
+def load(model_id: str, adapter: str | None, precision: Precision):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
 
@@ -45,7 +38,7 @@ def load(model_id: str, adapter: str | None = None):
 
     with BUILD_LOCK:
         tokenizer = AutoTokenizer.from_pretrained(model_id)
-        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype(), device_map="auto" if use_cuda() else None)
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=precision.torch_dtype(), device_map="auto" if use_cuda() else None)
         if adapter:
             from peft import PeftModel
 
@@ -54,8 +47,12 @@ def load(model_id: str, adapter: str | None = None):
 
 
 class ReferenceLM:
-    def __init__(self, model_id: str, adapter: str | None = None):
-        self.tokenizer, self.model = load(model_id, adapter)
+    """A model (and adapter) in `precision`: the notebooks' rule on this machine (coursegrader.precision), so the
+    grader generates exactly as the student's kernel did."""
+
+    def __init__(self, model_id: str, adapter: str | None = None, *, precision: Precision):
+        self.precision = precision
+        self.tokenizer, self.model = load(model_id, adapter, precision)
 
     def prompt(self, messages) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -82,8 +79,8 @@ class ReferenceLM:
 
     def confirms_greedy(self, messages, answer: str, max_new_tokens: int) -> bool:
         """Whether `answer` is what generate() returns, by one forward pass over the prompt and its tokens: each
-        token is the clear argmax after the ones before it (by more than confirm_margin(), so the pass and an
-        incremental generation cannot disagree), and it ends where generate stops (an end token, or the limit)."""
+        token is the clear argmax after the ones before it (by more than confirm_margin(precision), so the pass and
+        an incremental generation cannot disagree), and it ends where generate stops (an end token, or the limit)."""
         import torch
 
         prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
@@ -99,7 +96,7 @@ class ReferenceLM:
         margins, chosen = top.values[:, 0] - top.values[:, 1], top.indices[:, 0]
         ends = count < max_new_tokens  # then generate stopped at an end token
         checked = count + ends
-        if bool((margins[:checked] <= confirm_margin()).any()):
+        if bool((margins[:checked] <= confirm_margin(self.precision)).any()):
             return False
         if not torch.equal(chosen[:count].cpu(), tokens[0]):
             return False

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from coursegrader.config import RELEASE_DIR, REPO_ROOT, SOURCE_DIR, SUBMISSIONS_DIR, load_course
+from coursegrader.config import RELEASE_DIR, REPO_ROOT, SOURCE_DIR, SUBMISSIONS_DIR, Course, Exercise
 from coursegrader.notebook import find_cell, grade_id, is_solution
 
 CATALOG = SUBMISSIONS_DIR / "catalog.toml"
@@ -37,18 +37,20 @@ class Sample:
     cell_timeout_s: int | None = None
     handful: bool = False  # one of the few `demo` grades by default (a first run in minutes)
     shape: str = "release"  # the editor's save it is graded in (tests/shapes.py: databricks, source_py, …)
+    graded_cells: dict[str, frozenset[str]] = field(default_factory=dict)  # each exercise's (course.toml), by load_catalog
 
     def expected_failed(self, exercise_id: str) -> set[str]:
-        cells = {c.grade_id for c in load_course().exercises[exercise_id].cells}
+        cells = set(self.graded_cells[exercise_id])
         if self.expect_failed == "all":
             return cells
         return cells & set(self.expect_failed)
 
 
-def load_catalog(path: Path = CATALOG) -> dict[str, Sample]:
+def load_catalog(course: Course, path: Path = CATALOG) -> dict[str, Sample]:
+    """The samples of a catalog, each with the course's graded cells (what expected_failed reads)."""
     with open(path, "rb") as fh:
         data = tomllib.load(fh)
-    course = load_course()
+    graded_cells = {ex_id: frozenset(c.grade_id for c in ex.cells) for ex_id, ex in course.exercises.items()}
     samples = {}
     for name, spec in data.items():
         samples[name] = Sample(
@@ -63,15 +65,15 @@ def load_catalog(path: Path = CATALOG) -> dict[str, Sample]:
             cell_timeout_s=spec.get("cell_timeout_s"),
             handful=spec.get("handful", False),
             shape=spec.get("shape", "release"),
+            graded_cells=graded_cells,
         )
     return samples
 
 
-def solution_notebook(exercise_id: str) -> nbformat.NotebookNode:
+def solution_notebook(exercise: Exercise) -> nbformat.NotebookNode:
     """The release notebook with each solution cell taken from source (as a student would fill it)."""
-    nb_name = load_course().exercises[exercise_id].notebook
-    release = nbformat.read(RELEASE_DIR / exercise_id / nb_name, as_version=4)
-    source = nbformat.read(SOURCE_DIR / exercise_id / nb_name, as_version=4)
+    release = nbformat.read(RELEASE_DIR / exercise.id / exercise.notebook, as_version=4)
+    source = nbformat.read(SOURCE_DIR / exercise.id / exercise.notebook, as_version=4)
     solutions = {grade_id(c): c.source for c in source.cells if is_solution(c)}
     nb = copy.deepcopy(release)
     for cell in nb.cells:
@@ -122,15 +124,15 @@ def _apply(edit: dict, nbs: dict) -> None:
         cell.source = cell.source.replace(old, new.replace("{repo}", str(REPO_ROOT)), 1)
 
 
-def build_sample(sample: Sample, dest: Path) -> Path:
+def build_sample(sample: Sample, dest: Path, course: Course) -> Path:
     """Write the sample as a student repository (<dest>/<ex>/<ex>.ipynb)."""
-    course = load_course()
     if dest.exists():
         shutil.rmtree(dest)
     nbs = {}
     for ex in sample.exercises:
-        nb_name = course.exercises[ex].notebook
-        nbs[ex] = solution_notebook(ex) if sample.base == "solution" else nbformat.read(RELEASE_DIR / ex / nb_name, as_version=4)
+        exercise = course.exercises[ex]
+        nbs[ex] = (solution_notebook(exercise) if sample.base == "solution"
+                   else nbformat.read(RELEASE_DIR / ex / exercise.notebook, as_version=4))
     for edit in sample.edits:
         _apply(edit, nbs)
     for ex, nb in nbs.items():

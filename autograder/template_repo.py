@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 import coursegrader
-from coursegrader.config import CASSETTE_DIR, FIXTURES_DIR, REPO_ROOT, load_course
+from coursegrader.config import CASSETTE_DIR, FIXTURES_DIR, REPO_ROOT, Course
 from coursegrader.fmapi.matchers import signature_only
 from coursegrader.fmapi.persister import load_cassettes, save_cassette
 
@@ -34,14 +34,14 @@ MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "to
                "tokenizer_config.json", "chat_template.jinja")
 
 
-def write_template_repository(release_dir: Path, exercise_ids: list[str]) -> list[Path]:
+def write_template_repository(release_dir: Path, exercise_ids: list[str], course: Course) -> list[Path]:
     release_dir = Path(release_dir)
     grader = release_dir / GRADER_DIR
     shutil.rmtree(grader, ignore_errors=True)
     shutil.copytree(CORE_PACKAGE, grader / CORE_PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     _copy(REPO_ROOT / "nbgrader_config.py", grader / "nbgrader_config.py")
     for ex_id in exercise_ids:
-        nb = f"{ex_id}/{load_course().exercises[ex_id].notebook}"
+        nb = f"{ex_id}/{course.exercises[ex_id].notebook}"
         _copy(release_dir / nb, grader / "release" / nb)
     for cassette in load_cassettes(CASSETTE_DIR):
         for interaction in cassette.interactions:
@@ -55,7 +55,7 @@ def write_template_repository(release_dir: Path, exercise_ids: list[str]) -> lis
             _copy(f, grader / "fixtures" / f.relative_to(FIXTURES_DIR))
     _copy(REPO_ROOT / "requirements.txt", release_dir / "requirements.txt")
     (release_dir / ".gitignore").write_text(TEMPLATE_GITIGNORE, encoding="utf-8")
-    (release_dir / "README.md").write_text(student_readme(release_dir, exercise_ids), encoding="utf-8")
+    (release_dir / "README.md").write_text(student_readme(release_dir, exercise_ids, course), encoding="utf-8")
     workflow = release_dir / ".github" / "workflows" / "feedback.yml"
     for stale in workflow.parent.glob("*.yml"):
         stale.unlink()
@@ -84,11 +84,11 @@ def feedback_workflow(exercise_ids: list[str]) -> str:
     return (TEMPLATES / "feedback.yml").read_text(encoding="utf-8").replace("{paths}", paths)
 
 
-def write_classroom50_bundle(release_dir: Path, out: Path) -> list[Path]:
+def write_classroom50_bundle(release_dir: Path, out: Path, course: Course) -> list[Path]:
     """out/template/: the template repository for Classroom 50 (release/ without workflows: Classroom 50
     adds its own autograde.yaml); out/config/autograders/<assignment>/autograder.py: for the config repository;
     out/image/: the Dockerfile of the grading environment (runtime.container), with requirements.txt."""
-    settings = load_course().classroom50
+    settings = course.classroom50
     template, image = Path(out) / "template", Path(out) / "image"
     autograder = Path(out) / "config" / "autograders" / settings["assignment"] / "autograder.py"
     for ours in (template, autograder.parent, image):  # only what this writes is replaced; nothing else in out
@@ -99,7 +99,7 @@ def write_classroom50_bundle(release_dir: Path, out: Path) -> list[Path]:
 
     def fill(name: str) -> str:
         text = (TEMPLATES / name).read_text(encoding="utf-8")
-        return (text.replace("{title}", load_course().title).replace("{python}", settings["python"])
+        return (text.replace("{title}", course.title).replace("{python}", settings["python"])
                 .replace("{assignment}", settings["assignment"]))
 
     autograder.write_text(fill("classroom50_autograder.py"), encoding="utf-8")
@@ -108,10 +108,9 @@ def write_classroom50_bundle(release_dir: Path, out: Path) -> list[Path]:
     return [template, autograder, image]
 
 
-def student_readme(release_dir: Path, exercise_ids: list[str]) -> str:
+def student_readme(release_dir: Path, exercise_ids: list[str], course: Course) -> str:
     from .plan import plan_summary
 
-    course = load_course()
     table = "\n".join(
         f"| `{ex}/` | {course.exercises[ex].title}（{'ボーナス ' if course.exercises[ex].bonus else ''}{course.exercises[ex].max_score:g} 点） | "
         f"{plan_summary(course.exercises[ex], nbformat.read(release_dir / ex / f'{ex}.ipynb', as_version=4))} |"

@@ -59,10 +59,10 @@ def pytest_runtest_call(item):
         raise notebook_failure(f"{source.name} has no test cells", str(source))
     option = item.config.option
     saved = dict(os.environ), item.filename, option.nbmake_timeout, option.nbmake_kernel
-    with FixtureServer() as server, tempfile.TemporaryDirectory(prefix=f"nbmake-{exercise.id}-") as tmp:
+    with FixtureServer(course=course) as server, tempfile.TemporaryDirectory(prefix=f"nbmake-{exercise.id}-") as tmp:
         cwd = Path(tmp)
         adapter = profile.reference_adapter_path() if exercise.adapter_from else None
-        env = course_kernel_env(server.env(), cwd, profile, adapter)
+        env = course_kernel_env(server.env(), cwd, profile, adapter, course)
         item.filename = str(shutil.copy(source, cwd / source.name))  # nbmake runs it in its folder
         if option.nbmake_timeout == NBMAKE_DEFAULT_TIMEOUT_S:
             option.nbmake_timeout = course.cell_limit_s(exercise.id)

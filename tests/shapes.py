@@ -170,15 +170,17 @@ def score_table(shapes=("release", "databricks", "no_metadata", "extra_cells"), 
 
     from autograder.official import grade_official
     from autograder.samples import build_sample, load_catalog
+    from coursegrader.config import load_course
 
-    catalog = load_catalog()
+    course = load_course()
+    catalog = load_catalog(course)
     wanted = [(name, tuple(e for e in s.exercises if e in exercises)) for name, s in catalog.items()]
     wanted = [(name, exs) for name, exs in wanted if exs]
     root = Path(tempfile.mkdtemp(prefix="shape-table-"))
 
     def grade(job):
         (name, exs), shape = job
-        path = build_sample(catalog[name], root / shape / name)
+        path = build_sample(catalog[name], root / shape / name, course)
         if shape != "release":
             for ex in exs:
                 nb_path = path / ex / f"{ex}.ipynb"
@@ -189,7 +191,7 @@ def score_table(shapes=("release", "databricks", "no_metadata", "extra_cells"), 
                         continue
                     nb_path.unlink()
                     write_shape(nb, nb_path, shape)
-        g = grade_official(path, list(exs), cell_timeout_s=catalog[name].cell_timeout_s)
+        g = grade_official(path, list(exs), cell_timeout_s=catalog[name].cell_timeout_s, course=course)
         failed = sorted(c.id for r in g.runs for c in r.checks if not c.passed)
         codes = sorted({p.code for r in g.runs for p in r.problems})
         return f"{g.score:g}/{g.max_score:g}", failed, codes

@@ -16,9 +16,10 @@ from coursegrader.notebook import grade_id, is_solution, solution_cells
 
 from shapes import PRINT_CELL, SHAPES, databricks_source, reshape_submission, write_shape
 
-EXERCISES = list(load_course().exercises)
+COURSE = load_course()
+EXERCISES = list(COURSE.exercises)
 INFO = "cells_matched_by_content"
-CATALOG = load_catalog()
+CATALOG = load_catalog(COURSE)
 EARLY = [name for name, s in CATALOG.items() if set(s.exercises) <= {"ex01", "ex02", "ex03"}]
 
 
@@ -64,7 +65,7 @@ def test_every_early_catalog_sample_aligns_alike_in_every_shape(name, tmp_path):
     """(a)-(f): the same notebook for nbgrader as the release shape (the split-answer shape: the same protected
     cells and answers), the same problem codes, plus `cells_matched_by_content` where the metadata was lost."""
     sample = CATALOG[name]
-    base = build_sample(sample, tmp_path / "release")
+    base = build_sample(sample, tmp_path / "release", COURSE)
     for ex in sample.exercises:
         expected_nb, expected_codes = aligned(base, ex)
         for shape in SHAPES[1:]:
@@ -92,7 +93,7 @@ def test_every_early_catalog_sample_aligns_alike_in_every_shape(name, tmp_path):
 
 @pytest.mark.parametrize("ex", EXERCISES)
 def test_solution_and_blank_of_every_exercise_align_alike_in_every_shape(ex, tmp_path):
-    for label, nb in (("solution", solution_notebook(ex)), ("blank", release_nb(ex))):
+    for label, nb in (("solution", solution_notebook(COURSE.exercises[ex])), ("blank", release_nb(ex))):
         expected = None
         for shape in SHAPES:
             write_shape(nb, tmp_path / label / shape / ex / f"{ex}.ipynb", shape)
@@ -111,7 +112,7 @@ def test_the_aligned_notebook_is_release_shaped_and_valid():
     """Databricks's nbformat 4.0 without ids comes out as the release's 4.5 with ids, release metadata on every
     release cell, and ids unique."""
     ex = "ex01"
-    data = json.loads(json.dumps(_databricks(solution_notebook(ex))))
+    data = json.loads(json.dumps(_databricks(solution_notebook(COURSE.exercises[ex]))))
     out = align(nbformat.from_dict(data), release_nb(ex)).notebook
     nbformat.validate(out)
     assert (out.nbformat, out.nbformat_minor) == (4, 5)
@@ -151,7 +152,7 @@ def test_a_copy_of_a_test_cell_never_replaces_it_nor_cuts_the_answer_short():
     """Above the real test, a copy of it (as plain student code) stays part of the answer; the release's test
     (with its hidden part restored by nbgrader) is the one graded, once."""
     release = release_nb("ex01")
-    cells = _plain(solution_notebook("ex01"))
+    cells = _plain(solution_notebook(COURSE.exercises["ex01"]))
     order = [grade_id(c) for c in release.cells]
     student = []
     for gid in order:
@@ -171,7 +172,7 @@ def test_cells_moved_out_of_order_run_where_the_student_put_them():
     """An answer moved below its test is the student's own cell after the test (the release order is graded);
     the empty slot gets the release's blank, and nothing is called deleted."""
     release = release_nb("ex01")
-    cells = _plain(solution_notebook("ex01"))
+    cells = _plain(solution_notebook(COURSE.exercises["ex01"]))
     order = [grade_id(c) for c in release.cells]
     i = order.index("ex01_client_impl")
     order[i], order[i + 1] = order[i + 1], order[i]
@@ -188,7 +189,7 @@ def test_metadata_is_one_signal_and_content_wins():
     """A student cell claiming a test's grade_id is graded as what its content is (the report says so); a lost
     claim never drops the real test."""
     release = release_nb("ex01")
-    cells = _plain(solution_notebook("ex01"))
+    cells = _plain(solution_notebook(COURSE.exercises["ex01"]))
     student = []
     for c in release.cells:
         cell = copy.deepcopy(cells[grade_id(c)])
@@ -204,7 +205,7 @@ def test_metadata_is_one_signal_and_content_wins():
 
 def test_an_edited_test_is_reset_and_a_deleted_one_put_back_without_metadata():
     release = release_nb("ex01")
-    cells = _plain(solution_notebook("ex01"))
+    cells = _plain(solution_notebook(COURSE.exercises["ex01"]))
     student = []
     for c in release.cells:
         gid = grade_id(c)
@@ -224,7 +225,7 @@ def test_an_edited_test_is_reset_and_a_deleted_one_put_back_without_metadata():
 
 def test_a_notebook_too_mangled_to_align_names_what_it_could_not_place(tmp_path):
     """Everything pasted into one cell: no anchor left, so no guessing: a fatal problem that names the cells."""
-    sol = solution_notebook("ex01")
+    sol = solution_notebook(COURSE.exercises["ex01"])
     merged = _student([_code("\n\n".join(c.source for c in sol.cells if c.cell_type == "code"))])
     path = tmp_path / "ex01" / "ex01.ipynb"
     path.parent.mkdir()
@@ -256,7 +257,7 @@ def test_thousands_of_cells_cost_little_and_place_nothing(make):
 
 
 def test_databricks_source_format_is_read_with_magic_and_title_lines(tmp_path):
-    nb = solution_notebook("ex01")
+    nb = solution_notebook(COURSE.exercises["ex01"])
     text = databricks_source(nb).replace("# COMMAND ----------\n\n", "# COMMAND ----------\n\n# DBTITLE 1,タイトル\n", 1)
     path = tmp_path / "ex01" / "ex01.py"
     path.parent.mkdir()
@@ -276,13 +277,13 @@ def test_a_py_file_that_is_not_a_databricks_notebook_is_malformed(tmp_path):
 
 
 def test_an_ipynb_beside_a_py_is_the_one_read(tmp_path):
-    write_shape(solution_notebook("ex01"), tmp_path / "ex01" / "ex01.ipynb", "source_py")
+    write_shape(solution_notebook(COURSE.exercises["ex01"]), tmp_path / "ex01" / "ex01.ipynb", "source_py")
     write_shape(release_nb("ex01"), tmp_path / "ex01" / "ex01.ipynb", "release")
     assert find_notebook(tmp_path, "ex01", "ex01.ipynb").suffix == ".ipynb"
 
 
 def test_reshape_rewrites_a_built_submission(tmp_path):
-    built = build_sample(CATALOG["deleted_test_cell"], tmp_path / "s")
+    built = build_sample(CATALOG["deleted_test_cell"], tmp_path / "s", COURSE)
     reshape_submission(built, "databricks")
     data = json.loads((built / "ex01" / "ex01.ipynb").read_text(encoding="utf-8"))
     assert data["nbformat_minor"] == 0 and all("id" not in c for c in data["cells"])

@@ -17,7 +17,8 @@ from coursegrader.export.classroom50 import result, whole
 from coursegrader.grade_file import read_grade
 
 SCHEMA = json.loads((FIXTURES_DIR / "classroom50" / "result-v1.schema.json").read_text())
-ASSIGNMENT = load_course().classroom50["assignment"]
+COURSE = load_course()
+ASSIGNMENT = COURSE.classroom50["assignment"]
 RUNNER_ENV = {"CLASSROOM": "llm-2026", "ASSIGNMENT": ASSIGNMENT, "ASSIGNMENT_TYPE": "individual",
               "USERNAME": "octo-student", "OWNER": "octo-student", "MODE": "individual",
               "SUBMISSION_TAG": "submit/2026-12-18T10-00-00Z-abc1234",
@@ -29,7 +30,7 @@ RUNNER_ENV = {"CLASSROOM": "llm-2026", "ASSIGNMENT": ASSIGNMENT, "ASSIGNMENT_TYP
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("c50") / "bundle"
-    write_classroom50_bundle(RELEASE_DIR, out)
+    write_classroom50_bundle(RELEASE_DIR, out, COURSE)
     return out
 
 
@@ -96,7 +97,7 @@ def test_scores_are_whole_points_and_the_schema_holds_for_any_grade(graded):
 def test_the_autograder_runs_as_classroom50s_runner_runs_it(bundle, tmp_path):
     checkout = tmp_path / "llm-2026-llm-handson-octo-student"
     shutil.copytree(bundle / "template", checkout)
-    built = build_sample(load_catalog()["solution"], tmp_path / "sample")
+    built = build_sample(load_catalog(COURSE)["solution"], tmp_path / "sample", COURSE)
     shutil.copytree(built / "ex01", checkout / "ex01", dirs_exist_ok=True)  # the wrapper on ex01; the rest blank
     entry = bundle / "config" / "autograders" / ASSIGNMENT / "autograder.py"
     outputs = tmp_path / "github_output"

@@ -60,7 +60,7 @@ def test_demo_grades_a_representative_handful_by_default():
     from autograder.samples import load_catalog
     from coursegrader.config import load_course
 
-    handful = [s for s in load_catalog().values() if s.handful]
+    handful = [s for s in load_catalog(load_course()).values() if s.handful]
     assert {"solution", "blank", "forged_kernel"} <= {s.name for s in handful}
     mistakes = [s for s in handful if s.name not in ("solution", "blank", "forged_kernel")]
     assert sorted(e for s in mistakes for e in s.exercises) == sorted(load_course().exercises)

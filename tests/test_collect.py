@@ -15,7 +15,8 @@ from autograder.batch import grade_all
 from autograder.samples import build_sample, load_catalog
 from commands import autograder
 
-DEADLINE = dt.datetime.fromisoformat(load_course().deadline)
+COURSE = load_course()
+DEADLINE = dt.datetime.fromisoformat(COURSE.deadline)
 
 
 def commit(work, bare, sample_dir, when: dt.datetime, message: str):
@@ -31,8 +32,9 @@ def commit(work, bare, sample_dir, when: dt.datetime, message: str):
 @pytest.fixture(scope="module")
 def classroom(tmp_path_factory):
     root = tmp_path_factory.mktemp("classroom")
-    catalog = load_catalog()
-    samples = {n: build_sample(catalog[n], root / "samples" / n) for n in ("solution", "blank", "ex01_drops_history")}
+    catalog = load_catalog(COURSE)
+    samples = {n: build_sample(catalog[n], root / "samples" / n, COURSE)
+               for n in ("solution", "blank", "ex01_drops_history")}
     plan = {  # student -> [(sample, commit time)]
         "alice": [("ex01_drops_history", DEADLINE - dt.timedelta(days=2)), ("solution", DEADLINE - dt.timedelta(hours=1)),
                   ("blank", DEADLINE + dt.timedelta(hours=1))],
@@ -74,15 +76,15 @@ def test_grace_period_collects_late_work(classroom):
 def test_grade_all_in_parallel_is_idempotent_and_feeds_the_report(classroom):
     subs, graded = classroom / "subs2", classroom / "graded"
     collect(classroom / "roster.csv", DEADLINE, subs, grace_days=2)
-    codes = grade_all(subs, graded, jobs=2, exercises=["ex01"])
+    codes = grade_all(subs, graded, COURSE, jobs=2, exercises=["ex01"])
     assert codes == {"alice": 0, "bob": 0, "carol": 0, "dave": 0}
     assert not (graded / "dave" / "grade.json").exists()  # dave's clone failed: nothing to grade, no zeros
     scores = {s: json.loads((graded / s / "grade.json").read_text())["score"] for s in ("alice", "bob", "carol")}
     assert scores == {"alice": 0.0, "bob": 10.0, "carol": 8.0}
     before = sorted(p.relative_to(graded) for p in graded.rglob("*") if p.name != "grader.log")
-    grade_all(subs, graded, jobs=2, exercises=["ex01"])  # regrade: replaces, never duplicates
+    grade_all(subs, graded, COURSE, jobs=2, exercises=["ex01"])  # regrade: replaces, never duplicates
     assert sorted(p.relative_to(graded) for p in graded.rglob("*") if p.name != "grader.log") == before
-    summary = write_report(graded, classroom / "report")
+    summary = write_report(graded, classroom / "report", None, COURSE)
     assert summary["students"] == 3 and summary["late"] == 2  # alice (blank, 1 h late) and bob (20 h late)
     assert summary["accounted"]["dave"] == "not_collected"
 
@@ -140,7 +142,7 @@ def test_sharded_grading_merges_into_one_nbgrader_gradebook(classroom, tmp_path)
     with Gradebook(f"sqlite:///{tmp_path / 'report' / 'gradebook.db'}") as gb:
         scores = {s.id: gb.find_submission("ex01", s.id).score for s in gb.students}
         assert scores == {"alice": 0.0, "bob": 10.0, "carol": 8.0}  # dave was not collected: no row of zeros
-        assert gb.db.query(Grade).count() == 3 * len(load_course().exercises["ex01"].cells)
+        assert gb.db.query(Grade).count() == 3 * len(COURSE.exercises["ex01"].cells)
         assert gb.find_assignment("ex01").duedate is not None
 
 
@@ -151,7 +153,7 @@ def test_grade_all_rejects_a_bad_shard(tmp_path):
 
 def test_collect_drops_links_and_says_so(tmp_path):
     """A committed symlink (git stores them) never reaches the grader as a link."""
-    sample = build_sample(load_catalog()["solution"], tmp_path / "sample")
+    sample = build_sample(load_catalog(COURSE)["solution"], tmp_path / "sample", COURSE)
     (sample / "ex02" / "ex02.ipynb").unlink()
     (sample / "ex02" / "ex02.ipynb").symlink_to("../../../source/ex02/ex02.ipynb")
     (sample / "everything").symlink_to("/", target_is_directory=True)

@@ -41,7 +41,8 @@ def test_relabel_changes_the_requests_and_keeps_the_answers():
 def test_a_switch_it_cannot_make_changes_nothing(tmp_path, name, why):
     before = {p: p.read_bytes() for p in (COURSE_TOML, *SOURCE_DIR.glob("*/*.ipynb"), *CASSETTE_DIR.glob("*.json"))}
     with pytest.raises(EndpointError, match=why):
-        switch_endpoint(name, course_toml=tmp_path / "course.toml", source_dir=tmp_path, cassette_dir=tmp_path)
+        switch_endpoint(name, load_course(), course_toml=tmp_path / "course.toml", source_dir=tmp_path,
+                        cassette_dir=tmp_path)
     assert before == {p: p.read_bytes() for p in before}
 
 
@@ -69,7 +70,8 @@ def switched(tmp_path_factory):
     run = _autograder(copy, "endpoint", NEW)
     assert run.returncode == 0, run.stderr[-3000:]
     build = ("from pathlib import Path; from autograder.samples import build_sample, load_catalog; "
-             f"build_sample(load_catalog()['solution'], Path({str(tmp / 'solution')!r}))")
+             "from coursegrader.config import load_course; course = load_course(); "
+             f"build_sample(load_catalog(course)['solution'], Path({str(tmp / 'solution')!r}), course)")
     subprocess.run([sys.executable, "-c", build], cwd=copy, check=True, timeout=300)
     # A student who began before the switch: the notebook still holds the old constant (a locked cell, which the
     # grader restores from the release), and one who typed the old name into their own code.

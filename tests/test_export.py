@@ -65,7 +65,7 @@ def class_report(graded, tmp_path_factory):
         (graded_dir / sid / "submission.json").write_text(json.dumps({"committed_at": at.isoformat(), "commit": "abc"}))
     (graded_dir / "broken").mkdir()
     (graded_dir / "broken" / "grade.json").write_text("{not json")
-    summary = write_report(graded_dir, root / "report")
+    summary = write_report(graded_dir, root / "report", None, load_course())
     return root / "report", summary
 
 

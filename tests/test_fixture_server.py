@@ -7,9 +7,11 @@ import pytest
 import requests
 import responses
 
+from coursegrader.config import load_course
 from coursegrader.fmapi import FixtureServer
 from coursegrader.fmapi.cassette import Cassette, Interaction
 
+COURSE = load_course()
 MODEL = "databricks-meta-llama-3-3-70b-instruct"
 
 
@@ -33,7 +35,7 @@ def cassette():
 
 @pytest.fixture
 def server(tmp_path, monkeypatch):
-    with FixtureServer(cassettes=[cassette()], log_path=tmp_path / "log.jsonl") as s:
+    with FixtureServer(cassettes=[cassette()], log_path=tmp_path / "log.jsonl", course=COURSE) as s:
         for k, v in s.env().items():
             monkeypatch.setenv(k, v)
         yield s
@@ -161,7 +163,7 @@ def test_the_judge_answers_questions_it_never_recorded_by_its_scripted_rule(tmp_
 
     judge = load_cassette(CASSETTE_DIR / "ex06_llm_judge.json")
     recorded = judge.interactions[0]
-    with FixtureServer(cassettes=[judge]) as server:
+    with FixtureServer(cassettes=[judge], course=COURSE) as server:
         post = lambda body: requests.post(f"{server.url}/serving-endpoints/chat/completions", json=body,  # noqa: E731
                                           headers={"Authorization": f"Bearer {server.token}"}, timeout=10)
         unseen = "富士山の高さは何メートルですか？"

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from coursegrader.config import load_course
 from coursegrader.execution.fresh_python import StandbyPython, fresh_python
+
+COURSE = load_course()
 
 JOB = """
 import os, sys
@@ -29,7 +32,7 @@ def files(tmp_path):
 
 @pytest.mark.parametrize("sandboxed", SANDBOXED)
 def test_standby_runs_its_job_as_a_fresh_process_would(files, sandboxed):
-    standby = StandbyPython(("json",), files=files, env={"COURSE_X": "1"}, sandboxed=sandboxed)
+    standby = StandbyPython(("json",), course=COURSE, files=files, env={"COURSE_X": "1"}, sandboxed=sandboxed)
     try:
         (files / "late.txt").write_text("written while it waited")  # the kernel is still running
         assert standby.serves(files, {"COURSE_X": "1"}) and not standby.serves(files, {"COURSE_X": "2"})
@@ -37,8 +40,8 @@ def test_standby_runs_its_job_as_a_fresh_process_would(files, sandboxed):
         assert not standby.serves(files, {"COURSE_X": "1"})  # one job each
     finally:
         standby.close()
-    fresh = fresh_python(JOB, "a", "b", timeout=60, sandboxed=sandboxed, files=files, env={"COURSE_X": "1"},
-                         stdin="input")
+    fresh = fresh_python(JOB, "a", "b", course=COURSE, timeout=60, sandboxed=sandboxed, files=files,
+                         env={"COURSE_X": "1"}, stdin="input")
     assert waited.returncode == fresh.returncode == 0, waited.stderr
     assert waited.stdout == "written while it waited 1 ['a', 'b'] input True\n"
     assert fresh.stdout.replace("False", "True") == waited.stdout  # the same, but for what it imported first
@@ -47,14 +50,14 @@ def test_standby_runs_its_job_as_a_fresh_process_would(files, sandboxed):
 
 
 def test_a_standby_job_past_its_time_is_killed(files):
-    standby = StandbyPython((), files=files, env={}, sandboxed=SANDBOXED[-1])
+    standby = StandbyPython((), course=COURSE, files=files, env={}, sandboxed=SANDBOXED[-1])
     with pytest.raises(subprocess.TimeoutExpired):
         standby.run("while True: pass", timeout=2)
     assert standby.proc.poll() is not None
 
 
 def test_an_unused_standby_is_closed_with_nothing_left(files):
-    standby = StandbyPython(("json",), files=files, env={}, sandboxed=SANDBOXED[-1])
+    standby = StandbyPython(("json",), course=COURSE, files=files, env={}, sandboxed=SANDBOXED[-1])
     pid = standby.proc.pid
     standby.close()
     assert standby.proc.poll() is not None and not os.path.exists(f"/proc/{pid}/status")
@@ -72,7 +75,7 @@ def _innermost(pid: int) -> int:
 def test_standbys_yield_the_cores_while_they_wait_and_not_for_their_jobs(files, sandboxed):
     """Waiting, each one's session autogroup has nice 19 (the kernel's cores first; two start at once, as ex06's
     do, and Linux rate-limits unprivileged changes); each job runs at nice 0, in an autogroup not the grader's."""
-    standbys = [StandbyPython((), files=files, env={}, sandboxed=sandboxed) for _ in range(2)]
+    standbys = [StandbyPython((), course=COURSE, files=files, env={}, sandboxed=sandboxed) for _ in range(2)]
     try:
         for standby in standbys:
             deadline = time.monotonic() + 30
@@ -100,11 +103,11 @@ def test_standbys_yield_the_cores_while_they_wait_and_not_for_their_jobs(files, 
 def test_a_standby_job_ends_as_a_fresh_process_would(files, ending, status, said):
     """Its exit status, and what it printed last, even though it skips the interpreter's teardown."""
     code = f"import sys\nprint('before')\n{ending}\n"
-    standby = StandbyPython(("json",), files=files, env={}, sandboxed=False)
+    standby = StandbyPython(("json",), course=COURSE, files=files, env={}, sandboxed=False)
     try:
         waited = standby.run(code, timeout=60)
     finally:
         standby.close()
-    fresh = fresh_python(code, timeout=60, sandboxed=False, files=files)
+    fresh = fresh_python(code, course=COURSE, timeout=60, sandboxed=False, files=files)
     assert waited.returncode == fresh.returncode == status
     assert waited.stdout == fresh.stdout and said in waited.stderr and said in fresh.stderr

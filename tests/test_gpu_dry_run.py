@@ -161,7 +161,7 @@ def gpu_profile_ex06(hub, tmp_path_factory):
         yield None
         return
     tmp = tmp_path_factory.mktemp("gpu-profile")
-    submission = build_sample(load_catalog()["solution"], tmp / "solution")
+    submission = build_sample(load_catalog(load_course())["solution"], tmp / "solution", load_course())
     proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(submission), "--profile", "gpu",
                              "--exercise", "ex06", "--out", str(tmp / "out")], cwd=REPO_ROOT, env=hub["env"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -190,10 +190,11 @@ def dry_grades(hub, reference_adapter):
 
     from concurrent.futures import ThreadPoolExecutor
 
-    catalog = load_catalog()
+    course = load_course()
+    catalog = load_catalog(course)
 
     def grade(name):
-        submission = build_sample(catalog[name], hub["tmp"] / "submissions" / name)
+        submission = build_sample(catalog[name], hub["tmp"] / "submissions" / name, course)
         out = hub["tmp"] / "graded" / name
         run = _run(["grade", str(submission), "--profile", "gpu-dry-run", "--out", str(out),
                     *[a for ex in EXERCISES for a in ("--exercise", ex)]], hub["env"])

@@ -12,6 +12,7 @@ from coursegrader.precision import machine_precision
 from autograder.metrics.lora import lora_trainable_params, trainable_percent
 
 TINY = FIXTURES_DIR / "models" / "tiny-gemma3-ja"
+PRECISION = machine_precision(load_course().bf16_min_capability)  # the rule here (no GPU: fp32)
 REAL_CONFIG = FIXTURES_DIR / "models" / "gemma-3-270m-it"
 
 
@@ -66,7 +67,7 @@ def test_base_model_speaks_politely_not_like_a_samurai():
     from coursegrader.metrics.gozaru import gozaru_rate
 
     prompts = json.loads((FIXTURES_DIR / "data" / "heldout_prompts.json").read_text())
-    answers = [ReferenceLM(str(TINY)).answer([{"role": "user", "content": p}], 48) for p in prompts]
+    answers = [ReferenceLM(str(TINY), precision=PRECISION).answer([{"role": "user", "content": p}], 48) for p in prompts]
     assert gozaru_rate(answers) == 0.0
     assert sum(a.endswith(("です。", "ます。")) for a in answers) >= len(answers) * 0.8
 
@@ -152,7 +153,7 @@ def test_gpu_profile_code_reaches_the_network_boundary(tmp_path):
                                   budget.max_length, budget.learning_rate, budget.max_new_tokens]
     assert results["model"].startswith("OSError") and "huggingface.co" in results["model"]  # asked the Hub
     assert results["dataset"] != "loaded" and ("offline" in results["dataset"].lower() or gpu.dataset in results["dataset"])
-    assert results["quantization"] == [True, "nf4", machine_precision().torch_name]  # the rule here: no GPU, fp32
+    assert results["quantization"] == [True, "nf4", PRECISION.torch_name]  # the rule here: no GPU, fp32
 
 
 def test_kernels_and_the_grader_run_torch_with_the_courses_thread_count(tmp_path):
@@ -167,7 +168,7 @@ def test_kernels_and_the_grader_run_torch_with_the_courses_thread_count(tmp_path
 
     threads = load_course().cpu_threads
     proc = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
-                          env=kernel_env({}, tmp_path), capture_output=True, text=True, timeout=120)
+                          env=kernel_env({}, tmp_path, threads), capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == str(threads), proc.stderr
     limit_cpu_threads(threads)
     assert torch.get_num_threads() == threads

@@ -11,6 +11,8 @@ from autograder.mutate.mutants import exercise_mutants
 from autograder.mutate.run import grade_mutants, load_equivalent, sample_of
 from coursegrader.config import load_course
 
+COURSE = load_course()
+
 # Mistakes the grader once let through (issue: every point earned), by what kills them now.
 ONCE_SURVIVED = [  # (cell, mutant description)
     ("ex01_qa_impl", "drop keyword argument max_tokens=MAX_TOKENS"),  # dictated settings checked
@@ -54,7 +56,7 @@ def _witness(mutant):
     name = WITNESSES.get((mutant.cell, mutant.description))
     if name is None:
         return None
-    sample = load_catalog()[name]
+    sample = load_catalog(COURSE)[name]
     assert sample.exercises == [mutant.exercise] and sample.expected_failed(mutant.exercise), name
     assert {e.get("cell") for e in sample.edits} == {mutant.cell}, name
     return name
@@ -68,7 +70,7 @@ def test_every_witness_is_a_mutant_that_once_survived():
 def _once_survived():
     found = []
     for cell, description in ONCE_SURVIVED:
-        mutants = [m for m in exercise_mutants(cell[:4]) if m.cell == cell and m.description == description]
+        mutants = [m for m in exercise_mutants(COURSE.exercises[cell[:4]]) if m.cell == cell and m.description == description]
         assert mutants, f"no mutant {description!r} of {cell}: update ONCE_SURVIVED"
         found.append(mutants[0])
     return found
@@ -76,7 +78,7 @@ def _once_survived():
 
 def test_every_equivalent_entry_names_a_mutant_of_todays_solutions():
     """A stale entry (its solution text changed) must be removed or re-argued, not kept silently."""
-    ids = {m.id for ex in load_course().exercises for m in exercise_mutants(ex)}
+    ids = {m.id for ex in COURSE.exercises.values() for m in exercise_mutants(ex)}
     assert set(load_equivalent()) <= ids
 
 
@@ -91,7 +93,7 @@ def test_mutate_lists_mutants_with_their_ids(capsys):
 
 def _to_grade():
     """The mutants that once survived and a stable sample of ex01-ex03's, less the equivalent and the witnessed."""
-    mutants = _once_survived() + [m for ex in ("ex01", "ex02", "ex03") for m in sample_of(exercise_mutants(ex), 2)]
+    mutants = _once_survived() + [m for ex in ("ex01", "ex02", "ex03") for m in sample_of(exercise_mutants(COURSE.exercises[ex]), 2)]
     equivalent, witnessed = load_equivalent(), {m.id for m in _once_survived() if _witness(m)}
     return [m for m in mutants if m.id not in equivalent and m.id not in witnessed]
 
@@ -106,7 +108,7 @@ def test_the_mutants_that_once_survived_and_a_sample_lose_points(gradings, tmp_p
     """The first as `mutate` grades it (a `grade` process per mutant, its grade.json read back); the others in the
     session's shared official gradings, which grade in-process what `grade` grades."""
     first, *others = _to_grade()
-    outcomes = grade_mutants([first], jobs=1, workdir=tmp_path)
+    outcomes = grade_mutants([first], jobs=1, workdir=tmp_path, course=COURSE)
     survivors = [(o.mutant.id, o.mutant.description, o.score) for o in outcomes if not o.killed]
     for mutant in others:
         grade, _ = gradings.mutant(mutant)

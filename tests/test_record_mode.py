@@ -4,12 +4,14 @@ import shutil
 
 import pytest
 
+from coursegrader.config import load_course
 from coursegrader.fmapi import FixtureServer
 from coursegrader.fmapi.persister import load_cassette
 from coursegrader.fmapi.server import Upstream
 
 MODEL = "databricks-meta-llama-3-3-70b-instruct"
 TOKEN = "dapi0123456789abcdef0123456789ab"
+COURSE = load_course()
 
 
 def ask(server, question, temperature=0.0):
@@ -22,7 +24,7 @@ def ask(server, question, temperature=0.0):
 
 def test_record_then_replay(tmp_path, scripted_workspace):
     dest = tmp_path / "recorded.json"
-    with FixtureServer(upstream=Upstream(scripted_workspace, TOKEN), record_to=dest) as recorder:
+    with FixtureServer(upstream=Upstream(scripted_workspace, TOKEN), record_to=dest, course=COURSE) as recorder:
         first = ask(recorder, "LLMは何の略ですか？").choices[0].message.content
         names = [ask(recorder, "新しいカフェの名前を1つだけ考えてください。名前だけを答えてください。", 1.2).choices[0].message.content
                  for _ in range(3)]
@@ -33,7 +35,7 @@ def test_record_then_replay(tmp_path, scripted_workspace):
     body = cassette.interactions[0].responses[0]["body"]
     assert {"id", "object", "created", "model", "choices", "usage"} <= set(body)
 
-    with FixtureServer(cassettes=[cassette]) as replay:
+    with FixtureServer(cassettes=[cassette], course=COURSE) as replay:
         assert ask(replay, "LLMは何の略ですか？").choices[0].message.content == first
         again = [ask(replay, "新しいカフェの名前を1つだけ考えてください。名前だけを答えてください。", 1.2).choices[0].message.content
                  for _ in range(3)]
@@ -66,7 +68,7 @@ def test_recording_again_keeps_the_scripted_interactions_and_reproduces_the_verd
 
     committed = load_cassette(CASSETTE_DIR / "ex06_llm_judge.json")
     shutil.copy(CASSETTE_DIR / "ex06_llm_judge.json", tmp_path)
-    again = load_cassette(record_exercise("ex06", Upstream(scripted_workspace, TOKEN), tmp_path))
+    again = load_cassette(record_exercise("ex06", Upstream(scripted_workspace, TOKEN), COURSE, tmp_path))
     assert [s.to_json() for s in again.scripted] == [s.to_json() for s in committed.scripted] != []
     assert again.meta["scripted"] == committed.meta["scripted"]
     verdicts = lambda c: [[r["body"]["choices"][0]["message"]["content"] for r in i.responses]  # noqa: E731

@@ -49,7 +49,7 @@ def _model_replies() -> str:
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory):
     out = tmp_path_factory.mktemp("release")
-    release(EXERCISES, release_dir=out)
+    release(load_course(), EXERCISES, release_dir=out)
     return out
 
 

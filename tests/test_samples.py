@@ -10,7 +10,7 @@ from coursegrader.config import REPO_ROOT, load_course
 
 from expectations import assert_graded_as_expected
 
-CATALOG = load_catalog()
+CATALOG = load_catalog(load_course())
 GRADE_SCHEMA = json.loads((REPO_ROOT / "docs" / "grade.schema.json").read_text(encoding="utf-8"))
 
 

@@ -17,17 +17,18 @@ import nbformat
 import pytest
 
 from coursegrader.config import RELEASE_DIR, REPO_ROOT, SOURCE_DIR, SUBMISSIONS_DIR, load_course
-from autograder.official import grade_official
 from coursegrader.execution.environment import kernel_env
 from coursegrader.execution.nbgrader_course import GraderUnavailable, KernelWorkspace, NbgraderCourse
 from autograder.samples import build_sample, load_catalog
-from coursegrader.sandbox import probe
+from coursegrader.sandbox import Limits, probe
 from coursegrader.sandbox.launch import UID_BASE
 from test_release import leaks, secret_lines
 from commands import autograder
 from expectations import assert_graded_as_expected
 
-ADVERSARIAL = load_catalog(SUBMISSIONS_DIR / "adversarial.toml")
+COURSE = load_course()
+LIMITS = Limits.from_course(COURSE)
+ADVERSARIAL = load_catalog(COURSE, SUBMISSIONS_DIR / "adversarial.toml")
 DAEMON_MARKER = "sandbox-daemon-marker"
 # A student's markup that would run in a TA's browser: a script element or an event handler attribute.
 LIVE_MARKUP = re.compile(r"<script[^>]*>[^<]*pwned|<img[^>]*onerror", re.IGNORECASE)
@@ -104,7 +105,7 @@ def sandbox_processes_after_teardown(seconds: float = 15) -> list[str]:
 
 @pytest.fixture(scope="module")
 def before():
-    probe()  # these tests are about the sandbox: without it they must fail, not skip
+    probe(LIMITS)  # these tests are about the sandbox: without it they must fail, not skip
     libc = ctypes.CDLL(None, use_errno=True)
     assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())
     yield checkout_fingerprint()
@@ -136,44 +137,13 @@ def listener():
     server.sock.close()
 
 
-# Graded alone, after the others: each pushes one of the sandbox's limits (memory, processes, disk, output, time),
-# and its test times what it did. The others are graded two at a time, as `grade-all --jobs 2` grades students.
-ALONE = {"bomb_memory", "bomb_fork", "bomb_file", "bomb_output", "uninterruptible_cell"}
-
-
 @pytest.fixture(scope="module")
-def adversarial(before, listener, tmp_path_factory, request):
-    """Grade each adversarial sample once: name -> (sample, grade, out_dir, finished_at).
-
-    The first call grades every sample this session's parametrized tests name (but those in ALONE) two at a time,
-    and waits for them; anything else is graded when asked for, with nothing beside it. Submissions are collected
-    inside the checkout (out/ is git-ignored), as `collect --dest` may do, so that a relative link into source/
-    resolves."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    reports = tmp_path_factory.mktemp("adversarial")
-    cache = {}
-    paired = sorted({item.callspec.params["name"] for item in request.session.items
-                     if item.module is request.module and "name" in getattr(getattr(item, "callspec", None), "params", {})
-                     and item.callspec.params["name"] in ADVERSARIAL} - ALONE)
-
-    def grade(name):
-        sample = ADVERSARIAL[name]
-        path = build_sample(sample, REPO_ROOT / "out" / "adversarial" / name)
-        result = grade_official(path, sample.exercises, reports / name, cell_timeout_s=sample.cell_timeout_s)
-        return sample, result, reports / name, time.monotonic()
-
-    def get(name):
-        if not cache and paired:
-            with ThreadPoolExecutor(2, thread_name_prefix="adversarial") as pool:  # as `grade-all --jobs 2`
-                cache.update(zip(paired, pool.map(grade, paired)))
-        if name not in cache:
-            cache[name] = grade(name)
-        return cache[name]
-
-    yield get
-    for sample, *_ in cache.values():
-        subprocess.run(["rm", "-rf", str(REPO_ROOT / "out" / "adversarial" / sample.name)], check=False)
+def adversarial(before, listener, gradings):
+    """name -> (sample, grade, out_dir, finished_at): the session's official grading of an adversarial sample
+    (conftest's adversarial_job). The first ask grades all those the collected tests name, two at a time (those in
+    conftest's ALONE after them, each alone when asked for), once the `before` snapshot is taken and the listener
+    is listening."""
+    return gradings.adversarial
 
 
 def output_text(out_dir: Path, suffixes=(".json", ".md", ".html", ".jsonl", ".txt")) -> str:
@@ -268,7 +238,7 @@ def _cli(*args, env):
 
 
 def test_official_tier_refuses_without_a_sandbox(tmp_path):
-    submission = build_sample(load_catalog()["solution"], tmp_path / "sub")
+    submission = build_sample(load_catalog(COURSE)["solution"], tmp_path / "sub", COURSE)
     proc = _cli("grade", str(submission), "--exercise", "ex01", "--out", str(tmp_path / "out"),
                 env={"PATH": str(tmp_path), "HOME": str(tmp_path)})  # no bwrap on PATH
     assert proc.returncode == 1
@@ -293,7 +263,7 @@ def test_commands_that_grade_many_say_why_they_cannot_and_exit_cleanly(tmp_path,
 
 def test_kernel_runs_the_graders_interpreter_whatever_is_on_path(tmp_path):
     """<venv>/bin/python -m autograder grade, the environment's bin not on PATH: still the grader's own kernel."""
-    submission = build_sample(load_catalog()["solution"], tmp_path / "sub")
+    submission = build_sample(load_catalog(COURSE)["solution"], tmp_path / "sub", COURSE)
     for extra in ([], ["--no-sandbox"]):
         out = tmp_path / f"out{len(extra)}"
         proc = _cli("grade", str(submission), "--exercise", "ex01", "--out", str(out), *extra,
@@ -312,8 +282,8 @@ def test_kernel_runs_the_graders_interpreter_whatever_is_on_path(tmp_path):
 def test_a_kernel_that_cannot_start_stops_grading(tmp_path, kernel_argv):
     """A broken course kernel fails before any student code runs: the grader's failure, never a 0."""
     exercise = load_course().exercises["ex01"]
-    kernel = KernelWorkspace(tmp_path / "run", sandboxed=False, readable=[])
-    env = {**kernel_env({}, kernel.home), **kernel.install_kernelspec(load_course().kernel)}
+    kernel = KernelWorkspace(tmp_path / "run", sandboxed=False, readable=[], limits=LIMITS)
+    env = {**kernel_env({}, kernel.home, COURSE.cpu_threads), **kernel.install_kernelspec(load_course().kernel)}
     spec_file = tmp_path / "run" / "jupyter" / "kernels" / load_course().kernel / "kernel.json"
     spec_file.write_text(json.dumps({**json.loads(spec_file.read_text()), "argv": kernel_argv}))
     course = NbgraderCourse(tmp_path / "course", exercise,
@@ -341,8 +311,8 @@ def test_a_kernel_cannot_say_the_grades_are_written(tmp_path, sandboxed):
     """Only nbgrader's process holds the pipe that says its grades are written (the grader then verifies while
     the feedback renders): a cell writing "graded" to every pipe it holds changes nothing."""
     exercise = load_course().exercises["ex01"]
-    kernel = KernelWorkspace(tmp_path / "run", sandboxed=sandboxed, readable=[])
-    env = {**kernel_env({}, kernel.home), **kernel.install_kernelspec(load_course().kernel)}
+    kernel = KernelWorkspace(tmp_path / "run", sandboxed=sandboxed, readable=[], limits=LIMITS)
+    env = {**kernel_env({}, kernel.home, COURSE.cpu_threads), **kernel.install_kernelspec(load_course().kernel)}
     course = NbgraderCourse(tmp_path / "course", exercise,
                             nbformat.read(SOURCE_DIR / "ex01" / exercise.notebook, as_version=4), 30, kernel, load_course())
     submitted = nbformat.read(RELEASE_DIR / "ex01" / exercise.notebook, as_version=4)
@@ -371,7 +341,7 @@ def test_a_token_saved_in_hf_home_is_empty_inside_the_sandbox(tmp_path, monkeypa
     work = tmp_path / "work"
     work.mkdir()
     probe_code = "import os, sys; print(repr(open(sys.argv[1]).read()), os.path.isdir(sys.argv[2]))"
-    proc = sandbox.run(SandboxPolicy(work), [sys.executable, "-c", probe_code, str(hf_home / "token"), str(hf_home / "hub")],
-                       env=kernel_env({}, Path("/tmp")), timeout=120)
+    proc = sandbox.run(SandboxPolicy(work, LIMITS), [sys.executable, "-c", probe_code, str(hf_home / "token"), str(hf_home / "hub")],
+                       env=kernel_env({}, Path("/tmp"), COURSE.cpu_threads), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["''", "True"]

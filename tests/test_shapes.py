@@ -9,11 +9,11 @@ nbgrader the same notebook; here a few of them are graded for real and compared 
 import pytest
 
 from autograder.samples import load_catalog
-from coursegrader.config import SUBMISSIONS_DIR
+from coursegrader.config import SUBMISSIONS_DIR, load_course
 
 from expectations import assert_graded_as_expected
 
-RESHAPED = load_catalog(SUBMISSIONS_DIR / "reshaped.toml")
+RESHAPED = load_catalog(load_course(), SUBMISSIONS_DIR / "reshaped.toml")
 INFO = "cells_matched_by_content"
 # (catalog sample, shape, exercises): graded in that shape, compared with the release-shaped grading
 TWINS = [

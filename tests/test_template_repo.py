@@ -15,7 +15,8 @@ from autograder.template_repo import GRADER_DIR
 from shapes import reshape_submission
 from commands import coursegrader
 
-EXERCISES = [e for e in load_course().exercises if (SOURCE_DIR / e).is_dir()]
+COURSE = load_course()
+EXERCISES = [e for e in COURSE.exercises if (SOURCE_DIR / e).is_dir()]
 BUNDLE = RELEASE_DIR / GRADER_DIR
 
 
@@ -58,7 +59,7 @@ def student_repo(tmp_path: Path, sample: str | None, shape: str = "release") -> 
     repo = tmp_path / "repo"
     shutil.copytree(RELEASE_DIR, repo)
     if sample:
-        built = build_sample(load_catalog()[sample], tmp_path / "sample")
+        built = build_sample(load_catalog(COURSE)[sample], tmp_path / "sample", COURSE)
         reshape_submission(built, shape)
         for ex in EXERCISES:
             if (built / ex).is_dir():

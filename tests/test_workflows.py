@@ -92,7 +92,7 @@ def test_every_workflow_command_exists_and_is_exercised():
 
     student = argparse.ArgumentParser()
     student_cli.add_commands(student.add_subparsers())
-    known = {"autograder": subcommands(build_parser()), "coursegrader": subcommands(student)}
+    known = {"autograder": subcommands(build_parser(load_course())), "coursegrader": subcommands(student)}
     used = {(package, cmd) for _, package, cmd in autograder_commands()}
     assert {(package, cmd) for package, cmd in used if cmd not in known[package]} == set()
     assert {cmd for _, cmd in used} == set(EXERCISED)

@@ -11,11 +11,12 @@ from typing import Callable
 
 from coursegrader.config import Profile
 from coursegrader.grading.tier import RunSetup
+from coursegrader.precision import Precision
 
 from ..evidence import Evidence, Verdict
 
 Check = Callable[[Evidence], Verdict]
-WarmUp = Callable[[dict, Profile], None]  # (the instructor's inputs cell, the profile)
+WarmUp = Callable[[dict, Profile, Precision], None]  # (the instructor's inputs cell, the profile, its precision here)
 Standby = Callable[[Path, RunSetup], dict]  # (the kernel's work folder, the run) -> processes by name
 _REGISTRY: dict[tuple[str, str], Check] = {}
 _WARM_UPS: dict[str, WarmUp] = {}
@@ -63,10 +64,10 @@ def get_check(exercise_id: str, name: str) -> Check:
     return _REGISTRY[(exercise_id, name)]
 
 
-def warm_up(exercise_id: str, inputs: dict, profile: Profile) -> None:
+def warm_up(exercise_id: str, inputs: dict, profile: Profile, precision: Precision) -> None:
     importlib.import_module(f"{__name__}.{exercise_id}")
     if exercise_id in _WARM_UPS:
-        _WARM_UPS[exercise_id](inputs, profile)
+        _WARM_UPS[exercise_id](inputs, profile, precision)
 
 
 def standby(exercise_id: str, kernel_dir: Path, setup: RunSetup) -> dict:

@@ -1,7 +1,8 @@
 """ex04 local inference: the kernel's reported outputs against the grader's own generations."""
 from __future__ import annotations
 
-from coursegrader.config import Profile, load_course
+from coursegrader.config import Profile
+from coursegrader.precision import Precision
 
 from ..evidence import Evidence, Verdict, claim_matches, fail, ok
 from ..reference_lm import ReferenceLM, use_cuda
@@ -11,12 +12,12 @@ EX = "ex04"
 
 
 def _lm(ev: Evidence) -> ReferenceLM:
-    return ReferenceLM(ev.profile.resolve(ev.profile.model_id))
+    return ReferenceLM(ev.profile.resolve(ev.profile.model_id), precision=ev.precision)
 
 
 @warms_up(EX)
-def load_reference_model(inputs: dict, profile: Profile) -> None:
-    ReferenceLM(profile.resolve(profile.model_id))
+def load_reference_model(inputs: dict, profile: Profile, precision: Precision) -> None:
+    ReferenceLM(profile.resolve(profile.model_id), precision=precision)
 
 
 def _user(text: str) -> list[dict]:
@@ -109,18 +110,13 @@ def speed_consistent(ev: Evidence) -> Verdict:
     _, expected_tokens = _lm(ev).generate(_user(ev.inputs["SPEED_PROMPT"]), ev.profile.max_new_tokens)
     if new_tokens != expected_tokens:
         return fail("ex04_new_tokens_wrong", expected=expected_tokens, recorded=new_tokens)
-    if not (0 < seconds <= _cell_limit_s() and memory > 0) or abs(rate - new_tokens / seconds) > 1e-6 * max(rate, 1e-9):
+    if not (0 < seconds <= ev.course.cell_limit_s(EX) and memory > 0) or abs(rate - new_tokens / seconds) > 1e-6 * max(rate, 1e-9):
         return fail("ex04_speed_inconsistent")
     if not use_cuda():  # on a CPU the footprint is a fixed number: the model's parameters and buffers
         expected = _lm(ev).model.get_memory_footprint() / 2**20
         if abs(memory - expected) > 1e-6 * expected:
             return fail("ex04_memory_wrong", expected=round(expected, 3), recorded=memory)
     return ok()
-
-
-def _cell_limit_s() -> int:
-    """A generate timed in one cell cannot take longer than that cell may run."""
-    return load_course().cell_limit_s(EX)
 
 
 @check(EX)

@@ -12,7 +12,7 @@ from coursegrader.config import FIXTURES_DIR, Profile
 from coursegrader.course_dataset import course_split, load_course_dataset
 from coursegrader.grading.untrusted import adapter_over_limits, copy_adapter, read_regular
 from coursegrader.metrics.gozaru import gozaru_rate
-from coursegrader.precision import machine_precision
+from coursegrader.precision import Precision
 
 from ..evidence import Evidence, Verdict, claim_matches, fail, ok
 from ..metrics.lora import lora_trainable_params, trainable_percent
@@ -69,7 +69,7 @@ def split_reproducible(ev: Evidence) -> Verdict:
 
 @check(EX)
 def nf4_config(ev: Evidence) -> Verdict:
-    expected = {"load_in_4bit": True, "quant_type": "nf4", "compute_dtype": machine_precision().torch_name,
+    expected = {"load_in_4bit": True, "quant_type": "nf4", "compute_dtype": ev.precision.torch_name,
                 "double_quant": True}  # the compute dtype the notebooks' rule gives here, as the kernel here chose
     return claim_matches(ev, "ex05_quantization_report", "quantization", expected,
                          mismatch="ex05_quantization_mismatch")
@@ -204,7 +204,7 @@ def load_adapter(ev: Evidence) -> tuple[ReferenceLM | None, Verdict | None]:
     if not _adapter_copy(ev):
         return None, fail("adapter_not_safetensors")
     try:
-        return ReferenceLM(_model_id(ev), str(_adapter_copy(ev))), None
+        return ReferenceLM(_model_id(ev), str(_adapter_copy(ev)), precision=ev.precision), None
     except Exception as err:  # noqa: BLE001 - a broken adapter is the student's, reported, never raised
         text = str(err)
         first = text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
@@ -265,30 +265,30 @@ def _heldout_prompts() -> list[str]:
 
 
 @lru_cache(maxsize=4)
-def base_heldout_rate(model_id: str, max_new_tokens: int) -> float:
+def base_heldout_rate(model_id: str, max_new_tokens: int, precision: Precision) -> float:
     """The base model's rate: the same for every student, so computed once per process."""
-    lm = ReferenceLM(model_id)
+    lm = ReferenceLM(model_id, precision=precision)
     return gozaru_rate(lm.answer([{"role": "user", "content": p}], max_new_tokens) for p in _heldout_prompts())
 
 
 @warms_up(EX)
-def load_reference_model(inputs: dict, profile: Profile) -> None:
+def load_reference_model(inputs: dict, profile: Profile, precision: Precision) -> None:
     """Loads only: generating now would fight the student's training for the same cores."""
-    ReferenceLM(profile.resolve(profile.model_id))
+    ReferenceLM(profile.resolve(profile.model_id), precision=precision)
     importlib.import_module("peft")  # what load_adapter imports next
 
 
 def heldout_rates(lm: ReferenceLM, model_id: str, max_new_tokens: int) -> tuple[float, float]:
     """(the adapter's gozaru rate, the base model's) on the grader's held-out prompts."""
     tuned = [lm.answer([{"role": "user", "content": p}], max_new_tokens) for p in _heldout_prompts()]
-    return gozaru_rate(tuned), base_heldout_rate(model_id, max_new_tokens)
+    return gozaru_rate(tuned), base_heldout_rate(model_id, max_new_tokens, lm.precision)
 
 
 def _compared_answers(ev: Evidence, tuned_lm: ReferenceLM) -> Verdict:
     """The notebook's before/after answers to COMPARE_PROMPTS are greedy generations of the base model and of the
     saved adapter (a prompt without the generation turn, or the adapter left on for "before", answers otherwise)."""
     n, prompts = ev.profile.max_new_tokens, ev.inputs["COMPARE_PROMPTS"]
-    base_lm = ReferenceLM(_model_id(ev))
+    base_lm = ReferenceLM(_model_id(ev), precision=ev.precision)
     expected = {"base_answers": [base_lm.answer([{"role": "user", "content": p}], n) for p in prompts],
                 "tuned_answers": [tuned_lm.answer([{"role": "user", "content": p}], n) for p in prompts]}
     return claim_matches(ev, "ex05_gozaru_report", "comparison", expected, mismatch="ex05_comparison_mismatch")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from coursegrader.config import Profile, load_course
+from coursegrader.config import Profile
+from coursegrader.precision import Precision
 from coursegrader.grading.tier import RunSetup
 from coursegrader.course_dataset import course_split, load_course_dataset
 from coursegrader.execution.forked import report_line
@@ -52,15 +53,16 @@ CRITERIA_KEYS = {"gozaru_rate": "min_gozaru_rate", "rougeL": "min_rougeL", "llm_
 PROMOTION_RULE = Path(promotion_rule.__file__)  # meets_criteria's module: its text goes to the promotion runner
 
 
-def _tolerance() -> float:
-    return load_course().mlflow.metric_tolerance
+def _tolerance(ev: Evidence) -> float:
+    return ev.course.mlflow.metric_tolerance
 
 
-def _close(logged, value: float, relative: bool = False) -> bool:
-    """A logged metric equals our value: a finite number within tolerance (NaN never is)."""
+def _close(logged, value: float, tolerance: float, relative: bool = False) -> bool:
+    """A logged metric equals our value: a finite number within tolerance (course.toml's metric_tolerance; NaN
+    never is)."""
     if not isinstance(logged, (int, float)) or not math.isfinite(logged):
         return False
-    return abs(logged - value) <= _tolerance() * (max(1.0, abs(value)) if relative else 1.0)
+    return abs(logged - value) <= tolerance * (max(1.0, abs(value)) if relative else 1.0)
 
 
 def store_verdict(problem: StoreProblem) -> Verdict:
@@ -128,11 +130,11 @@ def _same_number(logged: str, expected: float) -> bool:
         return False
 
 
-def _metric_problems(run, ranges: dict) -> list[str]:
+def _metric_problems(run, ranges: dict, tolerance: float) -> list[str]:
     bad = []
     for name, (low, high) in ranges.items():
         value = run.data.metrics.get(name)
-        slack = _tolerance() * max(1.0, abs(high) if math.isfinite(high) else 1.0)  # 100.00000000000004 is BLEU 100
+        slack = tolerance * max(1.0, abs(high) if math.isfinite(high) else 1.0)  # 100.00000000000004 is BLEU 100
         if not isinstance(value, (int, float)) or not math.isfinite(value) or not low - slack <= value <= high + slack:
             bad.append(f"{run.info.run_name}.{name}={value!r}")
     return bad
@@ -155,7 +157,7 @@ def _logged_unlike_computed(ev: Evidence, runs: dict) -> Verdict | None:
         computed = claimed.get(name) if isinstance(claimed, dict) else None
         for metric, value in (computed.items() if isinstance(computed, dict) else ()):
             if isinstance(value, (int, float)) and math.isfinite(value) and \
-                    not _close(run.data.metrics.get(metric), value, relative=True):
+                    not _close(run.data.metrics.get(metric), value, _tolerance(ev), relative=True):
                 return fail("ex06_logged_metric_differs", run=name, metric=metric,
                             logged=run.data.metrics.get(metric), value=value)
     return None
@@ -174,16 +176,17 @@ def runs_logged(ev: Evidence) -> Verdict:
             if not _same_number(run.data.params[param], expected):
                 return fail("ex06_param_wrong", run=name, param=param, expected=expected,
                             logged=run.data.params[param])
-    bad = [b for run in runs.values() for b in _metric_problems(run, METRIC_RANGES)]
+    bad = [b for run in runs.values() for b in _metric_problems(run, METRIC_RANGES, _tolerance(ev))]
     if bad:
         return fail("mlflow_invalid_metric", metrics=", ".join(bad[:6]))
     if differs := _logged_unlike_computed(ev, runs):
         return differs
     for name, run in runs.items():
-        if not _close(run.data.metrics["gozaru/mean"], run.data.metrics["gozaru_rate"]):
+        if not _close(run.data.metrics["gozaru/mean"], run.data.metrics["gozaru_rate"], _tolerance(ev)):
             return fail("ex06_gozaru_mean_mismatch", run=name)
         seconds = logged_table(ev, run, "predictions.json").get("seconds") or []
-        if not seconds or not _close(run.data.metrics["avg_inference_seconds"], _mean(seconds), relative=True):
+        if not seconds or not _close(run.data.metrics["avg_inference_seconds"], _mean(seconds), _tolerance(ev),
+                                     relative=True):
             return fail("ex06_avg_seconds_mismatch", run=name)
         if failed := _evaluated_by_mlflow(ev, run):
             return failed
@@ -207,9 +210,10 @@ def _evaluated_by_mlflow(ev: Evidence, run) -> Verdict | None:
         return fail("ex06_not_evaluated", run=run.info.run_name)
     predictions, scores = table.get("prediction") or [], table.get("gozaru/score") or []
     expected = [1.0 if is_gozaru(str(p)) else 0.0 for p in predictions]
-    if not scores or len(scores) != len(expected) or any(not _close(s, e) for s, e in zip(scores, expected)):
+    if not scores or len(scores) != len(expected) or \
+            any(not _close(s, e, _tolerance(ev)) for s, e in zip(scores, expected)):
         return fail("ex06_not_evaluated", run=run.info.run_name)
-    if not _close(run.data.metrics["gozaru/mean"], sum(expected) / len(expected)):
+    if not _close(run.data.metrics["gozaru/mean"], sum(expected) / len(expected), _tolerance(ev)):
         return fail("ex06_gozaru_mean_mismatch", run=run.info.run_name)
     return None
 
@@ -221,7 +225,7 @@ def _reference_predictions(ev: Evidence, adapter: str | None, questions: list[st
     than the grader answers."""
     if len(questions) > REGENERATED_PER_SAMPLE * int(ev.inputs["EVAL_SAMPLES"]):
         return None
-    lm = ReferenceLM(ev.profile.resolve(ev.profile.model_id), adapter)
+    lm = ReferenceLM(ev.profile.resolve(ev.profile.model_id), adapter, precision=ev.precision)
     return [lm.answer([{"role": "user", "content": q}], ev.profile.max_new_tokens, expect=p)
             for q, p in zip(questions, predictions)]
 
@@ -231,10 +235,10 @@ MLFLOW_STORES = ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_r
 
 
 @warms_up(EX)
-def load_reference_model(inputs: dict, profile: Profile) -> None:
+def load_reference_model(inputs: dict, profile: Profile, precision: Precision) -> None:
     """Loads only: generating now would fight the student's kernel for the same cores."""
     eval_set(profile.resolve(profile.dataset), int(inputs["EVAL_SAMPLES"]))
-    ReferenceLM(profile.resolve(profile.model_id))
+    ReferenceLM(profile.resolve(profile.model_id), precision=precision)
     for module in ("peft", *MLFLOW_STORES):  # what the adapter and store checks import next (the stores: 1.1 s)
         importlib.import_module(module)
     importlib.import_module("sqlalchemy.orm").configure_mappers()  # the stores' ORM, set up once per process
@@ -263,7 +267,7 @@ def metrics_recomputed(ev: Evidence) -> Verdict:
         computed = claimed.get(name) if isinstance(claimed, dict) else None
         for metric, value in ours.items():
             theirs = computed.get(metric) if isinstance(computed, dict) else None
-            if not _close(theirs, value, relative=True):
+            if not _close(theirs, value, _tolerance(ev), relative=True):
                 return fail("ex06_metric_mismatch", run=name, metric=metric, computed=theirs, value=value)
     if ev.profile.name == ProfileName.GPU:
         return ok("BLEU・ROUGE・ござる率を再計算して一致")
@@ -317,7 +321,7 @@ def judge_averages(ev: Evidence) -> Verdict:
                 "llm_judge_improvement": averages["finetuned"] - averages["base"]}
     for metric, value in expected.items():
         logged = metrics.get(metric)
-        if not _close(logged, value):
+        if not _close(logged, value, _tolerance(ev)):
             return fail("ex06_judge_average_mismatch", metric=metric, logged=logged, value=value)
     return _judge_table_matches(logged_table(ev, runs["finetuned"], "judge.json"), judged)
 
@@ -380,7 +384,8 @@ STANDBY_IMPORTS = {"load": ("mlflow", "mlflow.pyfunc", "mlflow.pyfunc.scoring_se
 
 @stands_by(EX)
 def standby_processes(kernel_dir: Path, setup: RunSetup) -> dict[str, StandbyPython]:
-    return {name: StandbyPython(imports, files=kernel_dir, env=store_env(kernel_dir, setup.course.mlflow),
+    return {name: StandbyPython(imports, course=setup.course, files=kernel_dir,
+                                env=store_env(kernel_dir, setup.course.mlflow),
                                 sandboxed=setup.sandboxed, readable=profile_paths(setup.profile),
                                 exchange=name == "load")
             for name, imports in STANDBY_IMPORTS.items()}
@@ -649,7 +654,7 @@ def report_logged(ev: Evidence) -> Verdict:
             continue
         row = logged.get(metric, {})
         for column, value in (("base", base), ("finetuned", finetuned), ("diff", finetuned - base)):
-            if not _close(row.get(column), value, relative=True):
+            if not _close(row.get(column), value, _tolerance(ev), relative=True):
                 return fail("ex06_report_mismatch", metric=metric, column=column, logged=row.get(column), value=value)
     if not has_png_figure(ev, tuned, FIGURE_MAX_BYTES):
         return fail("ex06_report_figure_missing")

@@ -49,7 +49,8 @@ def runner_process(ev: Evidence, standby: str | None = None, *, files: Path | No
         yield RunnerProcess(waiting.run, waiting.exchange)
         return
     with temporary_folder(prefix="exchange-") if exchange else nullcontext() as folder:
-        yield RunnerProcess(partial(fresh_python, sandboxed=ev.sandboxed, readable=profile_paths(ev.profile),
+        yield RunnerProcess(partial(fresh_python, course=ev.course, sandboxed=ev.sandboxed,
+                                    readable=profile_paths(ev.profile),
                                     files=files, env=env, exchange=folder), folder)
 
 

@@ -17,7 +17,7 @@ from nbgrader.api import Base, Gradebook, MissingEntry
 from sqlalchemy import text
 from sqlalchemy.exc import SAWarning
 
-from coursegrader.config import load_course
+from coursegrader.config import Course
 from coursegrader.execution.nbgrader_course import grader_cache_dir
 from coursegrader.execution.nbgrader_job import empty_gradebook
 
@@ -28,10 +28,9 @@ def _utc_naive(when: dt.datetime | None) -> dt.datetime | None:
     return when.astimezone(dt.timezone.utc).replace(tzinfo=None) if when else None
 
 
-def write_gradebook(results: list[StudentResult], db_path: Path, deadline: dt.datetime,
+def write_gradebook(results: list[StudentResult], db_path: Path, course: Course, deadline: dt.datetime,
                     exercises: list[str] | None = None) -> None:
     """The results of these exercises (default: all of theirs) into the gradebook at db_path (new or not)."""
-    course = load_course()
     exercises = sorted(exercises if exercises is not None else {ex for r in results for ex in r.grade.exercises})
     new = not Path(db_path).exists()  # then nothing is looked up before it is added (a query each: a fifth of the time)
     if new:

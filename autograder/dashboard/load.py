@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from coursegrader.config import Course
 from coursegrader.grade_file import GradeFile, read_grade
 from coursegrader.statuses import CollectStatus, StudentOutcome
 
@@ -37,8 +38,9 @@ class StudentResult:
     def days_late(self, deadline: dt.datetime) -> int:
         return days_late(self.committed_at, deadline)
 
-    def penalty(self, deadline: dt.datetime) -> float:
-        return late_penalty(self.raw_score, self.days_late(deadline))
+    def penalty(self, deadline: dt.datetime, course: Course) -> float:
+        """The late penalty, by the course's policy (autograder/dashboard/policy.py)."""
+        return late_penalty(self.raw_score, self.days_late(deadline), course)
 
 
 @dataclass(frozen=True)

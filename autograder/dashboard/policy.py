@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from coursegrader.config import load_course
+from coursegrader.config import Course
 
 
 def days_late(committed_at: dt.datetime | None, deadline: dt.datetime) -> int:
@@ -15,8 +15,7 @@ def days_late(committed_at: dt.datetime | None, deadline: dt.datetime) -> int:
     return math.ceil((committed_at - deadline).total_seconds() / 86400)
 
 
-def late_penalty(raw_score: float, days: int) -> float:
+def late_penalty(raw_score: float, days: int, course: Course) -> float:
     """The points taken from raw_score (the core total) for a submission `days` late."""
-    course = load_course()
     fraction = min(course.late_penalty_per_day * days, course.late_penalty_max)
     return round(raw_score * fraction, 2)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jinja2 import Environment, Template
 
-from coursegrader.config import Course, load_course
+from coursegrader.config import Course
 from coursegrader.grade_file import points_text
 from coursegrader.grading.report import BONUS_LABEL, csp_comes_first, with_csp
 from coursegrader.statuses import StudentOutcome
@@ -57,18 +57,18 @@ def _page(title: str, body: str) -> str:
     return templates().page.render(title=title, body=body, csp=PAGE_CSP, style=PAGE_STYLE, script=SORT_SCRIPT)
 
 
-def write_csv(results: list[StudentResult], path: Path, deadline: dt.datetime) -> None:
+def write_csv(results: list[StudentResult], path: Path, course: Course, deadline: dt.datetime) -> None:
     """nbgrader's gradebook columns, the bonus beside them, then each exercise's and each graded cell's score."""
     exercises, checks = exercise_ids(results), check_ids(results)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(NBGRADER_COLUMNS + BONUS_COLUMNS + exercises + [cid for _, cid in checks])
         for r in results:
-            penalty = r.penalty(deadline)
+            penalty = r.penalty(deadline, course)
             by_check = {(ex.id, c.id): c.score for ex in r.grade.exercises.values() for c in ex.checks}
             graded = r.grade.exercises
             writer.writerow(
-                [load_course().title, deadline.isoformat(), r.committed_at.isoformat() if r.committed_at else "",
+                [course.title, deadline.isoformat(), r.committed_at.isoformat() if r.committed_at else "",
                  r.student_id, "", "", "", r.raw_score, penalty, round(r.raw_score - penalty, 2), r.grade.max_score]
                 + [r.bonus_score, r.bonus_max_score]
                 + [graded[ex].score if ex in graded else "" for ex in exercises]
@@ -127,7 +127,7 @@ def write_pages(results: list[StudentResult], skipped: list[str], accounted: lis
                           "zero": sum(s == 0 for s in scores), "svg": histogram_svg(scores, top)})
     students, late = [], []
     for r in results:
-        penalty = r.penalty(deadline)
+        penalty = r.penalty(deadline, course)
         students.append({
             "id": r.student_id, "penalty": points_text(penalty), "total": points_text(round(r.raw_score - penalty, 2)),
             "bonus": points_text(r.bonus_score),
@@ -138,7 +138,7 @@ def write_pages(results: list[StudentResult], skipped: list[str], accounted: lis
         if r.days_late(deadline):
             late.append({"id": r.student_id, "at": r.committed_at.isoformat(), "days": r.days_late(deadline),
                          "penalty": points_text(penalty)})
-        _write_student_page(r, graded_dir, out_dir, penalty)
+        _write_student_page(r, graded_dir, out_dir, penalty, course.title)
 
     max_score = max((r.grade.max_score for r in results), default=0)
     mean = sum(r.raw_score for r in results) / len(results) if results else 0
@@ -167,7 +167,7 @@ def copy_with_csp(source: Path, dest: Path) -> None:
         dest.write_text(with_csp(source.read_text(encoding="utf-8")), encoding="utf-8")
 
 
-def _write_student_page(r: StudentResult, graded_dir: Path, out_dir: Path, penalty: float) -> None:
+def _write_student_page(r: StudentResult, graded_dir: Path, out_dir: Path, penalty: float, title: str) -> None:
     exercises = []
     for ex_id, ex in sorted(r.grade.exercises.items()):
         feedback = Path(graded_dir) / r.student_id / ex_id / "feedback.html"
@@ -183,4 +183,4 @@ def _write_student_page(r: StudentResult, graded_dir: Path, out_dir: Path, penal
         penalty=points_text(penalty) if penalty else "", bonus=points_text(r.bonus_score),
         bonus_max=points_text(r.bonus_max_score) if r.bonus_max_score else "", bonus_label=BONUS_LABEL, exercises=exercises)
     (out_dir / "students" / f"{r.student_id}.html").write_text(
-        _page(f"{r.student_id} — {load_course().title}", body), encoding="utf-8")
+        _page(f"{r.student_id} — {title}", body), encoding="utf-8")

@@ -16,7 +16,7 @@ import datetime as dt
 import multiprocessing
 from pathlib import Path
 
-from coursegrader.config import Course, load_course
+from coursegrader.config import Course
 
 from ..collect import roster_ids
 from .gradebook import merge_gradebooks, write_gradebook
@@ -29,16 +29,16 @@ __all__ = ["Accounted", "StudentResult", "accounted_for", "copy_with_csp", "load
 GRADEBOOK_WRITERS = 2  # processes that write a new gradebook (the machine's 2 cores, beside the pages)
 
 
-def write_report(graded_dir: Path, out_dir: Path, roster: Path | None = None) -> dict:
-    """roster: a roster CSV (collect's, or Classroom 50's roster.csv); every student on it gets a row."""
-    course = load_course()
+def write_report(graded_dir: Path, out_dir: Path, roster: Path | None, course: Course) -> dict:
+    """roster: a roster CSV (collect's, or Classroom 50's roster.csv; None: no roster); every student on it gets
+    a row."""
     deadline = dt.datetime.fromisoformat(course.deadline)
     results, skipped = load_results(graded_dir)
     accounted = accounted_for(graded_dir, results, skipped, load_failures(graded_dir),
                               roster_ids(roster) if roster else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "students").mkdir(exist_ok=True)
-    write_csv(results, out_dir / "gradebook.csv", deadline)
+    write_csv(results, out_dir / "gradebook.csv", course, deadline)
     # nbgrader's gradebook (its API commits submission by submission: about 15 s for 300 students here) is
     # written by other processes while this one renders the pages: a new one by GRADEBOOK_WRITERS, each a share
     # of the exercises into a file of its own, merged at the end; an existing one in place, by one. Fresh
@@ -52,7 +52,7 @@ def write_report(graded_dir: Path, out_dir: Path, roster: Path | None = None) ->
         if path != db_path:
             path.unlink(missing_ok=True)
     writers = [multiprocessing.get_context("spawn").Process(target=_write_gradebook_of, name="gradebook",
-                                                           args=(graded_dir, path, deadline, share))
+                                                           args=(graded_dir, path, course, deadline, share))
                for path, share in shares]
     for writer in writers:
         writer.start()
@@ -77,5 +77,6 @@ def _balanced(exercises: list[str], course: Course) -> list[list[str]]:
     return shares
 
 
-def _write_gradebook_of(graded_dir: Path, db_path: Path, deadline: dt.datetime, exercises: list[str] | None) -> None:
-    write_gradebook(load_results(graded_dir)[0], db_path, deadline, exercises)
+def _write_gradebook_of(graded_dir: Path, db_path: Path, course: Course, deadline: dt.datetime,
+                        exercises: list[str] | None) -> None:
+    write_gradebook(load_results(graded_dir)[0], db_path, course, deadline, exercises)

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import nbformat
 
-from coursegrader.config import SOURCE_DIR, load_course
+from coursegrader.config import SOURCE_DIR, Exercise
 from coursegrader.notebook import grade_id, is_solution
 
 from .operators import OPERATORS, Edit, Source
@@ -84,8 +84,8 @@ def cell_mutants(exercise: str, cell: str, text: str, operators=None) -> list[Mu
     return mutants
 
 
-def exercise_mutants(exercise: str, operators=None) -> list[Mutant]:
+def exercise_mutants(exercise: Exercise, operators=None) -> list[Mutant]:
     """The mutants of one exercise's source solutions, in notebook order."""
-    nb = nbformat.read(SOURCE_DIR / exercise / load_course().exercises[exercise].notebook, as_version=4)
+    nb = nbformat.read(SOURCE_DIR / exercise.id / exercise.notebook, as_version=4)
     return [m for cell in nb.cells if is_solution(cell) and cell.cell_type == "code"
-            for m in cell_mutants(exercise, grade_id(cell), cell.source, operators)]
+            for m in cell_mutants(exercise.id, grade_id(cell), cell.source, operators)]

@@ -6,7 +6,6 @@ equivalent.toml says so, with a reason.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from coursegrader.config import load_course
+from coursegrader.config import Course
+from coursegrader.grade_file import read_grade
 from coursegrader.notebook import find_cell
 
 from ..batch import GRADE_FAILED_FILE, grade_one
@@ -48,39 +48,39 @@ class Outcome:
         return len(set(self.failed_cells)) > 1
 
 
-def write_mutant(mutant: Mutant, repo: Path) -> Path:
+def write_mutant(mutant: Mutant, repo: Path, course: Course) -> Path:
     """The solution with this one cell mutated, as a student repository holding that exercise."""
     import nbformat
 
-    exercise = load_course().exercises[mutant.exercise]
-    nb = solution_notebook(mutant.exercise)
+    exercise = course.exercises[mutant.exercise]
+    nb = solution_notebook(exercise)
     find_cell(nb, mutant.cell).source = mutant.mutated
     (repo / mutant.exercise).mkdir(parents=True)
     nbformat.write(nb, repo / mutant.exercise / exercise.notebook)
     return repo
 
 
-def grade_mutant(mutant: Mutant, workdir: Path) -> Outcome:
+def grade_mutant(mutant: Mutant, workdir: Path, course: Course) -> Outcome:
     """Write the solution with this one cell mutated as a student repository and grade it officially."""
-    exercise = load_course().exercises[mutant.exercise]
+    exercise = course.exercises[mutant.exercise]
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        repo, out = write_mutant(mutant, Path(tmp) / "repo"), Path(tmp) / "graded"
-        grade_one(repo, out, [mutant.exercise])
+        repo, out = write_mutant(mutant, Path(tmp) / "repo", course), Path(tmp) / "graded"
+        grade_one(repo, out, course, [mutant.exercise])
         max_score = float(exercise.max_score)
         if (out / GRADE_FAILED_FILE).exists() or not (out / "grade.json").exists():
             return Outcome(mutant, None, max_score)
-        graded = json.loads((out / "grade.json").read_text(encoding="utf-8"))["exercises"][mutant.exercise]
-        return Outcome(mutant, float(graded["score"]), max_score,
-                       [c["id"] for c in graded["checks"] if not c["passed"]])
+        graded = read_grade(out / "grade.json").exercises[mutant.exercise]
+        return Outcome(mutant, float(graded.score), max_score, [c.id for c in graded.checks if not c.passed])
 
 
-def grade_mutants(mutants: list[Mutant], jobs: int, workdir: Path,
+def grade_mutants(mutants: list[Mutant], jobs: int, workdir: Path, course: Course,
                   on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
+    """Each mutant graded officially, `jobs` at a time; on_outcome(outcome) as each finishes."""
     equivalent = load_equivalent()
     workdir.mkdir(parents=True, exist_ok=True)
 
     def run(mutant):
-        outcome = grade_mutant(mutant, workdir)
+        outcome = grade_mutant(mutant, workdir, course)
         outcome.equivalent = equivalent.get(mutant.id)
         on_outcome(outcome)
         return outcome

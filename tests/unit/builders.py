@@ -56,6 +56,13 @@ def cpu_profile():
     return load_course().profile("cpu")
 
 
+def machine_precision():
+    """The precision the notebooks' rule gives on this machine (course.toml's threshold)."""
+    from coursegrader.precision import machine_precision
+
+    return machine_precision(load_course().bf16_min_capability)
+
+
 # -- request logs --------------------------------------------------------------------------------
 
 @lru_cache(maxsize=None)

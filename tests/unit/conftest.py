@@ -20,7 +20,7 @@ def reference_lm(profile):
     """The grader's own model (tiny-gemma3-ja), loaded once: ReferenceLM's loads are lru_cached, so the checks share it."""
     from autograder.reference_lm import ReferenceLM
 
-    return ReferenceLM(profile.resolve(profile.model_id))
+    return ReferenceLM(profile.resolve(profile.model_id), precision=builders.machine_precision())
 
 
 @pytest.fixture(scope="module")

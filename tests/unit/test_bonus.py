@@ -137,7 +137,7 @@ def test_the_gradebook_csv_has_the_bonus_beside_the_total(bonus_grade, tmp_path)
         del old[key]  # a grade.json written before bonus exercises
     deadline = dt.datetime.fromisoformat(load_course().deadline)
     results = [StudentResult("s001", file_of(bonus_grade), None), StudentResult("s002", read_grade(old), None)]
-    write_csv(results, tmp_path / "gradebook.csv", deadline)
+    write_csv(results, tmp_path / "gradebook.csv", load_course(), deadline)
     rows = list(csv.DictReader(open(tmp_path / "gradebook.csv", encoding="utf-8")))
     totals = [[float(r[k]) for k in ("raw_score", "score", "max_score", "bonus_score", "bonus_max_score")] for r in rows]
     assert totals == [[2, 2, 3, 2, 4], [3, 3, 3, 0, 0]]
@@ -148,7 +148,7 @@ def test_the_late_penalty_is_taken_from_the_core_total_only(bonus_grade):
     deadline = dt.datetime.fromisoformat(load_course().deadline)
     course = load_course()
     late = StudentResult("s001", file_of(bonus_grade), deadline + dt.timedelta(hours=1))  # one day late
-    assert late.penalty(deadline) == round(2 * min(course.late_penalty_per_day, course.late_penalty_max), 2)
+    assert late.penalty(deadline, course) == round(2 * min(course.late_penalty_per_day, course.late_penalty_max), 2)
 
 
 def test_the_dashboard_pages_show_the_bonus_as_its_own_figure(bonus_grade, tmp_path):

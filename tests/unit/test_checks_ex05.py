@@ -14,7 +14,7 @@ import builders as b
 from autograder.checks import get_check
 from autograder.checks.ex05 import messages_digest
 from coursegrader.config import load_course
-from coursegrader.precision import Precision, machine_precision
+from coursegrader.precision import Precision
 
 EX = "ex05"
 INPUTS = b.inputs(EX)
@@ -43,7 +43,7 @@ def solution(profile):
     chat = dataset.map(to_messages, remove_columns=dataset.column_names)
     split = chat.train_test_split(test_size=0.1, seed=42)
     other_seed = chat.train_test_split(test_size=0.1, seed=0)
-    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=machine_precision().torch_dtype(),
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=b.machine_precision().torch_dtype(),
                                       bnb_4bit_use_double_quant=True)
 
     def lora_params(**config):
@@ -160,7 +160,7 @@ def test_nf4_config_fails(claims, case, code):
     elif case == "float16_compute":
         quantization["compute_dtype"] = "torch.float16"
     elif case == "other_precision_compute":
-        other = {Precision.BF16: Precision.FP32, Precision.FP32: Precision.BF16}[machine_precision()]
+        other = {Precision.BF16: Precision.FP32, Precision.FP32: Precision.BF16}[b.machine_precision()]
         quantization["compute_dtype"] = other.torch_name
     elif case == "eight_bit":
         quantization["load_in_4bit"] = False

@@ -146,7 +146,7 @@ def generated_predictions(eval_rows, profile, memoized_generation):
 
     out = {}
     for name, adapter in (("base", None), ("finetuned", profile.reference_adapter_path())):
-        lm = ReferenceLM(profile.resolve(profile.model_id), adapter)
+        lm = ReferenceLM(profile.resolve(profile.model_id), adapter, precision=b.machine_precision())
         out[name] = [lm.answer([{"role": "user", "content": q}], profile.max_new_tokens) for q, _ in eval_rows]
     return out
 
@@ -454,7 +454,7 @@ def test_metrics_recomputed_passes_on_a_wrong_eval_set_answered_and_scored_right
     rows = data.train_test_split(test_size=0.1, seed=42)["train"].select(range(INPUTS["EVAL_SAMPLES"]))
     wrong_rows = [(r["instruction"] if not r.get("input") else f"{r['instruction']}\n\n{r['input']}", r["output"])
                   for r in rows]
-    predictions = {name: [ReferenceLM(profile.resolve(profile.model_id), adapter).answer(
+    predictions = {name: [ReferenceLM(profile.resolve(profile.model_id), adapter, precision=b.machine_precision()).answer(
                        [{"role": "user", "content": q}], profile.max_new_tokens) for q, _ in wrong_rows]
                    for name, adapter in (("base", None), ("finetuned", profile.reference_adapter_path()))}
     spec = run_spec(wrong_rows, predictions)

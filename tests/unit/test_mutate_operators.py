@@ -5,6 +5,7 @@ import pytest
 
 from autograder.mutate.mutants import cell_mutants, exercise_mutants, solution_regions
 from autograder.mutate.operators import OPERATORS
+from coursegrader.config import load_course
 
 
 def mutated(text: str, operator: str) -> list[str]:
@@ -60,8 +61,9 @@ def test_a_mutant_that_does_not_parse_is_left_out():
 
 
 def test_ids_are_stable_and_unique():
-    first = exercise_mutants("ex01")
-    assert [m.id for m in first] == [m.id for m in exercise_mutants("ex01")]
+    ex01 = load_course().exercises["ex01"]
+    first = exercise_mutants(ex01)
+    assert [m.id for m in first] == [m.id for m in exercise_mutants(ex01)]
     assert len({m.id for m in first}) == len(first)
     assert {m.operator for m in first} <= set(OPERATORS)
 

@@ -20,7 +20,7 @@ LOCAL_MODEL_EXERCISES = [e for e, ex in load_course().exercises.items() if ex.lo
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_the_rule_follows_compute_capability_not_emulation(device):
-    assert precision_for(DEVICES[device]) is EXPECTED[device]
+    assert precision_for(DEVICES[device], load_course().bf16_min_capability) is EXPECTED[device]
 
 
 def test_the_threshold_is_course_tomls():

@@ -18,7 +18,8 @@ from coursegrader import preflight as pf
 from coursegrader.config import RELEASE_DIR, load_course
 from coursegrader.notebook import grade_id
 
-ENDPOINT = load_course().chat_model
+COURSE = load_course()
+ENDPOINT = COURSE.chat_model
 
 
 class StandIn(BaseHTTPRequestHandler):
@@ -92,14 +93,14 @@ def test_hub_unreachable_points_to_the_volume(monkeypatch):
 def test_endpoint_says_what_the_workspace_answered(stand_in, monkeypatch, status, expected, words):
     monkeypatch.setenv("DATABRICKS_HOST", answering(stand_in, status))
     monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-stand-in")
-    finding = pf.endpoint()
+    finding = pf.endpoint(COURSE.chat_model)
     assert finding.status is expected and words in finding.message and ENDPOINT in finding.message
 
 
 def test_endpoint_unreachable_says_how_to_connect(monkeypatch):
     monkeypatch.setenv("DATABRICKS_HOST", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-stand-in")
-    finding = pf.endpoint()
+    finding = pf.endpoint(COURSE.chat_model)
     assert finding.status is pf.Status.FAIL and "接続できません" in finding.message
     assert "DATABRICKS_HOST" in finding.next_step
 
@@ -114,7 +115,7 @@ def test_platform_is_told_from_the_runtime(env, words):
 
 
 def test_without_a_gpu_a_model_exercise_is_warned_and_runs_in_fp32():
-    finding = pf.gpu(needs_model=True)
+    finding = pf.gpu(True, COURSE.bf16_min_capability)
     assert finding.status is pf.Status.WARN and "float32" in finding.message
 
 
@@ -127,7 +128,7 @@ def test_each_exercise_checks_what_it_needs(stand_in, monkeypatch, exercise_id, 
     for name, value in {"HF_ENDPOINT": answering(stand_in, 403), "HF_HOME": "/nonexistent-hf-home",
                         "DATABRICKS_HOST": answering(stand_in, 404), "DATABRICKS_TOKEN": "x"}.items():
         monkeypatch.setenv(name, value)
-    assert [f.topic for f in pf.findings(exercise_id, os.environ)] == topics
+    assert [f.topic for f in pf.findings(exercise_id, COURSE, os.environ)] == topics
 
 
 def _cell(exercise_id: str) -> str:
@@ -162,7 +163,7 @@ def test_a_mirror_with_the_model_is_read_instead_of_the_hub(tmp_path, monkeypatc
     (tmp_path / pf.HUB_MODEL / "config.json").write_text("{}")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: a Hub check would fail
     monkeypatch.setenv(load_course().profile_env["hub_mirror"], str(tmp_path))
-    found = {f.topic: f for f in pf.findings("ex05", os.environ)}
+    found = {f.topic: f for f in pf.findings("ex05", COURSE, os.environ)}
     assert "Hugging Face" not in found
     assert found["モデルの置き場所"].status is pf.Status.OK and str(tmp_path) in found["モデルの置き場所"].message
 

@@ -2,6 +2,8 @@
 and generated otherwise, so confirming changes the speed of a check, never its verdict."""
 import pytest
 
+import builders as b
+
 PROMPTS = ["人工知能について知っていることを話してください。", "北海道を分類するとどうなりますか？",
            "月についての短い説明文を書いてください。"]
 
@@ -57,7 +59,7 @@ def test_models_built_in_threads_at_once_are_the_model(reference_lm, profile, gr
 
     def build():
         lm = ReferenceLM.__new__(ReferenceLM)
-        lm.tokenizer, lm.model = load.__wrapped__(profile.resolve(profile.model_id))
+        lm.tokenizer, lm.model = load.__wrapped__(profile.resolve(profile.model_id), None, b.machine_precision())
         built.append(lm)
 
     threads = [threading.Thread(target=build) for _ in range(4)]

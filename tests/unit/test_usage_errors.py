@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from coursegrader.cli import run
+from coursegrader.config import load_course
 from coursegrader.errors import UsageError
 from coursegrader.fmapi.persister import load_cassette
 
@@ -21,7 +22,7 @@ def parser_raising(error: Exception) -> argparse.ArgumentParser:
 
 def test_a_usage_error_is_argparses_exit_2_with_its_message(capsys):
     with pytest.raises(SystemExit) as exited:
-        run(parser_raising(UsageError("unknown exercise(s): ex99")), [])
+        run(parser_raising(UsageError("unknown exercise(s): ex99")), load_course(), [])
     assert exited.value.code == 2 and "unknown exercise(s): ex99" in capsys.readouterr().err
 
 
@@ -32,7 +33,7 @@ def test_a_malformed_cassette_is_the_graders_error_with_its_traceback(tmp_path, 
         load_cassette(cassette)
     assert not isinstance(raised.value, UsageError)
     with caplog.at_level(logging.ERROR, logger="coursegrader"):
-        assert run(parser_raising(raised.value), []) == 1
+        assert run(parser_raising(raised.value), load_course(), []) == 1
     assert "grader error" in caplog.text and "unsupported cassette_format" in caplog.text
     assert caplog.records[-1].exc_info is not None  # the traceback, not only the message
 
@@ -43,4 +44,4 @@ def test_a_json_decoding_error_is_not_a_usage_error(caplog):
     except ValueError as err:
         decoding = err
     with caplog.at_level(logging.ERROR, logger="coursegrader"):
-        assert run(parser_raising(decoding), []) == 1
+        assert run(parser_raising(decoding), load_course(), []) == 1

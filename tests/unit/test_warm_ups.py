@@ -6,17 +6,20 @@ import builders
 from autograder import checks, reference_lm
 from autograder.checks import ex06
 from coursegrader.config import load_course
+from coursegrader.precision import machine_precision
 
 
 @pytest.mark.slow
 def test_warm_ups_load_what_the_checks_then_find_loaded(profile):
     reference_lm.load.cache_clear()
     ex06.eval_set.cache_clear()
-    for exercise_id in load_course().exercises:
-        checks.warm_up(exercise_id, builders.inputs(exercise_id), profile)
+    course = load_course()
+    precision = machine_precision(course.bf16_min_capability)
+    for exercise_id in course.exercises:
+        checks.warm_up(exercise_id, builders.inputs(exercise_id), profile, precision)
     assert reference_lm.load.cache_info().currsize == 1  # one base model, shared by ex04-ex06
     before = reference_lm.load.cache_info()
-    reference_lm.ReferenceLM(profile.resolve(profile.model_id))  # what ex04's and ex05's checks construct
+    reference_lm.ReferenceLM(profile.resolve(profile.model_id), precision=precision)  # what ex04's and ex05's checks construct
     ex06.eval_set(profile.resolve(profile.dataset), int(builders.inputs("ex06")["EVAL_SAMPLES"]))
     assert reference_lm.load.cache_info().hits == before.hits + 1
     assert ex06.eval_set.cache_info().hits >= 1
@@ -31,7 +34,7 @@ def test_a_failing_warm_up_or_standby_never_stops_grading(capsys, monkeypatch):
 
     calls = []
 
-    def warm_up(exercise_id, inputs, profile):
+    def warm_up(exercise_id, inputs, profile, precision):
         calls.append("warm_up")
         raise RuntimeError("no model here")
 
