@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import CASSETTE_DIR
+from .config import CASSETTE_DIR, Course, load_course
 from .errors import UsageError
 from .protocol import ChildResult, ExitCode
 
@@ -25,13 +25,14 @@ def existing_folder(value: str) -> str:
     return value
 
 
-def grader_refuses(sandboxed: bool = True, result_file: str | None = None) -> int | None:
-    """1, with the reason on stderr, where the grader cannot run notebooks here (no usable sandbox); None where it
-    can. Commands that grade many submissions ask once, before grading any."""
+def grader_refuses(course: Course, sandboxed: bool = True, result_file: str | None = None) -> int | None:
+    """1, with the reason on stderr, where the grader cannot run notebooks here (no usable sandbox with the course's
+    limits); None where it can. Commands that grade many submissions ask once, before grading any."""
     from .execution.nbgrader_course import GraderUnavailable, preflight
+    from .sandbox import Limits
 
     try:
-        preflight(sandboxed)
+        preflight(sandboxed, Limits.from_course(course))
     except GraderUnavailable as err:
         return _nothing_graded(err, result_file)
     return None
@@ -77,7 +78,8 @@ def cmd_check(args) -> int:
     from .grading import grade_into
     from .grading.tier import FEEDBACK
 
-    return grade_and_print(lambda: grade_into(Path(args.out), Path(args.submission), args.exercise, tier=FEEDBACK), args.out)
+    return grade_and_print(lambda: grade_into(Path(args.out), Path(args.submission), args.exercise, tier=FEEDBACK,
+                                                   course=args.course), args.out)
 
 
 def cmd_serve(args) -> int:
@@ -92,7 +94,7 @@ def cmd_serve(args) -> int:
             return 2
         upstream = Upstream(host, token)
     server = FixtureServer(Path(args.cassettes), token=args.token, port=args.port, log_path=args.log,
-                           upstream=upstream, record_to=args.record)
+                           upstream=upstream, record_to=args.record, course=args.course)
     with server:
         print(f"fixture server on {server.url} ({'record' if upstream else 'replay'} mode)", flush=True)
         print(f"  export DATABRICKS_HOST={server.url} DATABRICKS_TOKEN={server.token}", flush=True)
@@ -151,11 +153,14 @@ def add_commands(sub) -> None:
     s.set_defaults(func=cmd_classroom50)
 
 
-def run(parser: argparse.ArgumentParser, argv=None) -> int:
+def run(parser: argparse.ArgumentParser, course: Course, argv=None) -> int:
+    """Parse argv and run its command with the course (args.course): the one place a command's errors become its
+    exit status."""
     from .execution.environment import our_tools_first
 
     os.environ["PATH"] = our_tools_first(os.environ.get("PATH"))  # nbgrader's gradebook runs `alembic` from PATH
     args = parser.parse_args(argv)
+    args.course = course
     try:
         return args.func(args)
     except UsageError as err:  # bad arguments (e.g. an unknown exercise): argparse's message and exit 2
@@ -173,4 +178,4 @@ def run(parser: argparse.ArgumentParser, argv=None) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursegrader", description=__doc__)
     add_commands(parser.add_subparsers(dest="command", required=True))
-    return run(parser, argv)
+    return run(parser, load_course(), argv)

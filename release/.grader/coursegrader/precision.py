@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from enum import Enum
 
-from .config import load_course
-
 
 class Precision(str, Enum):
     BF16 = "bfloat16"
@@ -28,9 +26,10 @@ class Precision(str, Enum):
         return getattr(torch, self.value)
 
 
-def precision_for(capability: tuple[int, int] | None, minimum: tuple[int, int] | None = None) -> Precision:
-    """The rule: capability is the GPU's (major, minor), None without one."""
-    minimum = tuple(minimum or load_course().bf16_min_capability)
+def precision_for(capability: tuple[int, int] | None, minimum: tuple[int, int]) -> Precision:
+    """The rule: capability is the GPU's (major, minor), None without one; minimum is course.toml's
+    bf16_min_capability."""
+    minimum = tuple(minimum)
     return Precision.BF16 if capability is not None and tuple(capability) >= minimum else Precision.FP32
 
 
@@ -41,6 +40,7 @@ def device_capability() -> tuple[int, int] | None:
     return tuple(torch.cuda.get_device_capability()) if torch.cuda.is_available() else None
 
 
-def machine_precision() -> Precision:
-    """The rule on this machine: what the student's kernel, running here, chose too."""
-    return precision_for(device_capability())
+def machine_precision(minimum: tuple[int, int]) -> Precision:
+    """The rule on this machine (minimum: course.toml's bf16_min_capability): what the student's kernel, running
+    here, chose too."""
+    return precision_for(device_capability(), minimum)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from .config import load_course
+from .config import Course, load_course
 from .precision import Precision, precision_for
 
 HUB_MODEL = "google/gemma-3-270m-it"  # the gpu profile's model: what ex04-ex06 download on Databricks
@@ -55,7 +55,7 @@ def platform(env=os.environ) -> Finding:
 
 # -- GPU and precision ------------------------------------------------------------------------------------------
 
-def gpu(needs_model: bool) -> Finding:
+def gpu(needs_model: bool, bf16_min_capability: tuple[int, int]) -> Finding:
     try:
         import torch
     except ImportError:
@@ -66,7 +66,7 @@ def gpu(needs_model: bool) -> Finding:
                        "CPU ではモデルの実行と学習に時間がかかります。GPU のあるクラスターが使えるなら切り替えてください。"
                        if needs_model else "")
     capability = tuple(torch.cuda.get_device_capability())
-    chosen = precision_for(capability)
+    chosen = precision_for(capability, bf16_min_capability)
     name = torch.cuda.get_device_name()
     why = "" if chosen is Precision.BF16 else "（bf16 は計算能力 8.0 以上の GPU だけで使います。T4 などでは float32 です）"
     return Finding("GPU", Status.OK, f"{name}（計算能力 {capability[0]}.{capability[1]}）: {chosen.value} で動きます{why}。")
@@ -129,9 +129,8 @@ def mirror(root: str, model: str = HUB_MODEL) -> Finding:
 
 # -- the Foundation Model endpoint ----------------------------------------------------------------------------
 
-def endpoint(name: str | None = None) -> Finding:
-    """The serving endpoint, through the Databricks SDK as the exercises reach it."""
-    name = name or load_course().chat_model
+def endpoint(name: str) -> Finding:
+    """The serving endpoint (course.toml's chat_model), through the Databricks SDK as the exercises reach it."""
     try:
         from databricks.sdk import WorkspaceClient
         from databricks.sdk.errors import NotFound, PermissionDenied, Unauthenticated
@@ -165,24 +164,23 @@ def _reason(err: BaseException) -> str:
 
 # -- the cell -------------------------------------------------------------------------------------------------
 
-def findings(exercise_id: str, env=os.environ) -> list[Finding]:
+def findings(exercise_id: str, course: Course, env=os.environ) -> list[Finding]:
     """What this exercise needs: the endpoint (an exercise with a cassette calls the API), the GPU and the Hub
     (an exercise that runs the local model)."""
-    course = load_course()
     exercise = course.exercises[exercise_id]
     found = [platform(env)]
     if exercise.local_model:
         root = env.get(course.profile_env["hub_mirror"], course.hub_mirror)  # as the profile cell reads it
-        found += [gpu(needs_model=True), mirror(root) if root else hub(env)]
+        found += [gpu(True, course.bf16_min_capability), mirror(root) if root else hub(env)]
     if exercise.cassette:
-        found.append(endpoint())
+        found.append(endpoint(course.chat_model))
     return found
 
 
 def preflight(exercise_id: str) -> list[Finding]:
-    """Print what works here for this exercise; never raises."""
+    """Print what works here for this exercise; never raises. (The notebook's entry point: it reads course.toml.)"""
     try:
-        found = findings(exercise_id)
+        found = findings(exercise_id, load_course())
     except Exception as err:  # noqa: BLE001 - a check that broke must not stop the notebook
         found = [Finding("環境の確認", Status.WARN, f"確認できませんでした（{type(err).__name__}: {err}）。")]
     print(f"{exercise_id} の環境の確認:")

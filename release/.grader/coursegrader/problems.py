@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .config import REPO_ROOT, load_course
+from .config import REPO_ROOT
 
 
 @dataclass(frozen=True)
@@ -534,8 +534,9 @@ def _names_the_checkout(text: str) -> bool:
     return any(str(REPO_ROOT / part) in text for part in ("source", "autograder", "coursegrader", "release", ".git", "nbgrader_config.py"))
 
 
-def limit_problems(errors_by_cell: dict[str, list[tuple[str, str]]]) -> list[Problem]:
-    """One problem per limit that cell errors name, listing the cells."""
+def limit_problems(errors_by_cell: dict[str, list[tuple[str, str]]], limits: dict) -> list[Problem]:
+    """One problem per limit that cell errors name, listing the cells; `limits` (course.toml's [sandbox]) fill in
+    its message."""
     found: dict[str, list[str]] = {}
     for cell, errors in errors_by_cell.items():
         for ename, evalue in errors:
@@ -545,5 +546,4 @@ def limit_problems(errors_by_cell: dict[str, list[tuple[str, str]]]) -> list[Pro
                 code = "sandbox_denied"
             if code and cell not in found.setdefault(code, []):
                 found[code].append(cell)
-    limits = load_course().sandbox
     return [problem(code, cells=", ".join(cells), **limits) for code, cells in found.items()]

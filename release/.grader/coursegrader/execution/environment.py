@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..config import Course, Profile, load_course
+from ..config import Course, Profile
 
 # Only these variables of the grader's environment reach a student kernel (no tokens:
 # the official workflow prefetches the gpu profile's model into HF_HOME, then grades offline).
@@ -23,9 +23,9 @@ def our_tools_first(path: str | None) -> str:
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def thread_env(threads: int | None = None) -> dict[str, str]:
-    """course.toml's cpu_threads (or `threads`) for every numeric library a kernel may load."""
-    return dict.fromkeys(THREAD_ENV, str(threads or load_course().cpu_threads))
+def thread_env(threads: int) -> dict[str, str]:
+    """`threads` (course.toml's cpu_threads) for every numeric library a kernel may load."""
+    return dict.fromkeys(THREAD_ENV, str(threads))
 
 
 def limit_cpu_threads(threads: int) -> None:
@@ -36,8 +36,9 @@ def limit_cpu_threads(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
-def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
-    """A kernel environment with no secrets: PATH and locale, a private HOME, plus `extra`."""
+def kernel_env(extra: dict[str, str], home: Path, threads: int) -> dict[str, str]:
+    """A kernel environment with no secrets: PATH and locale, a private HOME, `threads` for the numeric
+    libraries (course.toml's cpu_threads), plus `extra`."""
     env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
     env["PATH"] = our_tools_first(env.get("PATH"))
     env.update(
@@ -47,7 +48,7 @@ def kernel_env(extra: dict[str, str], home: Path) -> dict[str, str]:
         MPLBACKEND="Agg",
         HF_HUB_DISABLE_PROGRESS_BARS="1",
         TRANSFORMERS_VERBOSITY="error",
-        **thread_env(),
+        **thread_env(threads),
     )
     env.update(extra)
     return env
@@ -71,12 +72,11 @@ def hub_datasets_cache(profile: Profile, home: Path) -> dict[str, str]:
 
 
 def course_kernel_env(server_env: dict[str, str], home: Path, profile: Profile,
-                      adapter_dir: str | None = None, course: Course | None = None) -> dict[str, str]:
+                      adapter_dir: str | None, course: Course) -> dict[str, str]:
     """The kernel environment for a course notebook: fixture server, model profile, MLflow store,
     and the adapter to evaluate, only for an exercise that evaluates one."""
-    course = course or load_course()
     env = {**server_env, **profile.kernel_env(course.profile_env), **course.mlflow.kernel_env(),
            **hub_datasets_cache(profile, home)}
     if adapter_dir:
         env[ADAPTER_ENV] = adapter_dir
-    return kernel_env(env, home)
+    return kernel_env(env, home, course.cpu_threads)

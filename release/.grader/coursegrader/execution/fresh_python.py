@@ -13,30 +13,33 @@ import tempfile
 from pathlib import Path
 
 from .. import sandbox
+from ..config import Course
 from ..grading.untrusted import copy_regular_tree, remove_tree, temporary_folder
 from ..sandbox.kernel import launch_argv
 from ..sandbox.launch import UID_BASE, hand_over
-from ..sandbox.policy import SandboxPolicy
+from ..sandbox.policy import Limits, SandboxPolicy
 from .environment import kernel_env
 
 
-def fresh_python(code: str, *args: str, timeout: int, sandboxed: bool, readable: list[Path] = (),
+def fresh_python(code: str, *args: str, course: Course, timeout: int, sandboxed: bool, readable: list[Path] = (),
                  stdin: str | None = None, files: Path | None = None,
                  env: dict[str, str] | None = None, exchange: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -c code args…` in a new process with a kernel's minimal environment: in the sandbox
     (official tier), with a copy of `files` (links left out) at its own path, writable, so nothing it
     does reaches the grader or what the grader reads next. `exchange`: a folder of the grader's that the
-    process may write too, at the same path (a Unix socket the grader connects to). Raises TimeoutExpired."""
+    process may write too, at the same path (a Unix socket the grader connects to). The course gives the sandbox's
+    limits and the thread count. Raises TimeoutExpired."""
     command = [sys.executable, "-c", code, *args]
     with temporary_folder(prefix="fresh-python-") as tmp:
         work = tmp / "work"
         copy_regular_tree(files, work) if files else work.mkdir()
         if not sandboxed:
-            return subprocess.run(command, input=stdin, cwd=work, env=kernel_env(env or {}, tmp),
+            return subprocess.run(command, input=stdin, cwd=work, env=kernel_env(env or {}, tmp, course.cpu_threads),
                                   capture_output=True, text=True, timeout=timeout)
-        policy = SandboxPolicy(Path(files or work), work_source=work, readable=list(readable),
-                               writable=[Path(exchange)] if exchange else [])
-        return sandbox.run(policy, command, env=kernel_env(env or {}, Path("/tmp")), stdin=stdin, timeout=timeout)
+        policy = SandboxPolicy(Path(files or work), Limits.from_course(course), work_source=work,
+                               readable=list(readable), writable=[Path(exchange)] if exchange else [])
+        return sandbox.run(policy, command, env=kernel_env(env or {}, Path("/tmp"), course.cpu_threads), stdin=stdin,
+                           timeout=timeout)
 
 
 # Imports the modules named in argv (a failing one is left to the job, which then fails as a fresh process
@@ -91,7 +94,7 @@ class StandbyPython:
 
     Start it from a thread that outlives the job (the sandbox dies with the thread that started it)."""
 
-    def __init__(self, preload: tuple[str, ...], *, files: Path, env: dict[str, str], sandboxed: bool,
+    def __init__(self, preload: tuple[str, ...], *, course: Course, files: Path, env: dict[str, str], sandboxed: bool,
                  readable: list[Path] = (), exchange: bool = False):
         self._tmp = Path(tempfile.mkdtemp(prefix="standby-python-"))  # removed by close(), with remove_tree
         self.files, self.env, self.sandboxed = Path(files), dict(env), sandboxed
@@ -103,12 +106,12 @@ class StandbyPython:
             self.exchange.mkdir()
         command = [sys.executable, "-c", STANDBY_RUNNER, *preload]
         if sandboxed:
-            spec = SandboxPolicy(self.files, work_source=self.work, readable=list(readable),
+            spec = SandboxPolicy(self.files, Limits.from_course(course), work_source=self.work, readable=list(readable),
                                  writable=[self.exchange] if self.exchange else []).write(self._tmp / "policy.json")
             command, cwd, home = launch_argv(spec, command), self.files, Path("/tmp")
         else:
             cwd, home = self.work, self._tmp
-        self.proc = subprocess.Popen(command, cwd=cwd, env=kernel_env(self.env, home), text=True,
+        self.proc = subprocess.Popen(command, cwd=cwd, env=kernel_env(self.env, home, course.cpu_threads), text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True)  # an autogroup of its own (the sandbox makes one too)
         self.used = False

@@ -16,7 +16,7 @@ import nbformat
 from ..config import REPO_ROOT, Course, Exercise
 from ..notebook import cell_errors, error_outputs, grade_id, is_test
 from ..protocol import ChildResult, ExitCode, JobGrades, NbgraderJob
-from ..sandbox import SandboxPolicy, SandboxUnavailable, probe, write_kernelspec
+from ..sandbox import Limits, SandboxPolicy, SandboxUnavailable, probe, write_kernelspec
 from .environment import our_tools_first
 from .kernel_launch import LAUNCH_FILE, KernelLaunch
 
@@ -143,8 +143,8 @@ class KernelWorkspace:
     """Where one exercise's kernel runs: its own work folder and HOME (the only places it may write),
     a runtime folder for its IPC sockets, and, when sandboxed, the sandbox around all of it."""
 
-    def __init__(self, root: Path, sandboxed: bool, readable: list[Path]):
-        self.root = Path(root)
+    def __init__(self, root: Path, sandboxed: bool, readable: list[Path], limits: Limits):
+        self.root, self.limits = Path(root), limits
         self.work_dir, self.home, self.runtime = self.root / "kernel", self.root / "home", self.root / "rt"
         for folder in (self.work_dir, self.home, self.runtime):
             folder.mkdir(parents=True)
@@ -158,7 +158,7 @@ class KernelWorkspace:
             self.forward = (server.port, server.serve_unix(self.root / "fmapi.sock"))
 
     def policy(self) -> SandboxPolicy:
-        return SandboxPolicy(self.work_dir, writable=[self.home, self.runtime], readable=self.readable,
+        return SandboxPolicy(self.work_dir, self.limits, writable=[self.home, self.runtime], readable=self.readable,
                              forward=self.forward)
 
     def install_kernelspec(self, kernel_name: str) -> dict[str, str]:
@@ -283,11 +283,11 @@ class GraderUnavailable(RuntimeError):
     """The grader cannot run notebooks here (no sandbox, or the kernel does not start): grade nothing."""
 
 
-def preflight(sandboxed: bool) -> None:
-    """Raise GraderUnavailable unless the sandbox works here. (The course kernel's own start is
+def preflight(sandboxed: bool, limits: Limits) -> None:
+    """Raise GraderUnavailable unless the sandbox works here, with these limits. (The course kernel's own start is
     checked where it first starts, in ResilientExecute: a kernel that does not start stops grading.)"""
     if sandboxed:
         try:
-            probe()
+            probe(limits)
         except SandboxUnavailable as err:
             raise GraderUnavailable(str(err)) from err

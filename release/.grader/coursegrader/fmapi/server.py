@@ -19,7 +19,7 @@ import socketserver
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from ..config import CASSETTE_DIR, Course, load_course
+from ..config import CASSETTE_DIR, Course
 from . import matchers
 from .cassette import Cassette, CassetteLibrary, Interaction
 from .conform import conform_answer
@@ -74,9 +74,9 @@ class FixtureServer:
         log_path: Path | None = None,
         upstream: Upstream | None = None,
         record_to: Path | None = None,
-        course: Course | None = None,
+        course: Course,
     ):
-        self.course = course or load_course()
+        self.course = course
         self.token = token or "dapi-fixture-" + secrets.token_hex(8)
         self.log = RequestLog(log_path)
         self.upstream = upstream

@@ -28,7 +28,7 @@ from typing import Callable
 
 import nbformat
 
-from ..config import CASSETTE_DIR, RELEASE_DIR, Course, Exercise, Profile, load_course
+from ..config import CASSETTE_DIR, RELEASE_DIR, Course, Exercise, Profile
 from ..errors import UsageError
 from ..execution.environment import course_kernel_env, limit_cpu_threads
 from ..execution.nbgrader_course import (KERNEL_DIED, NOT_RUN, AutogradeFailed, AutogradeTimeout, GraderUnavailable,
@@ -38,7 +38,7 @@ from ..fmapi.persister import load_cassettes
 from ..mlflow_store import StoreUnusable, distrust_store, tracking_db
 from ..notebook import error_outputs, grade_id, imported_modules
 from ..problems import Problem, is_listed, limit_problems, problem
-from ..sandbox.policy import profile_paths
+from ..sandbox.policy import Limits, profile_paths
 from .handoff import AdapterHandoff
 from .results import CheckResult, EvidenceOutcome, ExerciseRun, SubmissionGrade, TestOutcome, Verdict
 from .align import cell_text, normalized
@@ -92,7 +92,7 @@ def _code_cells(nb) -> list[str]:
 def autograde(run: ExerciseRun) -> None:
     course = run.course
     readable = profile_paths(run.profile) + ([Path(run.adapter_dir)] if run.adapter_dir else [])
-    kernel = KernelWorkspace(run.work_dir / "run", run.sandboxed, readable)
+    kernel = KernelWorkspace(run.work_dir / "run", run.sandboxed, readable, Limits.from_course(course))
     course_dir = NbgraderCourse(run.work_dir / "course", run.exercise, run.source_nb, run.cell_timeout_s, kernel,
                                 course)
     with FixtureServer(cassettes=run.cassettes, course=course) as server:
@@ -146,7 +146,7 @@ def note_execution(run: ExerciseRun) -> None:
         run.problems.append(problem("cell_timeout", cells=", ".join(timed_out), seconds=run.cell_timeout_s))
     if died:
         run.problems.append(problem("kernel_died", cell=died[0]))
-    run.problems.extend(limit_problems(errors))
+    run.problems.extend(limit_problems(errors, run.course.sandbox))
 
 
 def note_scripted(run: ExerciseRun) -> None:
@@ -346,9 +346,8 @@ def grade_exercise(exercise: Exercise, submission_dir: Path, work_dir: Path, cas
     return run
 
 
-def gradable_exercises(requested=None, tier: Tier = FEEDBACK, course: Course | None = None) -> list[Exercise]:
+def gradable_exercises(course: Course, requested=None, tier: Tier = FEEDBACK) -> list[Exercise]:
     """The requested exercises (default: every one the tier has source notebooks for); UsageError for unknown ids."""
-    course = course or load_course()
     ids = requested or [e for e in course.exercises if (tier.source_dir / e).is_dir()]
     unknown = [e for e in ids if e not in course.exercises]
     if unknown:
@@ -359,10 +358,10 @@ def gradable_exercises(requested=None, tier: Tier = FEEDBACK, course: Course | N
 def grade_submission(submission_dir: Path, exercises=None, *, tier: Tier = FEEDBACK, profile: Profile | None = None,
                      cell_timeout_s: int | None = None, sandbox: bool | None = None,
                      on_graded: Callable[[ExerciseRun], None] | None = None,
-                     render_feedback: bool = True, course: Course | None = None) -> SubmissionGrade:
+                     render_feedback: bool = True, course: Course) -> SubmissionGrade:
     """Grade every requested exercise of one student's repository; never raises for bad input.
 
-    course: the course to grade for, passed down to every step (default: course.toml, read once here).
+    course: the course to grade for (course.toml, read by the entry point), passed down to every step.
 
     sandbox: None means the tier's default. The sandboxed grader refuses to start when the sandbox
     is unavailable, and any grader when the kernel cannot start (GraderUnavailable): it never grades
@@ -370,15 +369,14 @@ def grade_submission(submission_dir: Path, exercises=None, *, tier: Tier = FEEDB
     (the caller keeps what it wants of it: feedback HTML, the MLflow store, the request log);
     render_feedback=False skips the feedback HTML nobody will read.
     """
-    course = course or load_course()
     limit_cpu_threads(course.cpu_threads)
     sandbox = tier.sandboxed if sandbox is None else sandbox
     profile = profile or course.profile()
-    preflight(sandbox)
+    preflight(sandbox, Limits.from_course(course))
     cassettes = load_cassettes(CASSETTE_DIR)  # loaded once, before any student code runs
     runs = []
     with AdapterHandoff(profile) as handoff:
-        for exercise in gradable_exercises(exercises, tier, course):
+        for exercise in gradable_exercises(course, exercises, tier):
             with temporary_folder(prefix=f"grade-{exercise.id}-") as work:  # removed whatever the kernel left
                 run = grade_exercise(exercise, submission_dir, work, copy.deepcopy(cassettes), course=course, tier=tier,
                                      profile=profile, sandbox=sandbox, cell_timeout_s=cell_timeout_s,

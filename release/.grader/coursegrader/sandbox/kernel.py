@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .policy import SandboxPolicy, bwrap_path
+from .policy import Limits, SandboxPolicy, bwrap_path
 
 LAUNCH_SCRIPT = Path(__file__).with_name("launch.py")
 HOW_TO_ENABLE = (
@@ -52,14 +52,14 @@ def run(policy: SandboxPolicy, command: list[str], *, env: dict[str, str], timeo
                               capture_output=True, text=True, timeout=timeout)
 
 
-def probe() -> None:
-    """Raise SandboxUnavailable, saying how to enable it, unless a sandboxed process runs here."""
+def probe(limits: Limits) -> None:
+    """Raise SandboxUnavailable, saying how to enable it, unless a sandboxed process runs here (with these limits)."""
     if not bwrap_path():
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed. " + HOW_TO_ENABLE)
     with tempfile.TemporaryDirectory(prefix="sandbox-probe-") as work:
         Path(work).chmod(0o711)
         try:
-            proc = run(SandboxPolicy(Path(work)), [sys.executable, "-c", "import os; print(os.getpid() <= 3)"],
+            proc = run(SandboxPolicy(Path(work), limits), [sys.executable, "-c", "import os; print(os.getpid() <= 3)"],
                        env={"PATH": "/usr/bin:/bin"}, timeout=60)
         except subprocess.TimeoutExpired:
             raise SandboxUnavailable("the sandbox probe did not finish in 60 s. " + HOW_TO_ENABLE)

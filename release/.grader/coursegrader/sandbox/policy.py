@@ -16,7 +16,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..config import REPO_ROOT, load_course
+from ..config import REPO_ROOT, Course
 
 INSIDE_SCRIPT = Path(__file__).with_name("inside.py")
 INSIDE_DEST = "/run/course-sandbox/inside.py"  # where inside.py appears in the sandbox
@@ -37,30 +37,29 @@ class Limits:
     tmp_size_mb: int  # the private /tmp (a tmpfs)
 
     @classmethod
-    def from_course(cls) -> "Limits":
-        spec = load_course().sandbox
+    def from_course(cls, course: Course) -> "Limits":
+        spec = course.sandbox
         return cls(**{k: int(spec[k]) for k in cls.__dataclass_fields__})
 
 
 @dataclass
 class SandboxPolicy:
     work_dir: Path  # the working directory, read-write
+    limits: Limits
     writable: list[Path] = field(default_factory=list)  # more read-write folders (HOME, the kernel's runtime dir)
     readable: list[Path] = field(default_factory=list)  # model, data, adapter: read-only
     forward: tuple[int, Path] | None = None  # 127.0.0.1:port inside -> this Unix socket of the grader (bound read-only)
     work_source: Path | None = None  # the host folder bound at work_dir, if not work_dir itself
-    limits: Limits | None = None
 
     def bwrap_args(self) -> list[str]:
         """bubblewrap's options (everything before `--`)."""
-        limits = self.limits or Limits.from_course()
         args = ["--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-uts",
                 "--unshare-net", "--unshare-cgroup-try", "--hostname", "localhost", "--cap-drop", "ALL"]  # a name /etc/hosts resolves (the JVM asks)
         if os.geteuid() == 0:  # inside.py switches to a private uid, which needs these two, then drops them
             args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         else:
             args += ["--unshare-user", "--disable-userns"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_size_mb << 20),
+        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.limits.tmp_size_mb << 20),
                  "--perms", "1777", "--tmpfs", "/tmp"]  # writable by the sandbox's uid (the JVM's temp files)
         for name in ROOT_LINKS:
             path = Path("/") / name
@@ -86,13 +85,12 @@ class SandboxPolicy:
 
     def launch_spec(self) -> dict:
         """What launch.py needs: the whole command line but the target, the limits, the folders to hand over."""
-        limits = self.limits or Limits.from_course()
         inside = [sys.executable, "-I", "-S", INSIDE_DEST]
         if self.forward:
             inside += ["--forward", f"{self.forward[0]}:{self.forward[1]}"]
         return {"bwrap": bwrap_path(), "args": self.bwrap_args(), "inside": inside,
                 "hand_over": [str(self.work_source or self.work_dir)] + [str(p) for p in self.writable],
-                "limits": asdict(limits)}
+                "limits": asdict(self.limits)}
 
     def write(self, path: Path) -> Path:
         Path(path).write_text(json.dumps(self.launch_spec(), indent=1), encoding="utf-8")
