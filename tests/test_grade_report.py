@@ -40,9 +40,10 @@ def test_problems_are_in_both_languages_in_markdown(graded):
 
 def test_grading_is_deterministic(graded, tmp_path):
     from autograder.official import grade_official
+    from coursegrader.config import load_course
 
     sample, first, _ = graded("ex01_drops_history")
-    again = grade_official(first.submission, sample.exercises)
+    again = grade_official(first.submission, sample.exercises, course=load_course())
     assert to_json(again) == to_json(first)
 
 
